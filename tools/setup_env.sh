@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# One-shot environment set-up for m2f_mm on a fresh Linux machine.
+#
+#   bash tools/setup_env.sh            # creates ./.venv and installs m2f_mm (editable) + the stack
+#
+# Environment knobs:
+#   M2F_VENV=PATH        where the virtual environment goes (default: ./.venv)
+#   M2F_WHEELS=DIR       extra local wheel directory (default: ../shared/wheels when it exists)
+#   M2F_TORCH=SPEC       torch requirement (default: torch==2.13.0, the CPU build this machine has;
+#                        on a CUDA machine install your CUDA torch first and set M2F_TORCH=skip)
+#   MAX_JOBS=N           parallel compile jobs when mmcv must be built from source (default: nproc)
+#
+# mmcv 2.1.0 has no prebuilt wheel for torch 2.13, so without a local wheel it is built from its
+# PyPI sdist with compiled ops (~17 min on 2 cores; CUDA ops too when nvcc and a CUDA torch exist).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${M2F_VENV:-$here/.venv}
+stamp=$venv/.m2f_mm_installed
+req_hash=$(cat "$here/setup.py" "$here/tools/setup_env.sh" | sha1sum | cut -c1-12)
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$req_hash" ]; then
+  exit 0   # already set up with these requirements
+fi
+
+wheels=${M2F_WHEELS:-}
+if [ -z "$wheels" ] && [ -d "$here/../shared/wheels" ]; then wheels=$(cd "$here/../shared/wheels" && pwd); fi
+if [ -n "$wheels" ]; then
+  echo "[setup] using local wheels from $wheels"
+  export PIP_FIND_LINKS="${PIP_FIND_LINKS:+$PIP_FIND_LINKS }$wheels"
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "[setup] creating virtual environment $venv"
+  python3 -m venv "$venv"
+fi
+py=$venv/bin/python
+pip() { "$py" -m pip --disable-pip-version-check "$@"; }
+
+pip install -q --upgrade pip
+torch_spec=${M2F_TORCH:-torch==2.13.0}
+if [ "$torch_spec" != skip ]; then
+  echo "[setup] installing $torch_spec"
+  pip install -q "$torch_spec"
+fi
+# mmcv's setup.py imports pkg_resources (setuptools < 81) and must see the installed torch.
+pip install -q "setuptools<81" wheel ninja numpy
+
+if ! "$py" -c "import mmcv, mmcv.ops" 2>/dev/null; then
+  if pip install -q --no-deps --only-binary=mmcv "mmcv==2.1.0" 2>/dev/null; then
+    echo "[setup] mmcv 2.1.0 installed from a prebuilt wheel"
+  else
+    echo "[setup] no mmcv wheel found: building mmcv 2.1.0 with compiled ops from source (~17 min on 2 cores)"
+    if command -v nvcc >/dev/null && "$py" -c "import torch,sys; sys.exit(0 if torch.version.cuda else 1)"; then
+      export FORCE_CUDA=1
+      echo "[setup] nvcc and a CUDA torch found: building the CUDA ops too"
+    fi
+    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} pip install --no-build-isolation --no-deps "mmcv==2.1.0"
+  fi
+fi
+
+echo "[setup] installing m2f_mm (editable) and its requirements"
+pip install -q -e "$here[dev]"
+"$py" -c "import mmcv.ops, mmdet.models, mmseg.models, m2f_mm; print('[setup] ok: mmcv', mmcv.__version__)"
+echo "$req_hash" > "$stamp"
