@@ -1,0 +1,3 @@
+from .env import M2FEnvironmentError, check_mmcv
+
+__all__ = ['M2FEnvironmentError', 'check_mmcv']

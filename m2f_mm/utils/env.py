@@ -1,0 +1,51 @@
+"""Environment checks that turn a broken mmcv install into one clear message.
+
+mmcv built without its compiled ops (``mmcv-lite``, or a source build without ``MMCV_WITH_OPS=1``)
+imports fine and only fails deep inside a forward pass with ``No module named 'mmcv._ext'``;
+an mmcv that mmdet refuses fails with an assertion inside ``import mmdet``. Both are checked here,
+before mmdet is imported, so every entry point can report the problem and its fix.
+"""
+import importlib
+
+# mmdet 3.3 accepts 2.0.0rc4 <= mmcv < 2.2.0; mmsegmentation 1.2 accepts 2.0.0rc4 <= mmcv < 2.2.0.
+MMCV_MIN = '2.0.0rc4'
+MMCV_MAX = '2.2.0'
+FIX_HINT = ('Fix: `pip uninstall -y mmcv mmcv-lite` then `bash tools/setup_env.sh` (uses a local wheel '
+            'when one exists, else builds mmcv 2.1.0 from source with MMCV_WITH_OPS=1, ~17 min on 2 cores), '
+            'or by hand: `pip install "setuptools<81" wheel ninja && MMCV_WITH_OPS=1 pip install '
+            '--no-build-isolation --no-deps mmcv==2.1.0`.')
+
+
+class M2FEnvironmentError(ImportError):
+    """The installed OpenMMLab stack cannot run m2f_mm; the message says why and how to fix it."""
+
+
+def _version_tuple(version: str):
+    from mmengine.utils import digit_version
+    return digit_version(version)
+
+
+def check_mmcv() -> str:
+    """Raise :class:`M2FEnvironmentError` unless mmcv has a usable version and compiled ops.
+
+    Returns:
+        str: the installed mmcv version.
+    """
+    try:
+        import mmcv
+    except ImportError as exc:
+        raise M2FEnvironmentError(f'mmcv is not installed ({exc}). {FIX_HINT}') from None
+    version = getattr(mmcv, '__version__', '0')
+    if not (_version_tuple(MMCV_MIN) <= _version_tuple(version) < _version_tuple(MMCV_MAX)):
+        raise M2FEnvironmentError(
+            f'mmcv {version} is installed, but mmdet 3.3 and mmsegmentation 1.2 (which m2f_mm builds on) '
+            f'need {MMCV_MIN} <= mmcv < {MMCV_MAX}. {FIX_HINT}')
+    try:
+        importlib.import_module('mmcv._ext')
+    except ImportError:
+        raise M2FEnvironmentError(
+            f'mmcv {version} is installed without its compiled ops (mmcv._ext is missing: this is '
+            f'mmcv-lite or a build without MMCV_WITH_OPS=1). m2f_mm needs mmcv.ops '
+            f'(MultiScaleDeformableAttention, point_sample). {FIX_HINT}') from None
+    return version
+

@@ -1,0 +1,13 @@
+"""Imported first by every tool: a broken mmcv ends the tool with one message, no traceback."""
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+try:
+    import m2f_mm  # noqa: F401,E402  (checks mmcv, then registers every component)
+except ImportError as exc:
+    if type(exc).__name__ != 'M2FEnvironmentError':
+        raise
+    print(f'm2f_mm: {exc}', file=sys.stderr)
+    sys.exit(1)
