@@ -5,7 +5,8 @@
 #
 # Environment knobs:
 #   M2F_VENV=PATH        where the virtual environment goes (default: ./.venv)
-#   M2F_WHEELS=DIR       extra local wheel directory (default: ../shared/wheels when it exists)
+#   M2F_WHEELS=DIR       extra local wheel directory (default: ../shared/wheels when it exists;
+#                        M2F_WHEELS=none forces the from-source mmcv build)
 #   M2F_TORCH=SPEC       torch requirement (default: torch==2.13.0, the CPU build this machine has;
 #                        on a CUDA machine install your CUDA torch first and set M2F_TORCH=skip)
 #   MAX_JOBS=N           parallel compile jobs when mmcv must be built from source (default: nproc)
@@ -24,6 +25,7 @@ fi
 
 wheels=${M2F_WHEELS:-}
 if [ -z "$wheels" ] && [ -d "$here/../shared/wheels" ]; then wheels=$(cd "$here/../shared/wheels" && pwd); fi
+if [ "$wheels" = none ]; then wheels=; fi
 if [ -n "$wheels" ]; then
   echo "[setup] using local wheels from $wheels"
   export PIP_FIND_LINKS="${PIP_FIND_LINKS:+$PIP_FIND_LINKS }$wheels"

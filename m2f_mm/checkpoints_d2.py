@@ -1,0 +1,539 @@
+"""Official Mask2Former (facebookresearch/Mask2Former, detectron2) checkpoints -> m2f_mm.
+
+Pure functions over state dicts (name -> array); no model is built here. The CLI is
+``tools/model_converters/d2_to_m2f.py``; the checkpoint table is ``docs/official_checkpoints.md``.
+
+A detectron2 ``model_final_*.pkl`` is a pickle of ``{'model': {name: numpy array}, '__author__': ...,
+'matching_heuristics': ...}``; a detectron2 ``.pth`` holds the same ``'model'`` dict with tensors.
+
+Head (detectron2 name on the left, ours under ``panoptic_head.`` / ``decode_head.`` on the right):
+
+    sem_seg_head.pixel_decoder.
+        input_proj.{l}.0 / .1                       pixel_decoder.input_projs.{l}.conv / .gn
+        transformer.level_embed  (Parameter [L, D]) pixel_decoder.level_embed.weight
+        transformer.encoder.layers.{i}.self_attn.*  pixel_decoder.encoder.layers.{i}.self_attn.*
+        transformer.encoder.layers.{i}.{linear1,linear2,norm1,norm2}   (same names)
+        adapter_{k} (+ .norm) / layer_{k} (+ .norm) pixel_decoder.lateral_convs / output_convs.{F-k}.conv / .gn
+        mask_features                               pixel_decoder.mask_features
+    sem_seg_head.predictor.
+        transformer_cross_attention_layers.{i}.multihead_attn.* / .norm   transformer_decoder.layers.{i}.cross_attn.* / norm1
+        transformer_self_attention_layers.{i}.self_attn.* / .norm         transformer_decoder.layers.{i}.self_attn.* / norm2
+        transformer_ffn_layers.{i}.{linear1,linear2} / .norm              transformer_decoder.layers.{i}.{linear1,linear2} / norm3
+        decoder_norm                                transformer_decoder.decoder_norm
+        query_feat / query_embed / level_embed      (same)
+        input_proj.{l}  (only if widths differ)     input_projs.{l}
+        class_embed                                 class_embed
+        mask_embed.layers.{0,1,2}                   mask_embed.layers.{0,1,2}
+    criterion.empty_weight (and pixel_mean / pixel_std if present) are not weights: dropped.
+
+Why renaming is enough:
+  * level order: detectron2 sorts the encoder inputs by stride and builds ``input_proj`` from
+    ``transformer_in_channels[::-1]``, so ``input_proj[0]`` / ``level_embed[0]`` belong to res5
+    (stride 32), exactly like ours (coarsest first). The FPN convs are registered finest first
+    (``adapter_1`` = res2) and used reversed; ours are stored in use order, so with F FPN levels
+    ``adapter_k`` is ``lateral_convs[F - k]`` (F = 1 for Mask2Former: only stride 4).
+  * detectron2's ``MSDeformAttn`` and mmcv's ``MultiScaleDeformableAttention`` have the same four
+    Linear layers and view their outputs identically: sampling_offsets as
+    [.., heads, levels, points, 2] and attention_weights as [.., heads, levels * points].
+  * ``nn.MultiheadAttention`` packs q, k, v in ``in_proj_weight`` rows [q; k; v]; our
+    ``M2FAttention`` keeps that layout.
+  * the sine positional encodings have no parameters.
+
+Backbones (``backbone.`` on both sides):
+
+  * detectron2 ResNet -> mmdet/mmseg ``ResNet``: ``stem.conv1`` (+ ``.norm``) -> ``conv1`` / ``bn1``;
+    ``res{s}.{j}.conv{c}`` (+ ``.norm``) -> ``layer{s-1}.{j}.conv{c}`` / ``bn{c}``; ``.shortcut``
+    (+ ``.norm``) -> ``.downsample.0`` / ``.1``. A DeepLab-style stem (``stem.conv1..3``) maps to
+    ``ResNetV1c``'s ``stem.{0,3,6}`` / ``stem.{1,4,7}``. detectron2's FrozenBN has no
+    ``num_batches_tracked``; it is filled with 0 where the target BN has one.
+  * detectron2's copy of the official Swin -> mmdet/mmseg ``SwinTransformer`` via mmdet's own
+    ``swin_converter`` (w_msa / ffn renames and the PatchMerging channel re-ordering).
+"""
+import pickle
+import re
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+D2_HEAD_PREFIX = 'sem_seg_head.'
+# Present in detectron2 checkpoints but not weights of the model: the loss's class weights and
+# (only in some files) the input normalisation, which lives in data_preprocessor here.
+D2_DROPPED_KEYS = ('criterion.empty_weight', 'pixel_mean', 'pixel_std')
+HEAD_PREFIXES = ('panoptic_head.', 'decode_head.')
+
+__all__ = ['ConversionResult', 'CheckpointFormatError', 'CheckpointMismatchError', 'convert_d2_checkpoint',
+           'to_d2_layout', 'load_d2_checkpoint', 'extract_d2_weights', 'd2_head_summary']
+
+
+class CheckpointFormatError(ValueError):
+    """The file / dict is not a detectron2 Mask2Former checkpoint."""
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint does not fit the model built from the config."""
+
+
+@dataclass
+class ConversionResult:
+    """Result of :func:`convert_d2_checkpoint`.
+
+    Attributes:
+        state_dict: our key -> tensor (target order when a target was given).
+        unmapped_source_keys: detectron2 keys whose tensor is NOT in ``state_dict``: no rule
+            matches them, or (with a target) the model has no such parameter. Each entry is the
+            source key, with `` -> <our key>`` appended in the second case.
+        missing_target_keys: target keys left unfilled (only with a target and ``partial=True``).
+        dropped_source_keys: known non-weight entries that were skipped (``criterion.empty_weight``).
+    """
+    state_dict: 'OrderedDict[str, Tensor]'
+    unmapped_source_keys: List[str]
+    missing_target_keys: List[str]
+    dropped_source_keys: List[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- rule tables
+# Templates with {slot}s; each slot matches the regex below. One table serves both directions.
+_SLOTS = {
+    'i': r'\d+', 'j': r'\d+', 'c': r'\d+',
+    'wb': r'weight|bias',
+    'bn': r'weight|bias|running_mean|running_var|num_batches_tracked',
+    'msda': r'sampling_offsets|attention_weights|value_proj|output_proj',
+    'encmod': r'linear1|linear2|norm1|norm2',
+    'lin': r'linear1|linear2',
+    'mha': r'in_proj_weight|in_proj_bias|out_proj\.weight|out_proj\.bias',
+    'qe': r'query_feat|query_embed|level_embed',
+}
+_PD = 'sem_seg_head.pixel_decoder.'
+_PR = 'sem_seg_head.predictor.'
+_ENC = _PD + 'transformer.encoder.layers.{i}.'
+_DEC = 'transformer_decoder.layers.{i}.'
+
+# (detectron2 template, our template relative to the head prefix)
+_HEAD_TABLE: List[Tuple[str, str]] = [
+    (_PD + 'input_proj.{i}.0.{wb}', 'pixel_decoder.input_projs.{i}.conv.{wb}'),
+    (_PD + 'input_proj.{i}.1.{wb}', 'pixel_decoder.input_projs.{i}.gn.{wb}'),
+    (_PD + 'transformer.level_embed', 'pixel_decoder.level_embed.weight'),
+    (_ENC + 'self_attn.{msda}.{wb}', 'pixel_decoder.encoder.layers.{i}.self_attn.{msda}.{wb}'),
+    (_ENC + '{encmod}.{wb}', 'pixel_decoder.encoder.layers.{i}.{encmod}.{wb}'),
+    (_PD + 'mask_features.{wb}', 'pixel_decoder.mask_features.{wb}'),
+    (_PR + 'transformer_cross_attention_layers.{i}.multihead_attn.{mha}', _DEC + 'cross_attn.{mha}'),
+    (_PR + 'transformer_cross_attention_layers.{i}.norm.{wb}', _DEC + 'norm1.{wb}'),
+    (_PR + 'transformer_self_attention_layers.{i}.self_attn.{mha}', _DEC + 'self_attn.{mha}'),
+    (_PR + 'transformer_self_attention_layers.{i}.norm.{wb}', _DEC + 'norm2.{wb}'),
+    (_PR + 'transformer_ffn_layers.{i}.{lin}.{wb}', _DEC + '{lin}.{wb}'),
+    (_PR + 'transformer_ffn_layers.{i}.norm.{wb}', _DEC + 'norm3.{wb}'),
+    (_PR + 'decoder_norm.{wb}', 'transformer_decoder.decoder_norm.{wb}'),
+    (_PR + '{qe}.weight', '{qe}.weight'),
+    (_PR + 'input_proj.{i}.{wb}', 'input_projs.{i}.{wb}'),
+    (_PR + 'class_embed.{wb}', 'class_embed.{wb}'),
+    (_PR + 'mask_embed.layers.{i}.{wb}', 'mask_embed.layers.{i}.{wb}'),
+]
+
+
+def _fpn_table(num_fpn: int) -> List[Tuple[str, str]]:
+    """adapter_k / layer_k (registered finest first) <-> lateral/output_convs[F - k] (used coarse first)."""
+    table = []
+    for k in range(1, num_fpn + 1):
+        j = num_fpn - k
+        for d2_name, ours in (('adapter', 'lateral_convs'), ('layer', 'output_convs')):
+            table.append((f'{_PD}{d2_name}_{k}.{{wb}}', f'pixel_decoder.{ours}.{j}.conv.{{wb}}'))
+            table.append((f'{_PD}{d2_name}_{k}.norm.{{wb}}', f'pixel_decoder.{ours}.{j}.gn.{{wb}}'))
+    return table
+
+
+def _resnet_table(deep_stem: bool) -> List[Tuple[str, str]]:
+    if deep_stem:  # detectron2 DeepLab stem (3 convs) <-> mmdet ResNetV1c stem Sequential
+        table = []
+        for k in range(3):
+            table.append((f'backbone.stem.conv{k + 1}.weight', f'backbone.stem.{3 * k}.weight'))
+            table.append((f'backbone.stem.conv{k + 1}.norm.{{bn}}', f'backbone.stem.{3 * k + 1}.{{bn}}'))
+    else:
+        table = [('backbone.stem.conv1.weight', 'backbone.conv1.weight'),
+                 ('backbone.stem.conv1.norm.{bn}', 'backbone.bn1.{bn}')]
+    for s in range(2, 6):
+        src, dst = f'backbone.res{s}.{{j}}.', f'backbone.layer{s - 1}.{{j}}.'
+        table += [(src + 'conv{c}.weight', dst + 'conv{c}.weight'),
+                  (src + 'conv{c}.norm.{bn}', dst + 'bn{c}.{bn}'),
+                  (src + 'shortcut.weight', dst + 'downsample.0.weight'),
+                  (src + 'shortcut.norm.{bn}', dst + 'downsample.1.{bn}')]
+    return table
+
+
+def _template_regex(template: str) -> 're.Pattern':
+    parts = re.split(r'\{(\w+)\}', template)
+    regex = ''.join(re.escape(p) if n % 2 == 0 else f'(?P<{p}>{_SLOTS[p]})' for n, p in enumerate(parts))
+    return re.compile(regex + r'\Z')
+
+
+def _template_repl(template: str) -> str:
+    return re.sub(r'\{(\w+)\}', r'\\g<\1>', template)
+
+
+def _compile(table: Iterable[Tuple[str, str]], reverse: bool = False) -> List[Tuple['re.Pattern', str]]:
+    return [(_template_regex(b if reverse else a), _template_repl(a if reverse else b)) for a, b in table]
+
+
+def _rename(keys: Iterable[str], rules: Sequence[Tuple['re.Pattern', str]]) -> Tuple[Dict[str, str], List[str]]:
+    """-> ({source key: new key}, unmatched source keys). First matching rule wins."""
+    renamed, unmatched = {}, []
+    for key in keys:
+        for pattern, repl in rules:
+            if pattern.match(key):
+                renamed[key] = pattern.sub(repl, key, count=1)
+                break
+        else:
+            unmatched.append(key)
+    return renamed, unmatched
+
+
+# --------------------------------------------------------------------------- helpers
+def _as_tensor(value) -> Optional[Tensor]:
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value, copy=True))  # writable, owns its memory
+    if isinstance(value, (np.generic, int, float, bool)):
+        return torch.as_tensor(np.asarray(value))
+    return None
+
+
+def _prefix_summary(keys: Iterable[str], depth: int = 2, limit: int = 12) -> str:
+    counts: Dict[str, int] = {}
+    for key in keys:
+        prefix = '.'.join(str(key).split('.')[:depth])
+        counts[prefix] = counts.get(prefix, 0) + 1
+    items = sorted(counts.items(), key=lambda kv: -kv[1])
+    text = ', '.join(f'{p}.* ({n})' for p, n in items[:limit])
+    return text + (f', ... ({len(items) - limit} more prefixes)' if len(items) > limit else '') or '(none)'
+
+
+def _infer_head_prefix(target_state: Optional[Mapping[str, object]], head_prefix: Optional[str]) -> str:
+    if head_prefix is not None:
+        return head_prefix if head_prefix.endswith('.') else head_prefix + '.'
+    if target_state is not None:
+        for prefix in HEAD_PREFIXES:
+            if any(k.startswith(prefix) for k in target_state):
+                return prefix
+    return HEAD_PREFIXES[0]
+
+
+def _swin_reduction_to_d2(x: Tensor) -> Tensor:
+    """Inverse of mmdet's ``correct_unfold_reduction_order`` ([2C, 4C] Linear weight)."""
+    out_channel, in_channel = x.shape
+    return x.reshape(out_channel, in_channel // 4, 4)[:, :, [0, 2, 1, 3]].transpose(1, 2).reshape(
+        out_channel, in_channel)
+
+
+def _swin_norm_to_d2(x: Tensor) -> Tensor:
+    """Inverse of mmdet's ``correct_unfold_norm_order`` ([4C] LayerNorm weight / bias)."""
+    in_channel = x.shape[0]
+    return x.reshape(in_channel // 4, 4)[:, [0, 2, 1, 3]].transpose(0, 1).reshape(in_channel)
+
+
+def _convert_swin(d2_backbone: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    """detectron2 ``backbone.*`` (official Swin names) -> mmdet SwinTransformer ``backbone.*``."""
+    from mmdet.models.backbones.swin import swin_converter  # mmdet's own official-Swin converter
+    stripped = OrderedDict((k[len('backbone.'):], v) for k, v in d2_backbone.items())
+    converted = swin_converter(stripped)
+    pos = converted.get('backbone.absolute_pos_embed')
+    if pos is not None and pos.dim() == 4:  # official [1, C, H, W] -> mmdet [1, H*W, C] (APE; unused by M2F)
+        converted['backbone.absolute_pos_embed'] = pos.flatten(2).transpose(1, 2).contiguous()
+    return converted
+
+
+def _swin_to_d2(ours_backbone: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    out = OrderedDict()
+    for key, value in ours_backbone.items():
+        k = key[len('backbone.'):]
+        if k.startswith('stages.'):
+            k = 'layers.' + k[len('stages.'):]
+            k = k.replace('.attn.w_msa.', '.attn.')
+            k = k.replace('.ffn.layers.0.0.', '.mlp.fc1.').replace('.ffn.layers.1.', '.mlp.fc2.')
+            if '.downsample.reduction.' in k:
+                value = _swin_reduction_to_d2(value)
+            elif '.downsample.norm.' in k:
+                value = _swin_norm_to_d2(value)
+        elif k.startswith('patch_embed.projection.'):
+            k = 'patch_embed.proj.' + k[len('patch_embed.projection.'):]
+        elif k == 'absolute_pos_embed' and value.dim() == 3:
+            side = int(round(value.shape[1] ** 0.5))
+            value = value.transpose(1, 2).reshape(value.shape[0], value.shape[2], side, side)
+        out['backbone.' + k] = value
+    return out
+
+
+def d2_head_summary(d2_state: Mapping[str, object]) -> Dict[str, Optional[int]]:
+    """Counts read off a detectron2 state dict: classes (without no-object), queries, decoder
+    layers, width. ``None`` where the key is absent."""
+    def rows(key: str) -> Optional[int]:
+        value = d2_state.get(key)
+        return int(value.shape[0]) if value is not None and hasattr(value, 'shape') and len(value.shape) else None
+
+    cls_rows = rows(_PR + 'class_embed.weight')
+    layers = {m.group(1) for m in (re.match(re.escape(_PR) + r'transformer_ffn_layers\.(\d+)\.', k)
+                                   for k in d2_state) if m}
+    query = d2_state.get(_PR + 'query_feat.weight')
+    return dict(num_classes=None if cls_rows is None else cls_rows - 1, num_queries=rows(_PR + 'query_feat.weight'),
+                num_decoder_layers=len(layers) or None,
+                hidden_dim=int(query.shape[1]) if query is not None and len(query.shape) == 2 else None)
+
+
+# --------------------------------------------------------------------------- loading
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles dicts / lists of numpy arrays and plain Python values, nothing that runs code."""
+
+    _ALLOWED = {
+        ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+        ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
+        ('numpy', 'ndarray'), ('numpy', 'dtype'), ('collections', 'OrderedDict'),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED and not (module == 'numpy.dtypes' and name.endswith('DType')):
+            raise pickle.UnpicklingError(f'refusing to unpickle {module}.{name} (only numpy arrays are allowed)')
+        if module.startswith('numpy.core'):  # numpy >= 2 renamed numpy.core -> numpy._core
+            module = module.replace('numpy.core', 'numpy._core' if hasattr(np, '_core') else 'numpy.core', 1)
+        return super().find_class(module, name)
+
+
+def load_d2_checkpoint(path: str, *, trust_pickle: bool = False) -> object:
+    """Read a detectron2 ``.pkl`` (pickle of numpy arrays) or ``.pth`` (torch zip) file.
+
+    Without ``trust_pickle`` only numpy arrays / tensors and plain containers are accepted (no code
+    runs while loading). Returns the raw object; pass it to :func:`extract_d2_weights`.
+
+    Raises:
+        CheckpointFormatError: truncated / corrupt file, or an object the safe loader refuses.
+    """
+    if zipfile.is_zipfile(path):
+        try:
+            return torch.load(path, map_location='cpu', weights_only=not trust_pickle)
+        except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
+            hint = '' if trust_pickle else ' If you trust the file, rerun with --trust-pickle.'
+            raise CheckpointFormatError(f'{path}: could not load the torch checkpoint '
+                                        f'({type(err).__name__}: {err}).{hint}') from err
+    try:
+        with open(path, 'rb') as f:
+            if trust_pickle:
+                return pickle.load(f, encoding='latin1')
+            return _NumpyOnlyUnpickler(f, encoding='latin1').load()
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError,
+            IndexError, KeyError, OverflowError, MemoryError) as err:
+        if isinstance(err, pickle.UnpicklingError) and 'refusing to unpickle' in str(err):
+            raise CheckpointFormatError(f'{path}: {err}. detectron2 .pkl checkpoints hold only numpy arrays; '
+                                        'if you trust the file, rerun with --trust-pickle.') from err
+        raise CheckpointFormatError(f'{path}: not a readable checkpoint - the pickle is truncated or corrupt '
+                                    f'({type(err).__name__}: {err}). Re-download it (the model zoo file names '
+                                    'end in the first 6 hex digits of their md5).') from err
+
+
+def extract_d2_weights(obj: object, source: str = 'checkpoint') -> Dict[str, object]:
+    """The ``{name: array}`` dict of a loaded detectron2 checkpoint, or a clear error.
+
+    Accepts ``{'model': {...}, ...}`` (detectron2 ``.pkl`` / ``.pth``) or a bare state dict.
+    """
+    if not isinstance(obj, Mapping):
+        raise CheckpointFormatError(f'{source}: expected a dict with a "model" entry of weights, '
+                                    f'found a {type(obj).__name__}')
+    if isinstance(obj.get('model'), Mapping):
+        weights = obj['model']
+    elif isinstance(obj.get('state_dict'), Mapping):
+        inner = obj['state_dict']
+        if any(str(k).startswith(HEAD_PREFIXES) for k in inner):
+            raise CheckpointFormatError(
+                f'{source}: this is an OpenMMLab checkpoint (state_dict with '
+                f'{"/".join(HEAD_PREFIXES)} keys), not a detectron2 one; for mmdet Mask2Former use '
+                'tools/model_converters/mmdet_to_m2f.py, m2f_mm checkpoints load directly')
+        weights = inner
+    else:
+        weights = obj
+    if not any(str(k).startswith(D2_HEAD_PREFIX) for k in weights):
+        found = (f'top-level entries {sorted(map(str, obj))[:10]}' if weights is obj
+                 else f'{len(weights)} weights: {_prefix_summary(weights)}')
+        raise CheckpointFormatError(f'{source}: not a Mask2Former (detectron2) checkpoint - no '
+                                    f'"{D2_HEAD_PREFIX}*" weights; found {found}')
+    return dict(weights)
+
+
+# --------------------------------------------------------------------------- conversion
+def _count_mismatch_message(src_key: str, src_shape, dst_key: str, dst_shape, cfg_path: str,
+                            source: str) -> Optional[str]:
+    if src_key == _PR + 'class_embed.weight' and src_shape[1:] == dst_shape[1:]:
+        n_src, n_dst = src_shape[0] - 1, dst_shape[0] - 1
+        if cfg_path.endswith('decode_head'):
+            fix = f'--cfg-options {cfg_path}.num_classes={n_src} (and the criterion\'s num_classes)'
+        else:
+            fix = (f'--cfg-options {cfg_path}.num_things_classes=<things> {cfg_path}.num_stuff_classes=<stuff> '
+                   f'with things + stuff = {n_src} (also in model.panoptic_fusion_head; COCO panoptic is 80 + 53, '
+                   f'COCO instance 80 + 0)')
+        return (f'{source}: the checkpoint has {n_src} classes ({src_key} has {src_shape[0]} rows incl. no-object) '
+                f'but the config has {n_dst} ({dst_key} {list(dst_shape)}). Use the config that matches the '
+                f'checkpoint or set {fix}.')
+    if src_key == _PR + 'query_feat.weight' and src_shape[1:] == dst_shape[1:]:
+        return (f'{source}: the checkpoint has {src_shape[0]} queries ({src_key} {list(src_shape)}) but the config '
+                f'has {dst_shape[0]} ({dst_key} {list(dst_shape)}). Set --cfg-options '
+                f'{cfg_path}.num_queries={src_shape[0]}.')
+    return None
+
+
+def convert_d2_checkpoint(d2_state: Mapping[str, object], *, target_state: Optional[Mapping[str, Tensor]] = None,
+                          partial: bool = False, head_prefix: Optional[str] = None,
+                          source: str = 'checkpoint') -> ConversionResult:
+    """detectron2 Mask2Former weights -> m2f_mm state dict.
+
+    Args:
+        d2_state: detectron2 ``{name: np.ndarray | Tensor}`` (the ``'model'`` entry of the file).
+        target_state: the model's ``state_dict()``. When given: every shape must match (error
+            names both keys and both shapes; class / query count mismatches say which config
+            option to set), every converted tensor must exist in the model and every target
+            key must be filled, unless ``partial``.
+        partial: with a target, allow unfilled target keys (listed in ``missing_target_keys``)
+            and source tensors the model has no place for (listed in ``unmapped_source_keys``).
+            Shape mismatches always fail.
+        head_prefix: ``'panoptic_head.'`` (M2FDetector) or ``'decode_head.'`` (mmseg
+            EncoderDecoder); inferred from ``target_state``, else ``'panoptic_head.'``.
+        source: name used in error messages (the file name).
+
+    Returns:
+        :class:`ConversionResult`. ``unmapped_source_keys`` always lists every source key whose
+        tensor did not make it into ``state_dict`` (without a target this is never an error).
+
+    Raises:
+        CheckpointFormatError: no ``sem_seg_head.*`` weights (not a Mask2Former checkpoint).
+        CheckpointMismatchError: shape mismatch, or (unless ``partial``) missing target keys /
+            source tensors without a place in the model.
+    """
+    if not isinstance(d2_state, Mapping) or not any(str(k).startswith(D2_HEAD_PREFIX) for k in d2_state):
+        d2_state = extract_d2_weights(d2_state, source)  # {'model': ...} wrapper, or a clear error
+    prefix = _infer_head_prefix(target_state, head_prefix)
+    cfg_path = 'model.' + prefix.rstrip('.')
+
+    tensors: 'OrderedDict[str, Tensor]' = OrderedDict()
+    unmapped: List[str] = []
+    dropped: List[str] = []
+    for key, value in d2_state.items():
+        key = str(key)
+        if key in D2_DROPPED_KEYS:
+            dropped.append(key)
+            continue
+        tensor = _as_tensor(value)
+        if tensor is None:
+            unmapped.append(f'{key} (not an array: {type(value).__name__})')
+            continue
+        tensors[key] = tensor
+
+    head_keys = [k for k in tensors if k.startswith(D2_HEAD_PREFIX)]
+    backbone_keys = [k for k in tensors if k.startswith('backbone.')]
+    unmapped += [k for k in tensors if not k.startswith((D2_HEAD_PREFIX, 'backbone.'))]
+
+    # head
+    num_fpn = len({m.group(1) for m in (re.match(re.escape(_PD) + r'adapter_(\d+)\.', k) for k in head_keys) if m})
+    table = [(a, prefix + b) for a, b in _HEAD_TABLE + _fpn_table(num_fpn)]
+    renamed, rest = _rename(head_keys, _compile(table))
+    unmapped += rest
+    out: Dict[str, Tensor] = OrderedDict()  # our key -> tensor
+    origin: Dict[str, str] = {}  # our key -> source key
+    for src, dst in renamed.items():
+        out[dst], origin[dst] = tensors[src], src
+
+    # backbone
+    if any(k.startswith('backbone.patch_embed.') for k in backbone_keys):
+        swin = _convert_swin(OrderedDict((k, tensors[k]) for k in backbone_keys))
+        # swin_converter renames one to one, in order; zip recovers the source of each key.
+        assert len(swin) == len(backbone_keys), 'swin_converter dropped keys'
+        for src, (dst, value) in zip(backbone_keys, swin.items()):
+            out[dst], origin[dst] = value, src
+    elif backbone_keys:
+        deep = 'backbone.stem.conv2.weight' in tensors
+        renamed, rest = _rename(backbone_keys, _compile(_resnet_table(deep)))
+        unmapped += rest
+        for src, dst in renamed.items():
+            out[dst], origin[dst] = tensors[src], src
+        for dst in [k for k in out if k.startswith('backbone.') and k.endswith('.running_var')]:
+            nbt = dst[:-len('running_var')] + 'num_batches_tracked'
+            if nbt not in out and (target_state is None or nbt in target_state):
+                out[nbt], origin[nbt] = torch.tensor(0, dtype=torch.long), '<filled: FrozenBN has no counter>'
+
+    if target_state is None:
+        return ConversionResult(OrderedDict(out), unmapped, [], dropped)
+
+    # checks against the model
+    errors = []
+    for dst, value in out.items():
+        if dst in target_state and tuple(value.shape) != tuple(target_state[dst].shape):
+            src = origin[dst]
+            special = _count_mismatch_message(src, tuple(value.shape), dst, tuple(target_state[dst].shape),
+                                              cfg_path, source)
+            if special:
+                raise CheckpointMismatchError(special)
+            errors.append(f'  {src} {list(value.shape)} -> {dst} {list(target_state[dst].shape)}')
+    if errors:
+        raise CheckpointMismatchError(f'{source}: {len(errors)} shape mismatch(es) between the checkpoint and the '
+                                      f'model built from the config (source key [shape] -> target key [shape]):\n'
+                                      + '\n'.join(errors) + '\nUse the config that matches the checkpoint.')
+    absent = [dst for dst in out if dst not in target_state]
+    unmapped += [f'{origin[dst]} -> {dst}' for dst in absent if not origin[dst].startswith('<')]
+    missing = [k for k in target_state if k not in out]
+    if not partial and (missing or unmapped):
+        parts = []
+        if missing:
+            parts.append(f'{len(missing)} model weight(s) not in the checkpoint:\n    '
+                         + '\n    '.join(missing[:40]) + ('\n    ...' if len(missing) > 40 else ''))
+        if unmapped:
+            parts.append(f'{len(unmapped)} checkpoint weight(s) with no place in the model:\n    '
+                         + '\n    '.join(unmapped[:40]) + ('\n    ...' if len(unmapped) > 40 else ''))
+        hint = ''
+        if any('predictor.transformer.' in k for k in unmapped):
+            hint = ' (sem_seg_head.predictor.transformer.* is MaskFormer v1, not Mask2Former)'
+        elif any(k.startswith(prefix + 'input_projs.') or '.predictor.input_proj.' in k for k in missing + unmapped):
+            hint = (f' (the decoder input projections differ: set {cfg_path}.enforce_decoder_input_project to '
+                    'match the checkpoint)')
+        raise CheckpointMismatchError(f'{source}: the checkpoint does not fit the model{hint}.\n  '
+                                      + '\n  '.join(parts) + '\nUse the matching config, or --partial to '
+                                      'convert anyway and list what is left out.')
+    ordered = OrderedDict((k, out[k]) for k in target_state if k in out)
+    return ConversionResult(ordered, unmapped, missing, dropped)
+
+
+def to_d2_layout(state: Mapping[str, Tensor], *, head_prefix: Optional[str] = None,
+                 no_object_weight: Optional[float] = 0.1) -> 'OrderedDict[str, Tensor]':
+    """Inverse of :func:`convert_d2_checkpoint`: our state dict -> detectron2 names / layouts.
+
+    Handles the head, mmdet/mmseg ``ResNet`` (incl. ResNetV1c deep stem) and ``SwinTransformer``.
+    BN ``num_batches_tracked`` counters are dropped (detectron2's FrozenBN has none). With
+    ``no_object_weight``, adds ``criterion.empty_weight`` as detectron2 saves it (ones, last
+    entry = no_object_weight).
+
+    Raises:
+        ValueError: keys it has no rule for (listed).
+    """
+    prefix = _infer_head_prefix(state, head_prefix)
+    head = [k for k in state if k.startswith(prefix)]
+    backbone = [k for k in state if k.startswith('backbone.')]
+    others = [k for k in state if k not in set(head) | set(backbone)]
+    num_fpn = len({m.group(1) for m in (re.match(re.escape(prefix) + r'pixel_decoder\.lateral_convs\.(\d+)\.', k)
+                                        for k in head) if m})
+    renamed, rest = _rename(head, _compile([(a, prefix + b) for a, b in _HEAD_TABLE + _fpn_table(num_fpn)],
+                                           reverse=True))
+    out = OrderedDict((dst, state[src]) for src, dst in renamed.items())
+    if 'backbone.patch_embed.projection.weight' in state:
+        out.update(_swin_to_d2(OrderedDict((k, state[k]) for k in backbone)))
+    elif backbone:
+        deep = 'backbone.stem.0.weight' in state
+        keys = [k for k in backbone if not k.endswith('.num_batches_tracked')]
+        renamed, rest_bb = _rename(keys, _compile(_resnet_table(deep), reverse=True))
+        rest += rest_bb
+        out.update((dst, state[src]) for src, dst in renamed.items())
+    rest += others
+    if rest:
+        raise ValueError(f'to_d2_layout: no detectron2 name for {len(rest)} key(s): {rest[:20]}')
+    if no_object_weight is not None and prefix + 'class_embed.weight' in state:
+        weight = torch.ones(state[prefix + 'class_embed.weight'].shape[0])
+        weight[-1] = no_object_weight
+        out['criterion.empty_weight'] = weight
+    return out

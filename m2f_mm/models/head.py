@@ -1,0 +1,246 @@
+"""Mask2Former head: pixel decoder + masked-attention transformer decoder + class / mask heads.
+
+Shape legend:
+    B       batch
+    C_i     backbone channels of input level i (strides 4, 8, 16, 32)
+    Q       queries
+    D       transformer decoder width (= feat_channels unless an input projection is used)
+    E       out_channels, per-pixel / mask embedding width
+    C       classes (things + stuff); index C = no-object
+    L       feature levels the decoder attends to (3: 1/32, 1/16, 1/8)
+    H, W    padded batch input (``batch_input_shape``); h, w = H/4, W/4
+    G       ground-truth segments of one image
+"""
+import copy
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import Conv2d
+from mmdet.models.layers import SinePositionalEncoding
+from mmengine.model import BaseModule, ModuleList, caffe2_xavier_init
+from torch import Tensor
+
+from m2f_mm.models.transformer_decoder import M2FTransformerDecoder
+from m2f_mm.registry import MODELS, register_model
+
+MIN_INPUT_SIZE = 32  # the coarsest level has stride 32: smaller images leave it empty
+
+
+def check_input_size(height: int, width: int) -> None:
+    """Raise a clear error for inputs smaller than the coarsest stride."""
+    if min(height, width) < MIN_INPUT_SIZE:
+        raise ValueError(f'Mask2Former needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} px '
+                         f'(stride of the coarsest feature level), got {height}x{width}')
+
+
+class MLP(nn.Module):
+    """``num_layers`` Linear layers with ReLU between them (detectron2's MLP, ``layers.{i}``)."""
+
+    def __init__(self, *, in_dims: int, hidden_dims: int, out_dims: int, num_layers: int = 3) -> None:
+        super().__init__()
+        dims = [in_dims] + [hidden_dims] * (num_layers - 1) + [out_dims]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: [..., in_dims] -> [..., out_dims]."""
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x
+
+
+def _masks_to_tensor(masks, device: torch.device) -> Tensor:
+    """mmdet BitmapMasks / PolygonMasks or a tensor -> BoolTensor[G, H, W]."""
+    if hasattr(masks, 'to_tensor'):
+        return masks.to_tensor(dtype=torch.bool, device=device)
+    return torch.as_tensor(masks, device=device).bool()
+
+
+def _pad_to(x: Tensor, size: Tuple[int, int], value: int) -> Tensor:
+    """Pad the last two dims of x ([..., h, w]) at bottom/right to ``size``."""
+    pad_h, pad_w = size[0] - x.shape[-2], size[1] - x.shape[-1]
+    if pad_h <= 0 and pad_w <= 0:
+        return x
+    return F.pad(x, (0, max(pad_w, 0), 0, max(pad_h, 0)), value=value)
+
+
+@register_model
+class M2FHead(BaseModule):
+    """See module docstring. Config keys mirror mmdet's ``Mask2FormerHead`` where they overlap;
+    the losses live in one ``criterion`` (``M2FCriterion``) instead of loss_cls/mask/dice.
+    """
+
+    def __init__(self, *, in_channels: Sequence[int], feat_channels: int = 256, out_channels: int = 256,
+                 num_things_classes: int = 80, num_stuff_classes: int = 53, num_queries: int = 100,
+                 num_transformer_feat_level: int = 3, pixel_decoder: Optional[Dict] = None,
+                 enforce_decoder_input_project: bool = False, transformer_decoder: Optional[Dict] = None,
+                 positional_encoding: Optional[Dict] = None, criterion: Optional[Dict] = None,
+                 strides: Optional[Sequence[int]] = None, ignore_index: int = 255, train_cfg: Optional[Dict] = None,
+                 test_cfg: Optional[Dict] = None, init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.num_things_classes = num_things_classes
+        self.num_stuff_classes = num_stuff_classes
+        self.num_classes = num_things_classes + num_stuff_classes
+        self.num_queries = num_queries
+        self.num_transformer_feat_level = num_transformer_feat_level
+        self.ignore_index = ignore_index
+        self.in_channels = list(in_channels)
+
+        pd_cfg = copy.deepcopy(dict(pixel_decoder or dict(type='M2FPixelDecoder')))
+        pd_cfg.setdefault('type', 'M2FPixelDecoder')
+        pd_cfg.update(in_channels=list(in_channels), feat_channels=feat_channels, out_channels=out_channels)
+        if strides is not None:
+            pd_cfg['strides'] = list(strides)
+        self.pixel_decoder = MODELS.build(pd_cfg)
+        got_levels = getattr(self.pixel_decoder, 'num_outs', None)
+        if got_levels != num_transformer_feat_level:
+            raise ValueError(f'num_transformer_feat_level={num_transformer_feat_level} but the pixel decoder '
+                             f'returns {got_levels} multi-scale maps (its num_outs / encoder num_levels)')
+
+        # mmdet-style configs give no type; any registered decoder with our forward() also works.
+        td_cfg = copy.deepcopy(dict(transformer_decoder or {}))
+        td_cfg.setdefault('type', 'M2FTransformerDecoder')
+        if td_cfg['type'] in ('M2FTransformerDecoder', M2FTransformerDecoder):
+            td_cfg.pop('type')
+            self.transformer_decoder = M2FTransformerDecoder(**td_cfg)
+        else:
+            self.transformer_decoder = MODELS.build(td_cfg)
+        dims = self.transformer_decoder.embed_dims
+        pe_cfg = {k: v for k, v in (positional_encoding or dict(num_feats=dims // 2, normalize=True)).items()
+                  if k != 'type'}
+        if pe_cfg.get('num_feats', 0) * 2 != dims:
+            raise ValueError(f'positional_encoding.num_feats * 2 must equal the decoder width {dims}, '
+                             f'got num_feats={pe_cfg.get("num_feats")}')
+
+        # Level projections only when widths differ (or forced), coarsest level first.
+        self.input_projs = ModuleList([
+            Conv2d(feat_channels, dims, kernel_size=1)
+            if dims != feat_channels or enforce_decoder_input_project else nn.Identity()
+            for _ in range(num_transformer_feat_level)])
+        self.positional_encoding = SinePositionalEncoding(**pe_cfg)
+        self.query_feat = nn.Embedding(num_queries, dims)   # learnable query features
+        self.query_embed = nn.Embedding(num_queries, dims)  # learnable query positions
+        self.level_embed = nn.Embedding(num_transformer_feat_level, dims)
+        self.class_embed = nn.Linear(dims, self.num_classes + 1)
+        self.mask_embed = MLP(in_dims=dims, hidden_dims=dims, out_dims=out_channels)
+
+        self.train_cfg = train_cfg
+        self.test_cfg = test_cfg
+        self.criterion_cfg = copy.deepcopy(criterion) if criterion is not None else None
+        self._criterion = None  # built at the first loss() call, see criterion
+
+    # ------------------------------------------------------------------ weights
+    def init_weights(self) -> None:
+        for proj in self.input_projs:
+            if isinstance(proj, Conv2d):
+                caffe2_xavier_init(proj, bias=0)
+        self.pixel_decoder.init_weights()
+        self.transformer_decoder.init_weights()
+        self._is_init = True
+
+    @property
+    def criterion(self):
+        """The M2FCriterion, built on first use.
+
+        Built lazily (m2f_mm.models.losses registers it on import) so inference works without it,
+        and held outside the module tree so training and inference models have identical
+        state_dict keys (a checkpoint loads strictly either way). It has no parameters.
+        """
+        if self._criterion is None:
+            if self.train_cfg is None or self.criterion_cfg is None:
+                raise RuntimeError('M2FHead.loss() needs train_cfg and a criterion config '
+                                   "(criterion=dict(type='M2FCriterion', ...)); this head was built for inference")
+            import m2f_mm.models.losses  # noqa: F401  registers M2FCriterion
+            # object.__setattr__ bypasses nn.Module's sub-module registration on purpose.
+            object.__setattr__(self, '_criterion', MODELS.build(self.criterion_cfg))
+        return self._criterion
+
+    # ------------------------------------------------------------------ forward
+    def _check_batch(self, feats: Sequence[Tensor], batch_data_samples) -> None:
+        if batch_data_samples:
+            meta = batch_data_samples[0].metainfo
+            shape = meta.get('batch_input_shape', meta.get('img_shape'))
+            if shape is not None:
+                check_input_size(int(shape[0]), int(shape[1]))
+        elif len(feats) and feats[0].dim() == 4:
+            check_input_size(feats[0].shape[-2] * 4, feats[0].shape[-1] * 4)
+
+    def _predict(self, query: Tensor, mask_features: Tensor) -> Tuple[Tensor, Tensor]:
+        """query: [B, Q, D] (decoder-normed), mask_features: [B, E, h, w] ->
+        (cls logits [B, Q, C+1], mask logits [B, Q, h, w])."""
+        mask = torch.einsum('bqc,bchw->bqhw', self.mask_embed(query), mask_features)
+        return self.class_embed(query), mask
+
+    def forward(self, feats: Sequence[Tensor], batch_data_samples=None) -> Tuple[List[Tensor], List[Tensor]]:
+        """
+        Args:
+            feats: backbone maps [B, C_i, H_i, W_i], strides 4, 8, 16, 32.
+            batch_data_samples: optional; only ``batch_input_shape`` is read (size check).
+
+        Returns:
+            cls_logits_per_set: num_decoder_layers + 1 tensors [B, Q, C+1].
+            mask_logits_per_set: num_decoder_layers + 1 tensors [B, Q, h, w].
+            Set 0 comes from the learnable queries before any layer; the last is the final layer.
+        """
+        self._check_batch(feats, batch_data_samples)
+        mask_features, multi_scale = self.pixel_decoder(feats)
+        batch = mask_features.shape[0]
+        memories, memory_pos, shapes = [], [], []
+        for lvl, feat in enumerate(multi_scale):
+            h, w = feat.shape[-2:]
+            shapes.append((h, w))
+            # Values get the level embedding, keys additionally the sine position (as in the paper).
+            memories.append(self.input_projs[lvl](feat).flatten(2).transpose(1, 2)
+                            + self.level_embed.weight[lvl].view(1, 1, -1))
+            pos = self.positional_encoding(feat.new_zeros((1, h, w), dtype=torch.bool))
+            memory_pos.append(pos.flatten(2).transpose(1, 2))  # [1, K_l, D], same for every image
+        query = self.query_feat.weight.unsqueeze(0).expand(batch, -1, -1)
+        query_pos = self.query_embed.weight.unsqueeze(0).expand(batch, -1, -1)
+        return self.transformer_decoder(query, query_pos, memories, memory_pos, shapes,
+                                        predict=lambda q: self._predict(q, mask_features))
+
+    # ------------------------------------------------------------------ training
+    def get_targets(self, batch_data_samples, device: torch.device) -> Tuple[List[Tensor], List[Tensor]]:
+        """Per image (labels LongTensor[G], masks BoolTensor[G, H, W]) at the padded input size.
+
+        Panoptic / instance samples (``gt_instances``, optional ``gt_sem_seg`` for stuff) go
+        through ``panoptic_targets``; samples with only ``gt_sem_seg`` through ``semantic_targets``.
+        """
+        from m2f_mm.models.targets import panoptic_targets, semantic_targets
+        labels_list, masks_list = [], []
+        for sample in batch_data_samples:
+            pad_shape = tuple(sample.metainfo.get('batch_input_shape', ()))
+            sem_seg = sample.gt_sem_seg.sem_seg.to(device)[0] if 'gt_sem_seg' in sample else None
+            if sem_seg is not None and pad_shape:
+                sem_seg = _pad_to(sem_seg, pad_shape, self.ignore_index)
+            if 'gt_instances' in sample:
+                inst = sample.gt_instances
+                masks = _masks_to_tensor(inst.masks, device)
+                if pad_shape:
+                    masks = _pad_to(masks, pad_shape, 0)
+                labels, masks = panoptic_targets(inst.labels.to(device), masks, sem_seg, self.num_things_classes,
+                                                 self.num_stuff_classes, ignore_index=self.ignore_index)
+            elif sem_seg is not None:
+                labels, masks = semantic_targets(sem_seg, ignore_index=self.ignore_index)
+            else:
+                raise ValueError('each data sample needs gt_instances and/or gt_sem_seg for training')
+            labels_list.append(labels.to(device).long())
+            masks_list.append(masks.to(device))
+        return labels_list, masks_list
+
+    def loss(self, feats: Sequence[Tensor], batch_data_samples) -> Dict[str, Tensor]:
+        """feats: backbone maps [B, C_i, H_i, W_i] -> dict of losses (mmdet's names, see CONTRACTS)."""
+        cls_sets, mask_sets = self(feats, batch_data_samples)
+        labels, masks = self.get_targets(batch_data_samples, cls_sets[0].device)
+        # Outside the module tree, so model.to(device) does not move the criterion's buffers.
+        criterion = self.criterion.to(cls_sets[0].device)
+        return criterion(cls_sets, mask_sets, labels, masks)
+
+    def predict(self, feats: Sequence[Tensor], batch_data_samples=None) -> Tuple[Tensor, Tensor]:
+        """Last set only: (cls logits [B, Q, C+1], mask logits [B, Q, h, w]), NOT upsampled
+        (the fusion head resizes in chunks to keep test-time memory bounded)."""
+        cls_sets, mask_sets = self(feats, batch_data_samples)
+        return cls_sets[-1], mask_sets[-1]

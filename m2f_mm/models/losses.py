@@ -1,0 +1,286 @@
+"""Mask2Former's training losses: pure functions plus the deep-supervision criterion.
+
+Shape legend: S prediction sets (decoder layers + 1), B images, Q queries, G_b ground-truth
+segments of image b, M matched (query, GT) pairs of a batch, P points per mask, C classes
+(index C = no-object), h x w mask-logit resolution, H x W GT-mask resolution.
+
+Per prediction set (each with its own matching):
+
+1. per image, P uniform points shared by all queries and GTs -> Hungarian matching
+   (:class:`~m2f_mm.models.matching.M2FHungarianAssigner`);
+2. class loss: weighted cross-entropy over all B*Q queries (no-object weight 0.1);
+3. mask losses on the M matched pairs, at P importance-sampled points per pair: sigmoid BCE
+   (mean over points) + dice, summed over pairs and divided by the number of GT segments of
+   the batch averaged over ranks (at least 1).
+
+Random draws follow mmdet 3.3's ``Mask2FormerHead`` exactly (per set: ``rand(1, P, 2)`` per
+image, then the importance-sampling draws for all M pairs), so a seeded global generator gives
+the same points and hence the same losses. Non-finite predictions raise a ``ValueError`` naming
+the set (``'d3'``, ..., or ``'final'``) and the image; all of one set's cost matrices and checks
+reach the host in a single transfer.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.dist import all_reduce, get_world_size
+from torch import Tensor, nn
+
+from ..registry import TASK_UTILS, register_model
+from .matching import M2FHungarianAssigner  # noqa: F401  (registers the default assigner)
+from .point_sampling import importance_sample_points, sample_at_points, uniform_points
+
+__all__ = [
+    'sigmoid_bce_loss', 'dice_loss', 'classification_loss', 'num_masks_across_ranks',
+    'M2FCriterion'
+]
+
+
+def sigmoid_bce_loss(point_logits: Tensor, point_targets: Tensor, num_masks: float) -> Tensor:
+    """``sum_m mean_p BCE(sigmoid(logit[m, p]), target[m, p]) / num_masks``.
+
+    Args:
+        point_logits: ``Tensor[M, P]``; point_targets: ``Tensor[M, P]`` in ``[0, 1]``.
+        num_masks: normaliser (GT count averaged over ranks).
+
+    Returns:
+        fp32 scalar.
+    """
+    loss = F.binary_cross_entropy_with_logits(point_logits.float(), point_targets.float(),
+                                              reduction='none')
+    return loss.sum() / (num_masks * max(point_logits.shape[1], 1))
+
+
+def dice_loss(point_logits: Tensor, point_targets: Tensor, num_masks: float,
+              smooth: float = 1.0) -> Tensor:
+    """``sum_m [1 - (2 sum_p(p t) + smooth) / (sum_p p + sum_p t + smooth)] / num_masks``.
+
+    Args:
+        point_logits: ``Tensor[M, P]`` (``p = sigmoid(logit)``); point_targets: ``Tensor[M, P]``.
+
+    Returns:
+        fp32 scalar.
+    """
+    probs = point_logits.float().sigmoid()
+    targets = point_targets.float()
+    numerator = 2 * (probs * targets).sum(-1)
+    denominator = probs.sum(-1) + targets.sum(-1)
+    return (1 - (numerator + smooth) / (denominator + smooth)).sum() / num_masks
+
+
+def classification_loss(cls_logits: Tensor, target_labels: Tensor,
+                        no_object_weight: float = 0.1) -> Tensor:
+    """Class-weighted cross-entropy, ``sum_i w[y_i] CE_i / sum_i w[y_i]``.
+
+    Args:
+        cls_logits: ``Tensor[B, Q, C+1]``; target_labels: ``LongTensor[B, Q]`` (C = no-object).
+        no_object_weight: weight of class C; other classes weigh 1.
+
+    Returns:
+        fp32 scalar (mmdet's ``avg_factor=class_weight[labels].sum()``).
+    """
+    logits = cls_logits.float().flatten(0, -2)
+    weight = logits.new_ones(logits.shape[-1])
+    weight[-1] = no_object_weight
+    return F.cross_entropy(logits, target_labels.flatten(), weight=weight)
+
+
+def num_masks_across_ranks(local_count: float, device: torch.device) -> float:
+    """Mean of ``local_count`` over distributed ranks, at least 1 (a no-op when not distributed)."""
+    count = float(local_count)
+    if get_world_size() > 1:
+        buf = torch.tensor([count], dtype=torch.float32, device=device)
+        all_reduce(buf, op='mean')
+        count = float(buf.item())
+    return max(count, 1.0)
+
+
+def set_name(set_index: int, num_sets: int) -> str:
+    """Loss-key style name of a prediction set: ``'d0'``..``'d{S-2}'``, ``'final'``."""
+    return 'final' if set_index == num_sets - 1 else f'd{set_index}'
+
+
+@register_model
+class M2FCriterion(nn.Module):
+    """Hungarian-matched, point-sampled Mask2Former loss over all prediction sets.
+
+    Args:
+        num_classes: C (checked against the class logits when given).
+        num_points: P, points per mask for matching and for the mask losses (112 * 112).
+        oversample_ratio, importance_sample_ratio: importance sampling of the loss points.
+        cls_weight, mask_weight, dice_weight: loss weights.
+        no_object_weight: cross-entropy weight of the no-object class.
+        assigner: assigner config; default ``M2FHungarianAssigner`` with the loss weights.
+        full_mask: compute matching and mask losses on every pixel of the GT resolution
+            (predictions upsampled bilinearly) instead of sampled points: the MaskFormer-style
+            baseline, for memory comparisons. No random draws then.
+    """
+
+    def __init__(self, num_classes: Optional[int] = None, num_points: int = 12544,
+                 oversample_ratio: float = 3.0, importance_sample_ratio: float = 0.75,
+                 cls_weight: float = 2.0, mask_weight: float = 5.0, dice_weight: float = 5.0,
+                 no_object_weight: float = 0.1, assigner: Optional[dict] = None,
+                 full_mask: bool = False) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.num_points = int(num_points)
+        self.oversample_ratio = float(oversample_ratio)
+        self.importance_sample_ratio = float(importance_sample_ratio)
+        self.cls_weight, self.mask_weight = float(cls_weight), float(mask_weight)
+        self.dice_weight, self.no_object_weight = float(dice_weight), float(no_object_weight)
+        if assigner is None:
+            assigner = dict(type='M2FHungarianAssigner', cls_weight=cls_weight,
+                            mask_weight=mask_weight, dice_weight=dice_weight)
+        self.assigner = TASK_UTILS.build(assigner) if isinstance(assigner, dict) else assigner
+        self.full_mask = bool(full_mask)
+
+    def forward(self, cls_logits_per_set: Sequence[Tensor], mask_logits_per_set: Sequence[Tensor],
+                batch_gt_labels: List[Tensor], batch_gt_masks: List[Tensor]) -> Dict[str, Tensor]:
+        """Losses of every set: ``loss_cls/mask/dice`` (last set), ``d{i}.loss_*`` (others).
+
+        Args:
+            cls_logits_per_set: S x ``Tensor[B, Q, C+1]``.
+            mask_logits_per_set: S x ``Tensor[B, Q, h, w]``.
+            batch_gt_labels: B x ``LongTensor[G_b]`` in ``[0, C)``.
+            batch_gt_masks: B x ``Tensor[G_b, H, W]`` (bool or 0/1).
+        """
+        num_sets = len(cls_logits_per_set)
+        if num_sets == 0 or len(mask_logits_per_set) != num_sets:
+            raise ValueError(f'got {num_sets} class-logit sets and {len(mask_logits_per_set)} '
+                             f'mask-logit sets; need the same non-zero number')
+        batch_size, _, num_cls = cls_logits_per_set[0].shape
+        if self.num_classes is not None and num_cls != self.num_classes + 1:
+            raise ValueError(f'class logits have {num_cls} channels, expected num_classes + 1 = '
+                             f'{self.num_classes + 1}')
+        if len(batch_gt_labels) != batch_size or len(batch_gt_masks) != batch_size:
+            raise ValueError(f'{batch_size} images but {len(batch_gt_labels)} GT label sets and '
+                             f'{len(batch_gt_masks)} GT mask sets')
+        for b, (labels, masks) in enumerate(zip(batch_gt_labels, batch_gt_masks)):
+            if labels.dim() != 1 or masks.dim() != 3 or masks.shape[0] != labels.shape[0]:
+                raise ValueError(f'image {b}: gt labels {tuple(labels.shape)} and gt masks '
+                                 f'{tuple(masks.shape)} must be [G] and [G, H, W]')
+        device = cls_logits_per_set[0].device
+        batch_gt_labels = [labels.to(device) for labels in batch_gt_labels]
+        batch_gt_masks = [masks.to(device) for masks in batch_gt_masks]
+        self._check_labels(batch_gt_labels, num_cls - 1)
+        # Normaliser = GT segments (as in the paper's code). mmdet 3.3 counts matched pairs and
+        # an image without GT as 1; the two differ only for such images or when G_b > Q.
+        local = sum(int(labels.shape[0]) for labels in batch_gt_labels)
+        num_masks = num_masks_across_ranks(local, device)
+        per_set = []
+        with torch.autocast(device_type=device.type, enabled=False):
+            for s in range(num_sets):
+                per_set.append(self._loss_single_set(cls_logits_per_set[s], mask_logits_per_set[s],
+                                                     batch_gt_labels, batch_gt_masks, num_masks,
+                                                     s, set_name(s, num_sets)))
+        losses: Dict[str, Tensor] = {}
+        for s in [num_sets - 1] + list(range(num_sets - 1)):
+            prefix = '' if s == num_sets - 1 else f'd{s}.'
+            for key, value in zip(('loss_cls', 'loss_mask', 'loss_dice'), per_set[s]):
+                losses[prefix + key] = value
+        return losses
+
+    # -- one prediction set -------------------------------------------------------------------
+
+    def _match_set(self, cls_logits: Tensor, mask_logits: Tensor, gt_labels: List[Tensor],
+                   gt_masks: List[Tensor], set_index: int,
+                   name: str) -> List[Tuple[Tensor, Tensor]]:
+        """Per-image ``(query_idx, gt_idx)`` for one set; one host transfer for the batch."""
+        batch_size = cls_logits.shape[0]
+        device = cls_logits.device
+        with torch.no_grad():
+            coords = [None if self.full_mask else uniform_points(1, self.num_points, device)
+                      for _ in range(batch_size)]  # mmdet's draw: rand((1, P, 2)) per image
+            terms = []
+            for b in range(batch_size):
+                pred_pts, gt_pts = self._sample(mask_logits[b].detach().float(), gt_masks[b],
+                                                coords[b])
+                terms.append(self.assigner.cost_terms(cls_logits[b], pred_pts, gt_labels[b],
+                                                      gt_pts))
+            sums = torch.stack([  # [2, B]; a NaN/inf anywhere makes its image's sum non-finite
+                cls_logits.detach().sum(dim=(1, 2), dtype=torch.float32),
+                mask_logits.detach().sum(dim=(1, 2, 3), dtype=torch.float32)])
+            flat = torch.cat([sums.flatten()] + [t.flatten() for t in terms]).cpu()
+        self._raise_on_non_finite(flat[:2 * batch_size].view(2, batch_size), cls_logits,
+                                  mask_logits, name)
+        matches, offset = [], 2 * batch_size
+        for b, t in enumerate(terms):
+            terms_cpu = flat[offset:offset + t.numel()].view(t.shape)
+            offset += t.numel()
+            query_idx, gt_idx = self.assigner.match_terms(terms_cpu, set_index=set_index,
+                                                          image_index=b)
+            matches.append((query_idx.to(device), gt_idx.to(device)))
+        return matches
+
+    def _sample(self, maps: Tensor, gt_masks: Tensor,
+                coords: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        """Predicted ``[N, h, w]`` and GT ``[G, H, W]`` maps -> ``[N, P]``, ``[G, P]`` values."""
+        if coords is not None:
+            return sample_at_points(maps, coords), sample_at_points(gt_masks, coords)
+        if gt_masks.shape[0] == 0:  # full_mask, no GT: no cost to compute
+            return maps.flatten(1), maps.new_zeros((0, maps[0].numel()))
+        maps = F.interpolate(maps.unsqueeze(1), size=gt_masks.shape[-2:], mode='bilinear',
+                             align_corners=False).squeeze(1)
+        return maps.flatten(1), gt_masks.flatten(1).float()
+
+    @staticmethod
+    def _check_labels(batch_gt_labels: List[Tensor], num_classes: int) -> None:
+        """GT labels must lie in ``[0, C)`` (one host sync for the whole batch)."""
+        if not batch_gt_labels:
+            return
+        bad = torch.stack([((lab < 0) | (lab >= num_classes)).sum() for lab in batch_gt_labels])
+        if bool(bad.any()):
+            b = int(torch.nonzero(bad)[0, 0])
+            raise ValueError(f'gt labels of image {b} hold values outside [0, {num_classes}): '
+                             f'{batch_gt_labels[b].tolist()}')
+
+    @staticmethod
+    def _raise_on_non_finite(sums: Tensor, cls_logits: Tensor, mask_logits: Tensor,
+                             name: str) -> None:
+        """``sums: Tensor[2, B]`` (host) = per-image class-logit and mask-logit sums."""
+        for b in range(sums.shape[1]):
+            for row, what, tensor in ((0, 'cls_logits', cls_logits),
+                                      (1, 'mask_logits', mask_logits)):
+                # A non-finite sum may be an fp32 overflow: confirm on the tensor itself.
+                if not torch.isfinite(sums[row, b]) and \
+                        not bool(torch.isfinite(tensor[b]).all()):
+                    raise ValueError(f"non-finite (NaN/inf) {what} in prediction set '{name}', "
+                                     f'image {b}')
+
+    def _loss_single_set(self, cls_logits: Tensor, mask_logits: Tensor, gt_labels: List[Tensor],
+                         gt_masks: List[Tensor], num_masks: float, set_index: int,
+                         name: str) -> Tuple[Tensor, Tensor, Tensor]:
+        """``(loss_cls, loss_mask, loss_dice)`` of one set, weighted."""
+        batch_size, num_queries, num_cls = cls_logits.shape
+        matches = self._match_set(cls_logits, mask_logits, gt_labels, gt_masks, set_index, name)
+        target_labels = torch.full((batch_size, num_queries), num_cls - 1, dtype=torch.long,
+                                   device=cls_logits.device)
+        batch_idx, gt_parts = [], []
+        for b, (query_idx, gt_idx) in enumerate(matches):
+            target_labels[b, query_idx] = gt_labels[b][gt_idx].long()
+            batch_idx.append(torch.full_like(query_idx, b))
+            gt_parts.append(gt_masks[b][gt_idx])
+        loss_cls = classification_loss(cls_logits, target_labels,
+                                       self.no_object_weight) * self.cls_weight
+        batch_idx = torch.cat(batch_idx)
+        if batch_idx.numel() == 0:  # no GT in the whole batch: zero, but keep the graph
+            zero = mask_logits.sum(dtype=torch.float32) * 0.0
+            return loss_cls, zero, zero.clone()
+        # [M, h, w], ordered by (image, query) like mmdet's mask_preds[mask_weights > 0]
+        matched = mask_logits[batch_idx, torch.cat([q for q, _ in matches])].float()
+        if self.full_mask:
+            pred_pts, target_pts = self._sample(matched, torch.cat(gt_parts), None)
+        else:
+            coords = importance_sample_points(matched.unsqueeze(1), self.num_points,
+                                              self.oversample_ratio,
+                                              self.importance_sample_ratio)  # [M, P, 2]
+            with torch.no_grad():
+                target_pts, offset = [], 0
+                for part in gt_parts:
+                    target_pts.append(sample_at_points(part, coords[offset:offset + len(part)]))
+                    offset += len(part)
+                target_pts = torch.cat(target_pts)
+            pred_pts = sample_at_points(matched, coords)
+        loss_mask = sigmoid_bce_loss(pred_pts, target_pts, num_masks) * self.mask_weight
+        loss_dice = dice_loss(pred_pts, target_pts, num_masks) * self.dice_weight
+        return loss_cls, loss_mask, loss_dice

@@ -1,0 +1,85 @@
+"""mmsegmentation front-end: the same Mask2Former head as a semantic-segmentation decode head.
+
+Shape legend: B batch, Q queries, C classes (index C = no-object), H x W the padded input
+(``pad_shape``), h x w = H/4 x W/4.
+
+mmseg's ``EncoderDecoder`` calls ``decode_head.loss(x, data_samples, train_cfg)`` and
+``decode_head.predict(x, batch_img_metas, test_cfg)`` and expects per-class scores at the padded
+input size (it crops the padding and resizes to the original image itself). Everything else (pixel
+decoder, masked-attention decoder, matching, losses) is :class:`M2FHead`'s, so semantic results from
+mmseg and the semantic output of :class:`M2FDetector` come from one implementation.
+"""
+from typing import Dict, List, Sequence
+
+import torch
+from torch import Tensor
+
+from m2f_mm.models.head import M2FHead
+from m2f_mm.models.inference import _Semantic, resized_chunks
+from m2f_mm.models.targets import semantic_targets
+from m2f_mm.registry import register_seg_model
+
+
+@register_seg_model
+class M2FSegHead(M2FHead):
+    """Mask2Former decode head for mmseg's ``EncoderDecoder``.
+
+    Args:
+        num_classes: semantic classes C (no-object is added internally).
+        align_corners: read by mmseg when it resizes our scores to the original image.
+        ignore_index: label of pixels that belong to no segment.
+        **kwargs: :class:`M2FHead` arguments (``in_channels``, ``feat_channels``, ``num_queries``,
+            ``pixel_decoder``, ``transformer_decoder``, ``criterion``, ``test_cfg`` ...).
+    """
+
+    def __init__(self, *, num_classes: int, align_corners: bool = False, ignore_index: int = 255,
+                 **kwargs) -> None:
+        for key in ('num_things_classes', 'num_stuff_classes'):
+            if key in kwargs:
+                raise ValueError(f'M2FSegHead takes num_classes, not {key} (semantic segmentation has no '
+                                 'thing/stuff split)')
+        if kwargs.get('criterion') is not None and kwargs.get('train_cfg') is None:
+            kwargs['train_cfg'] = {}  # mmseg keeps training settings in the criterion, not train_cfg
+        super().__init__(num_things_classes=0, num_stuff_classes=num_classes, ignore_index=ignore_index,
+                         **kwargs)
+        self.out_channels = num_classes  # mmseg's EncoderDecoder reads these three
+        self.align_corners = align_corners
+        self.threshold = None
+
+    def loss(self, x: Sequence[Tensor], batch_data_samples: List, train_cfg: Dict = None) -> Dict[str, Tensor]:
+        """x: backbone maps [B, C_i, H_i, W_i]; samples carry ``gt_sem_seg`` [1, H, W] (already padded
+        with ``ignore_index`` by mmseg's data preprocessor) -> mmdet-style loss dict."""
+        cls_sets, mask_sets = self(x, batch_data_samples)
+        device = cls_sets[0].device
+        labels, masks = [], []
+        for index, sample in enumerate(batch_data_samples):
+            sem_seg = sample.gt_sem_seg.data.to(device)
+            if sem_seg.dim() != 3 or sem_seg.shape[0] != 1:
+                raise ValueError(f'image {index}: gt_sem_seg must be [1, H, W], got {tuple(sem_seg.shape)}')
+            image_labels, image_masks = semantic_targets(sem_seg[0], ignore_index=self.ignore_index)
+            if image_labels.numel() and int(image_labels.max()) >= self.num_classes:
+                raise ValueError(f'image {index} ({sample.metainfo.get("img_path", "?")}): gt_sem_seg has class '
+                                 f'{int(image_labels.max())}, but num_classes={self.num_classes}; set the head\'s '
+                                 f'num_classes to the dataset\'s class count or map the label to {self.ignore_index}')
+            labels.append(image_labels.long())
+            masks.append(image_masks)
+        return self.criterion.to(device)(cls_sets, mask_sets, labels, masks)
+
+    def predict(self, x: Sequence[Tensor], batch_img_metas: List[dict], test_cfg: Dict = None) -> Tensor:
+        """x: backbone maps -> per-class scores [B, C, H, W] at the padded input size.
+
+        Mask logits are upsampled a chunk of queries at a time and accumulated, so the [Q, H, W]
+        full-resolution stack never exists at once.
+        """
+        cls_logits, mask_logits = M2FHead.predict(self, x)
+        meta = batch_img_metas[0]
+        size = tuple(meta.get('pad_shape', meta['img_shape']))[:2]
+        chunk = int((self.test_cfg or {}).get('query_chunk_size', 16))
+        scores = []
+        for cls_b, mask_b in zip(cls_logits, mask_logits):
+            acc = _Semantic(cls_b)
+            queries = torch.arange(cls_b.shape[0], device=cls_b.device)
+            for idx, logits in resized_chunks(mask_b, queries, chunk, size, None, None):
+                acc.update(idx, logits)
+            scores.append(acc.finish(size))
+        return torch.stack(scores)

@@ -1,0 +1,234 @@
+"""Masked-attention transformer decoder (Mask2Former, Sec. 3.2.1 / 3.2.2).
+
+Shape legend:
+    B       batch
+    Q       queries
+    D       embed_dims (256)
+    K_l     H_l * W_l, keys of feature level l (level 0 = coarsest, stride 32)
+    h, w    stride-4 size of the mask logits
+    heads   attention heads
+
+Each layer: masked cross-attention (queries -> one feature level) -> self-attention -> FFN, each
+followed by a residual add and LayerNorm (post-norm), no dropout. Layers visit the levels
+round-robin (1/32, 1/16, 1/8, 1/32, ...). Before every layer, the mask predicted from the
+previous queries restricts cross-attention to the pixels whose sigmoid is >= 0.5.
+
+Attention implementation and its memory cost: ``F.scaled_dot_product_attention`` with a BOOLEAN
+mask of shape [B, 1, Q, K] that broadcasts over heads. The mask costs B*Q*K bytes, 1/heads of the
+[B*heads, Q, K] mask mmdet builds with ``repeat``. SDPA turns it into an additive float mask of the
+same broadcast shape (4*B*Q*K bytes). The CPU / math path still materialises the
+[B, heads, Q, K] float scores, like ``nn.MultiheadAttention``; the CUDA memory-efficient kernel
+(chosen when a mask is given) does not. At 1024x1024 input, B=2, Q=100, K=128*128:
+mask 3.3 MB, float mask 13 MB, math-path scores 105 MB per layer.
+"""
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule, ModuleList
+from torch import Tensor
+
+from m2f_mm.models.pixel_decoder import _check_no_dropout_relu
+from m2f_mm.registry import register_model
+
+# predict(normed queries [B, Q, D]) -> (class logits [B, Q, C+1], mask logits [B, Q, h, w])
+PredictFn = Callable[[Tensor], Tuple[Tensor, Tensor]]
+
+
+def unmask_empty_rows(blocked: Tensor) -> Tensor:
+    """A query whose mask blocks every key may attend everywhere (else softmax gives NaN).
+
+    Args:
+        blocked: BoolTensor[..., Q, K], True = this key is masked out for this query.
+
+    Returns:
+        BoolTensor of the same shape with fully blocked rows set to all False.
+    """
+    return blocked & ~blocked.all(dim=-1, keepdim=True)
+
+
+def attention_mask_from_logits(mask_logits: Tensor, size: Tuple[int, int]) -> Tensor:
+    """Masked-attention mask for the next layer from the current mask prediction.
+
+    Args:
+        mask_logits: [B, Q, h, w] mask logits at stride 4.
+        size: (H_l, W_l) of the feature level the next layer attends to.
+
+    Returns:
+        BoolTensor[B, 1, Q, H_l*W_l], True = blocked (sigmoid < 0.5), no gradient, fully
+        blocked rows already released by :func:`unmask_empty_rows`. Dim 1 broadcasts over heads.
+    """
+    with torch.no_grad():
+        resized = F.interpolate(mask_logits.detach(), size=tuple(size), mode='bilinear', align_corners=False)
+        blocked = resized.flatten(2).sigmoid() < 0.5
+        return unmask_empty_rows(blocked).unsqueeze(1)
+
+
+class M2FAttention(nn.Module):
+    """Multi-head attention with ``nn.MultiheadAttention``'s parameter layout, run through SDPA.
+
+    Keeping the ``in_proj_weight`` / ``out_proj`` layout means mmdet's and detectron2's
+    checkpoints map onto it by renaming only.
+    """
+
+    def __init__(self, *, embed_dims: int, num_heads: int) -> None:
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
+        self.embed_dims, self.num_heads = embed_dims, num_heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dims, embed_dims))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dims))
+        self.out_proj = nn.Linear(embed_dims, embed_dims)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, blocked: Optional[Tensor] = None) -> Tensor:
+        """
+        Args:
+            query: [B, Q, D] (position already added).
+            key: [B, K, D] (position already added).
+            value: [B, K, D].
+            blocked: BoolTensor broadcastable to [B, heads, Q, K], True = not attended; or None.
+
+        Returns:
+            [B, Q, D] attention output (no residual).
+        """
+        b, q_len, d = query.shape
+        w_q, w_k, w_v = self.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = self.in_proj_bias.chunk(3)
+
+        def heads(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+            return F.linear(x, weight, bias).view(b, x.shape[1], self.num_heads, -1).transpose(1, 2)
+
+        # SDPA's boolean mask means "may attend", the opposite of nn.MultiheadAttention's.
+        allowed = None if blocked is None else ~blocked
+        out = F.scaled_dot_product_attention(heads(query, w_q, b_q), heads(key, w_k, b_k), heads(value, w_v, b_v),
+                                             attn_mask=allowed)
+        return self.out_proj(out.transpose(1, 2).reshape(b, q_len, d))
+
+
+@register_model
+class M2FTransformerDecoderLayer(BaseModule):
+    """Masked cross-attention -> self-attention -> FFN, each + residual + LayerNorm."""
+
+    def __init__(self, *, embed_dims: int = 256, num_heads: int = 8, feedforward_channels: int = 2048,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.embed_dims, self.num_heads = embed_dims, num_heads
+        self.cross_attn = M2FAttention(embed_dims=embed_dims, num_heads=num_heads)
+        self.norm1 = nn.LayerNorm(embed_dims)
+        self.self_attn = M2FAttention(embed_dims=embed_dims, num_heads=num_heads)
+        self.norm2 = nn.LayerNorm(embed_dims)
+        self.linear1 = nn.Linear(embed_dims, feedforward_channels)
+        self.linear2 = nn.Linear(feedforward_channels, embed_dims)
+        self.norm3 = nn.LayerNorm(embed_dims)
+
+    @classmethod
+    def from_cfg(cls, layer_cfg: dict) -> 'M2FTransformerDecoderLayer':
+        """Build from our typed keywords or mmdet's self_attn_cfg / cross_attn_cfg / ffn_cfg."""
+        layer_cfg = dict(layer_cfg)
+        if not {'self_attn_cfg', 'cross_attn_cfg', 'ffn_cfg'} & set(layer_cfg):
+            return cls(**layer_cfg)
+        self_attn = dict(layer_cfg.pop('self_attn_cfg', {}))
+        cross_attn = dict(layer_cfg.pop('cross_attn_cfg', self_attn))
+        ffn = dict(layer_cfg.pop('ffn_cfg', {}))
+        layer_cfg.pop('norm_cfg', None)  # always LayerNorm
+        if layer_cfg:
+            raise ValueError(f'transformer_decoder.layer_cfg: unsupported keys {sorted(layer_cfg)}')
+        for attn in (self_attn, cross_attn):
+            _check_no_dropout_relu(attn, ffn, 'transformer_decoder.layer_cfg')
+        dims = {self_attn.get('embed_dims', 256), cross_attn.get('embed_dims', 256), ffn.get('embed_dims', 256)}
+        n_heads = {self_attn.get('num_heads', 8), cross_attn.get('num_heads', 8)}
+        if len(dims) != 1 or len(n_heads) != 1:
+            raise ValueError(f'transformer_decoder.layer_cfg: attention/FFN must share embed_dims and num_heads, '
+                             f'got embed_dims {sorted(dims)}, num_heads {sorted(n_heads)}')
+        return cls(embed_dims=dims.pop(), num_heads=n_heads.pop(),
+                   feedforward_channels=ffn.get('feedforward_channels', 2048))
+
+    def forward(self, query: Tensor, query_pos: Tensor, memory: Tensor, memory_pos: Tensor,
+                blocked: Optional[Tensor] = None) -> Tensor:
+        """
+        Args:
+            query: [B, Q, D] query features.
+            query_pos: [B, Q, D] learnable query positional embedding.
+            memory: [B, K, D] one level's features (+ level embedding); the values.
+            memory_pos: [B, K, D] or [1, K, D] sine encoding of that level, added to the keys.
+            blocked: BoolTensor[B, 1, Q, K], True = masked out (see attention_mask_from_logits).
+
+        Returns:
+            [B, Q, D].
+        """
+        query = self.norm1(query + self.cross_attn(query + query_pos, memory + memory_pos, memory, blocked))
+        q = query + query_pos
+        query = self.norm2(query + self.self_attn(q, q, query))
+        return self.norm3(query + self.linear2(F.relu(self.linear1(query))))
+
+
+@register_model
+class M2FTransformerDecoder(BaseModule):
+    """The stack of decoder layers, the final LayerNorm, and the masked-attention loop.
+
+    Args:
+        num_layers: decoder layers (9 = 3 rounds over 3 levels).
+        layer_cfg: our typed layer keywords or mmdet's layer_cfg.
+        return_intermediate: accepted for mmdet-config compatibility; all sets are always returned.
+    """
+
+    def __init__(self, *, num_layers: int = 9, layer_cfg: Optional[dict] = None, return_intermediate: bool = True,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if num_layers < 1:
+            raise ValueError(f'transformer_decoder.num_layers must be >= 1, got {num_layers}')
+        self.layers = ModuleList([M2FTransformerDecoderLayer.from_cfg(layer_cfg or {}) for _ in range(num_layers)])
+        self.embed_dims = self.layers[0].embed_dims
+        self.num_heads = self.layers[0].num_heads
+        self.decoder_norm = nn.LayerNorm(self.embed_dims)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def init_weights(self) -> None:
+        # As mmdet's Mask2FormerHead: Xavier-normal on every matrix of the decoder.
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_normal_(p)
+        self._is_init = True
+
+    def forward(self, query: Tensor, query_pos: Tensor, memories: Sequence[Tensor], memory_pos: Sequence[Tensor],
+                memory_shapes: Sequence[Tuple[int, int]], predict: PredictFn) -> Tuple[List[Tensor], List[Tensor]]:
+        """
+        Args:
+            query: [B, Q, D] initial (learnable) query features.
+            query_pos: [B, Q, D] learnable query positional embeddings.
+            memories: per level (coarsest first) [B, K_l, D] features + level embedding.
+            memory_pos: per level [B or 1, K_l, D] sine positional encoding.
+            memory_shapes: per level (H_l, W_l), H_l * W_l = K_l.
+            predict: maps decoder-normed queries [B, Q, D] to (cls [B, Q, C+1], mask [B, Q, h, w]).
+
+        Returns:
+            cls_per_set, mask_per_set: num_layers + 1 entries each; set 0 comes from the initial
+            queries, set i from layer i.
+        """
+        num_levels = len(memories)
+        cls_sets, mask_sets = [], []
+
+        def predict_and_mask(q: Tensor, next_level: int) -> Tensor:
+            cls, mask = predict(self.decoder_norm(q))
+            cls_sets.append(cls)
+            mask_sets.append(mask)
+            return attention_mask_from_logits(mask, memory_shapes[next_level])
+
+        blocked = predict_and_mask(query, 0)
+        for i, layer in enumerate(self.layers):
+            level = i % num_levels
+            query = layer(query, query_pos, memories[level], memory_pos[level], blocked)
+            # The mask after the last layer is never used; skip its resize.
+            if i + 1 < len(self.layers):
+                blocked = predict_and_mask(query, (i + 1) % num_levels)
+            else:
+                cls, mask = predict(self.decoder_norm(query))
+                cls_sets.append(cls)
+                mask_sets.append(mask)
+        return cls_sets, mask_sets

@@ -1,0 +1,60 @@
+"""Evaluate saved COCO-format panoptic results (PNG + JSON) against COCO panoptic ground truth.
+
+    python tools/eval_panoptic.py --gt-json panoptic_val2017.json --gt-dir panoptic_val2017/ \
+        --pred-json results.panoptic.json --pred-dir results.panoptic/ [--workers 8] [--classwise]
+
+Same definition as panopticapi's ``pq_compute`` (m2f_mm.evaluation.pq), no panopticapi needed.
+Prints the All / Things / Stuff table (percent) and exits non-zero with one message on bad input.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from m2f_mm.evaluation.pq import format_table, match_annotations, pq_stat_files, summarize  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--gt-json', required=True, help='COCO panoptic ground-truth JSON')
+    parser.add_argument('--gt-dir', required=True, help='folder of the ground-truth PNGs')
+    parser.add_argument('--pred-json', required=True, help='prediction JSON (annotations with segments_info)')
+    parser.add_argument('--pred-dir', required=True, help='folder of the predicted PNGs')
+    parser.add_argument('--workers', type=int, default=0, help='worker processes (0: this process)')
+    parser.add_argument('--classwise', action='store_true', help='also print one row per category')
+    parser.add_argument('--out', help='write the summary (fractions) to this JSON file')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    for folder in (args.gt_dir, args.pred_dir):
+        if not osp.isdir(folder):
+            raise SystemExit(f'error: folder {folder} does not exist')
+    with open(args.gt_json) as f:
+        gt_json = json.load(f)
+    with open(args.pred_json) as f:
+        pred_json = json.load(f)
+    categories = {c['id']: c for c in gt_json['categories']}
+    start = time.time()
+    try:
+        pairs = match_annotations(gt_json, pred_json)
+        stat = pq_stat_files(pairs, args.gt_dir, args.pred_dir, categories, workers=args.workers)
+    except (KeyError, ValueError) as err:
+        raise SystemExit(f'error: {err.args[0] if err.args else err}')
+    summary = summarize(stat, categories)
+    names = {c: info.get('name', c) for c, info in categories.items()}
+    print(format_table(summary, names if args.classwise else None))
+    print(f'{len(pairs)} images in {time.time() - start:.2f} s')
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump({k: v for k, v in summary.items() if k != 'per_class'} | {
+                'per_class': {str(k): v for k, v in summary['per_class'].items()}}, f, indent=1)
+    return summary
+
+
+if __name__ == '__main__':
+    main()
