@@ -15,10 +15,10 @@ Head (detectron2 name on the left, ours under ``panoptic_head.`` / ``decode_head
         transformer.encoder.layers.{i}.{linear1,linear2,norm1,norm2}   (same names)
         adapter_{k} (+ .norm) / layer_{k} (+ .norm) pixel_decoder.lateral_convs / output_convs.{F-k}.conv / .gn
         mask_features                               pixel_decoder.mask_features
-    sem_seg_head.predictor.
-        transformer_cross_attention_layers.{i}.multihead_attn.* / .norm   transformer_decoder.layers.{i}.cross_attn.* / norm1
-        transformer_self_attention_layers.{i}.self_attn.* / .norm         transformer_decoder.layers.{i}.self_attn.* / norm2
-        transformer_ffn_layers.{i}.{linear1,linear2} / .norm              transformer_decoder.layers.{i}.{linear1,linear2} / norm3
+    sem_seg_head.predictor.            (ours: transformer_decoder.layers.{i}.*)
+        transformer_cross_attention_layers.{i}.multihead_attn.* / .norm    cross_attn.* / norm1
+        transformer_self_attention_layers.{i}.self_attn.* / .norm          self_attn.* / norm2
+        transformer_ffn_layers.{i}.{linear1,linear2} / .norm               {linear1,linear2} / norm3
         decoder_norm                                transformer_decoder.decoder_norm
         query_feat / query_embed / level_embed      (same)
         input_proj.{l}  (only if widths differ)     input_projs.{l}
@@ -267,6 +267,18 @@ def _swin_to_d2(ours_backbone: Mapping[str, Tensor]) -> Dict[str, Tensor]:
     return out
 
 
+def _backbone_name(d2_state: Mapping[str, object]) -> str:
+    keys = [str(k) for k in d2_state if str(k).startswith('backbone.')]
+    if any(k.startswith('backbone.patch_embed.') for k in keys):
+        return 'a Swin Transformer'
+    blocks = sum(1 for k in keys if re.match(r'backbone\.res\d\.\d+\.conv1\.weight$', k))
+    if blocks:
+        bottleneck = any(k.endswith('.conv3.weight') for k in keys)
+        depth = ({16: 50, 33: 101, 50: 152} if bottleneck else {8: 18, 16: 34}).get(blocks)
+        return f'a ResNet ({blocks} residual blocks' + (f': ResNet-{depth}' if depth else '') + ')'
+    return 'not a known layout (no backbone.stem.* / backbone.patch_embed.*)'
+
+
 def d2_head_summary(d2_state: Mapping[str, object]) -> Dict[str, Optional[int]]:
     """Counts read off a detectron2 state dict: classes (without no-object), queries, decoder
     layers, width. ``None`` where the key is absent."""
@@ -290,7 +302,9 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     _ALLOWED = {
         ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
         ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
+        ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'),  # pickle protocol 5
         ('numpy', 'ndarray'), ('numpy', 'dtype'), ('collections', 'OrderedDict'),
+        ('_codecs', 'encode'),  # how pickle protocol <= 2 stores bytes
     }
 
     def find_class(self, module: str, name: str):
@@ -369,8 +383,8 @@ def _count_mismatch_message(src_key: str, src_shape, dst_key: str, dst_shape, cf
             fix = f'--cfg-options {cfg_path}.num_classes={n_src} (and the criterion\'s num_classes)'
         else:
             fix = (f'--cfg-options {cfg_path}.num_things_classes=<things> {cfg_path}.num_stuff_classes=<stuff> '
-                   f'with things + stuff = {n_src} (also in model.panoptic_fusion_head; COCO panoptic is 80 + 53, '
-                   f'COCO instance 80 + 0)')
+                   f'with things + stuff = {n_src} (also in model.panoptic_fusion_head, and {cfg_path}.criterion.'
+                   f'num_classes for training; COCO panoptic is 80 + 53, COCO instance 80 + 0)')
         return (f'{source}: the checkpoint has {n_src} classes ({src_key} has {src_shape[0]} rows incl. no-object) '
                 f'but the config has {n_dst} ({dst_key} {list(dst_shape)}). Use the config that matches the '
                 f'checkpoint or set {fix}.')
@@ -421,7 +435,10 @@ def convert_d2_checkpoint(d2_state: Mapping[str, object], *, target_state: Optio
         if key in D2_DROPPED_KEYS:
             dropped.append(key)
             continue
-        tensor = _as_tensor(value)
+        try:
+            tensor = _as_tensor(value)
+        except (TypeError, ValueError):  # e.g. object arrays
+            tensor = None
         if tensor is None:
             unmapped.append(f'{key} (not an array: {type(value).__name__})')
             continue
@@ -488,8 +505,17 @@ def convert_d2_checkpoint(d2_state: Mapping[str, object], *, target_state: Optio
             parts.append(f'{len(unmapped)} checkpoint weight(s) with no place in the model:\n    '
                          + '\n    '.join(unmapped[:40]) + ('\n    ...' if len(unmapped) > 40 else ''))
         hint = ''
+        layers = re.compile(re.escape(prefix) + r'transformer_decoder\.layers\.(\d+)\.')
+        n_target = len({m.group(1) for m in map(layers.match, target_state) if m})
+        n_source = d2_head_summary(d2_state)['num_decoder_layers']
         if any('predictor.transformer.' in k for k in unmapped):
             hint = ' (sem_seg_head.predictor.transformer.* is MaskFormer v1, not Mask2Former)'
+        elif any(k.startswith('backbone.') for k in missing) and any(k.startswith('backbone.') for k in unmapped):
+            hint = (f' (the backbone differs: the checkpoint\'s is {_backbone_name(d2_state)}, see the config\'s '
+                    'model.backbone)')
+        elif n_source and n_target and n_source != n_target:
+            hint = (f' (the checkpoint has {n_source} decoder layers, the config {n_target}: set '
+                    f'{cfg_path}.transformer_decoder.num_layers={n_source})')
         elif any(k.startswith(prefix + 'input_projs.') or '.predictor.input_proj.' in k for k in missing + unmapped):
             hint = (f' (the decoder input projections differ: set {cfg_path}.enforce_decoder_input_project to '
                     'match the checkpoint)')

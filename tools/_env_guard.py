@@ -1,7 +1,10 @@
 """Imported first by every tool: a broken mmcv ends the tool with one message, no traceback."""
 import os.path as osp
 import sys
+import warnings
 
+# mmengine imports pkg_resources (setuptools < 81 is kept for mmcv's build); its deprecation notice is noise.
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 try:

@@ -24,7 +24,6 @@ def main():
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
 
-    import m2f_mm  # noqa: F401  registers the components
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
 

@@ -173,11 +173,14 @@ class M2FTransformerDecoder(BaseModule):
         num_layers: decoder layers (9 = 3 rounds over 3 levels).
         layer_cfg: our typed layer keywords or mmdet's layer_cfg.
         return_intermediate: accepted for mmdet-config compatibility; all sets are always returned.
+        use_masked_attention: False turns the cross-attention into plain (unmasked) attention, the
+            paper's ablation; predictions are still made after every layer for deep supervision.
     """
 
     def __init__(self, *, num_layers: int = 9, layer_cfg: Optional[dict] = None, return_intermediate: bool = True,
-                 init_cfg: Optional[dict] = None) -> None:
+                 use_masked_attention: bool = True, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.use_masked_attention = use_masked_attention
         if num_layers < 1:
             raise ValueError(f'transformer_decoder.num_layers must be >= 1, got {num_layers}')
         self.layers = ModuleList([M2FTransformerDecoderLayer.from_cfg(layer_cfg or {}) for _ in range(num_layers)])
@@ -218,6 +221,8 @@ class M2FTransformerDecoder(BaseModule):
             cls, mask = predict(self.decoder_norm(q))
             cls_sets.append(cls)
             mask_sets.append(mask)
+            if not self.use_masked_attention:
+                return None
             return attention_mask_from_logits(mask, memory_shapes[next_level])
 
         blocked = predict_and_mask(query, 0)

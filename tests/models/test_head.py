@@ -173,3 +173,22 @@ def test_class_count_mismatch_fails_before_training():
     runner = type('R', (), {'model': _detector(train=False), 'train_dataloader': _Loader()})()
     with pytest.raises(ValueError, match='class-count mismatch'):
         M2FClassCheckHook().before_train(runner)
+
+
+@pytest.mark.parametrize('masked', [True, False])
+def test_masked_attention_switch_decides_whether_masks_steer_the_next_layer(masked):
+    """Layer 1's outputs depend on set 0's mask predictions exactly when masked attention is on."""
+    torch.manual_seed(0)
+    cfg = _head_cfg()
+    cfg['transformer_decoder'] = dict(cfg['transformer_decoder'], use_masked_attention=masked)
+    head = M2FHead(**cfg).eval()
+    feats = _feats(1, 64, 64)
+    with torch.no_grad():
+        cls_before, _ = head(feats)
+        # Mask logits only reach the class logits of later sets through the attention mask.
+        head.mask_embed.layers[-1].bias.add_(torch.linspace(-6, 6, head.mask_embed.layers[-1].bias.numel()))
+        head.mask_embed.layers[-1].weight.mul_(-3.0)
+        cls_after, _ = head(feats)
+    changed = not torch.allclose(cls_before[1], cls_after[1], atol=1e-6)
+    assert changed == masked
+    torch.testing.assert_close(cls_before[0], cls_after[0])  # set 0 precedes any attention

@@ -95,6 +95,7 @@ def test_label_beyond_num_classes_names_image_and_fix():
 
 def test_rejects_thing_stuff_split():
     from mmseg.registry import MODELS
+    init_default_scope('mmseg')
     with pytest.raises(ValueError, match='num_classes, not num_things_classes'):
         MODELS.build(_seg_head_cfg(num_things_classes=3))
 
@@ -139,6 +140,7 @@ def test_semantic_scores_equal_mmseg_mask2former_head():
             p.add_(0.05 * torch.randn_like(p))
     reference.eval()
     from mmseg.registry import MODELS
+    init_default_scope('mmseg')
     ours = MODELS.build(_seg_head_cfg(criterion=None)).eval()
     source = {'panoptic_head.' + k: v for k, v in reference.state_dict().items()}
     converted, unmapped = convert_mmdet_to_m2f(source)

@@ -1,7 +1,6 @@
 # Mask2Former R50 as an mmsegmentation EncoderDecoder (semantic segmentation), paper defaults.
 # Same head as the mmdet detector (M2FSegHead is M2FHead with mmseg's decode-head interface).
 num_classes = 150
-crop_size = (512, 512)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],
@@ -9,7 +8,7 @@ data_preprocessor = dict(
     bgr_to_rgb=True,
     pad_val=0,
     seg_pad_val=255,
-    size=crop_size,
+    size=(512, 512),  # crop size
     test_cfg=dict(size_divisor=32))
 model = dict(
     type='EncoderDecoder',
