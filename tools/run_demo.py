@@ -70,10 +70,14 @@ def main():
              f'test_dataloader.dataset.data_root={args.data}/',
              f'val_evaluator.0.ann_file={args.data}/annotations/panoptic_val.json',
              f'val_evaluator.0.seg_prefix={args.data}/annotations/panoptic_val/',
-             f'val_evaluator.1.ann_file={args.data}/annotations/instances_val.json']
+             f'val_evaluator.1.ann_file={args.data}/annotations/instances_val.json',
+             f'test_evaluator.0.ann_file={args.data}/annotations/panoptic_val.json',
+             f'test_evaluator.0.seg_prefix={args.data}/annotations/panoptic_val/',
+             f'test_evaluator.1.ann_file={args.data}/annotations/instances_val.json']
     if args.quick:
         extra += ['train_cfg.max_iters=6', 'train_cfg.val_interval=6', 'default_hooks.logger.interval=2',
                   'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+                  'train_dataloader.persistent_workers=False',
                   'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0']
     gen = [py, 'tools/make_synthetic_data.py', '--out', args.data]
     gen += ['--num-train', '6', '--num-val', '3'] if args.quick else []

@@ -1,0 +1,84 @@
+"""Read mmengine's own checkpoints under torch >= 2.6 without turning safe loading off.
+
+torch 2.6 made ``torch.load(weights_only=True)`` the default. mmengine 0.10.x calls ``torch.load``
+without that argument and pickles its ``MessageHub`` into every checkpoint: ``HistoryBuffer`` objects
+with numpy arrays and *bound methods* (``getattr(HistoryBuffer, 'min')``), which the safe loader
+refuses — so ``tools/test.py`` and ``--resume`` fail on checkpoints the runner just wrote.
+
+The usual fix, ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``, runs any pickle. Instead, local checkpoints are
+loaded with an unpickler that admits exactly: torch's own safe globals (and whatever the user added
+with ``torch.serialization.add_safe_globals``), numpy arrays / dtypes / scalars, mmengine's
+``HistoryBuffer``, and ``getattr`` restricted to ``HistoryBuffer``'s statistics methods. Anything
+else (``os.system``, ``getattr(array, 'tofile')``, ...) is refused with an error naming the global.
+"""
+import os.path as osp
+import pickle
+import types
+from typing import Callable, Dict
+
+import numpy as np
+import torch
+
+_HISTORY_BUFFER_METHODS = frozenset({'min', 'max', 'mean', 'current'})
+
+
+def _qualified(obj: object) -> str:
+    return f'{obj.__module__}.{obj.__qualname__}'
+
+
+def mmengine_checkpoint_globals() -> Dict[str, object]:
+    """'module.name' -> object for the non-tensor classes in an mmengine checkpoint's message hub."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    core = getattr(np, '_core', None) or np.core  # numpy 2 renamed numpy.core to numpy._core
+    objects = [HistoryBuffer, np.ndarray, np.dtype]
+    dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25 pickles dtypes by their DType class
+    if dtypes is not None:
+        objects += [getattr(dtypes, name) for name in dir(dtypes) if name.endswith('DType')]
+    allowed = {_qualified(obj): obj for obj in objects}
+    for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):  # written by numpy 1 or 2
+        allowed[f'{module}._reconstruct'] = core.multiarray._reconstruct
+        allowed[f'{module}.scalar'] = core.multiarray.scalar
+    return allowed
+
+
+def _history_buffer_getattr(obj: object, name: str) -> object:
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f'checkpoint asks for getattr({obj!r}, {name!r}); only HistoryBuffer statistics '
+                                 'methods are allowed')
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that admits only the allow-list described in the module docstring."""
+
+    def find_class(self, module: str, name: str) -> object:
+        key = f'{module}.{name}'
+        if key in ('builtins.getattr', '__builtin__.getattr'):
+            return _history_buffer_getattr
+        from torch._weights_only_unpickler import _get_allowed_globals
+        allowed = {**_get_allowed_globals(), **mmengine_checkpoint_globals()}
+        if key in allowed:
+            return allowed[key]
+        raise pickle.UnpicklingError(
+            f'refusing to unpickle {key!r}: it is not a tensor, numpy array or mmengine log buffer. If you trust '
+            f'this file, allow it with torch.serialization.add_safe_globals([{name}]).')
+
+
+restricted_pickle = types.SimpleNamespace(Unpickler=RestrictedUnpickler, __name__='m2f_mm_restricted_pickle',
+                                          load=lambda f, **kw: RestrictedUnpickler(f, **kw).load())
+
+
+def load_local_checkpoint(filename: str, map_location=None) -> dict:
+    """mmengine's ``load_from_local`` with the restricted unpickler instead of torch's default."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return torch.load(filename, map_location=map_location, weights_only=False, pickle_module=restricted_pickle)
+
+
+def install_checkpoint_loader() -> Callable:
+    """Make mmengine load local checkpoints with :func:`load_local_checkpoint` (idempotent)."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes='', force=True)(load_local_checkpoint)
+    return load_local_checkpoint
