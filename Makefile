@@ -1,22 +1,32 @@
-# m2f_mm: every target sets up ./.venv first (idempotent: ~1 min with ../shared/wheels, ~20 min without).
+# m2f_mm: every target sets up ./.venv first (idempotent: ~1 min with ../shared/wheels, ~25 min without).
 PY ?= .venv/bin/python
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup demo test forward clean
+.PHONY: setup demo ablation test forward benchmarks clean
 
 setup:
 	bash tools/setup_env.sh
 
-## The main job on the bundled small data.
+## The main job: synthetic data -> train -> PQ / mask AP / mIoU -> outputs/demo/{curves,overlays}.png, results.md
 demo: setup
-	$(PY) tools/demo_forward.py configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py
+	$(PY) tools/run_demo.py
+
+## The same, plus the run without masked attention (the paper's ablation), side by side.
+ablation: setup
+	$(PY) tools/run_demo.py --ablation --reuse
 
 ## The test suite (what .ci/run calls).
 test: setup
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
+## Build the COCO R50 model from its config and run one forward pass on a random image.
 forward: setup
 	$(PY) tools/demo_forward.py configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py
+
+benchmarks: setup
+	$(PY) benchmarks/memory_point_loss.py --device cpu --runs 3 --size 512
+	$(PY) benchmarks/inference_memory.py
+	$(PY) benchmarks/pq_throughput.py
 
 clean:
 	rm -rf .venv work_dirs outputs *.egg-info

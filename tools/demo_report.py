@@ -40,8 +40,13 @@ def plot_curves(records: Sequence[dict], out_file: str, title: str = '') -> None
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    train = [(r['iter'], r['loss']) for r in records if 'loss' in r and 'iter' in r]
-    val = [(r['step'], r['coco_panoptic/PQ']) for r in records if 'coco_panoptic/PQ' in r]
+    train, val, last_iter = [], [], 0
+    for r in records:  # a val record's 'step' counts validations, so place it at the last train iteration
+        if 'loss' in r and 'iter' in r:
+            last_iter = r['iter']
+            train.append((r['iter'], r['loss']))
+        elif 'coco_panoptic/PQ' in r:
+            val.append((last_iter, r['coco_panoptic/PQ']))
     fig, ax = plt.subplots(figsize=(7, 4))
     if train:
         ax.plot(*zip(*train), color='tab:blue', label='training loss (all 3 terms x all sets)')

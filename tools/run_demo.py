@@ -39,6 +39,11 @@ def latest_metrics(work_dir: str) -> Dict[str, float]:
 def train_and_test(name: str, config: str, args, extra: List[str]) -> Dict[str, float]:
     py = sys.executable
     work_dir = osp.join(args.work_root, name)
+    done_file = osp.join(REPO, work_dir, 'metrics.json')
+    if args.reuse and osp.exists(done_file):
+        print(f'reusing the finished run in {work_dir} (--reuse)')
+        with open(done_file) as f:
+            return json.load(f)
     start = time.perf_counter()
     run([py, 'tools/train.py', config, '--work-dir', work_dir] + extra)
     train_minutes = (time.perf_counter() - start) / 60
@@ -50,6 +55,8 @@ def train_and_test(name: str, config: str, args, extra: List[str]) -> Dict[str, 
     metrics['train_minutes'] = train_minutes
     metrics['checkpoint'] = checkpoint
     metrics['work_dir'] = work_dir
+    with open(done_file, 'w') as f:
+        json.dump(metrics, f, indent=1)
     return metrics
 
 
@@ -61,6 +68,7 @@ def main():
     parser.add_argument('--work-root', default='work_dirs/demo')
     parser.add_argument('--ablation', action='store_true', help='also train without masked attention')
     parser.add_argument('--quick', action='store_true', help='a few iterations on a handful of images')
+    parser.add_argument('--reuse', action='store_true', help='reuse runs already trained and tested in --work-root')
     args = parser.parse_args()
     py = sys.executable
     os.makedirs(osp.join(REPO, args.out), exist_ok=True)
