@@ -18,10 +18,14 @@ carried over). It builds the inputs, runs one small warm-up loss (imports, lazy 
 The medians over ``--runs`` runs are printed with the full / points ratio.
 
 The paper's ~3x (18 GB -> 6 GB per image) is for a whole training step, where the backbone and
-decoder activations are the same for both variants; this script isolates the loss, so its ratio
-is larger.
+decoder activations are the same for both variants. By default this script isolates the loss, so
+its ratio is larger; with ``--config`` it measures the whole step instead: that config's detector
+(random weights, no download) runs forward + loss + backward on a random batch with random
+rectangle GT, with ``criterion.full_mask`` the only difference between the variants.
 
     python benchmarks/memory_point_loss.py --device cpu --size 256 --runs 3
+    python benchmarks/memory_point_loss.py --device cpu --size 512 --runs 3 \
+        --config configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py          # whole training step
     python benchmarks/memory_point_loss.py --device cuda --size 1024 --runs 5
 """
 import argparse
@@ -58,10 +62,52 @@ def _inputs(args, torch, device):
     return cls, masks, labels, gts
 
 
+def _model_step(args, torch, device):
+    """Build ``args.config``'s detector and return a closure running one training step's loss."""
+    import m2f_mm  # noqa: F401
+    from mmdet.registry import MODELS
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.structures import InstanceData, PixelData
+    cfg = Config.fromfile(os.path.join(ROOT, args.config) if not os.path.isabs(args.config) else args.config)
+    init_default_scope('mmdet')
+    cfg.model.backbone.init_cfg = None
+    cfg.model.data_preprocessor.pop('batch_augments', None)
+    cfg.model.panoptic_head.criterion.full_mask = args.variant == 'full'
+    cfg.model.panoptic_head.criterion.num_points = args.num_points
+    model = MODELS.build(cfg.model).to(device).train()
+    num_things = cfg.model.panoptic_head.num_things_classes
+
+    def batch(size, gts):
+        cls_, masks_, labels_, gt_masks = _inputs(argparse.Namespace(**{**vars(args), 'size': size, 'gts': gts,
+                                                                        'sets': 1, 'queries': 1}), torch, 'cpu')
+        images, samples = [], []
+        for lab, gt in zip(labels_, gt_masks):
+            meta = dict(img_shape=(size, size), ori_shape=(size, size), scale_factor=(1.0, 1.0))
+            sample = DetDataSample(metainfo=meta)
+            lab = lab % num_things
+            sample.gt_instances = InstanceData(labels=lab, masks=BitmapMasks(gt.numpy().astype('uint8'), size, size),
+                                               bboxes=torch.zeros(len(lab), 4))
+            sample.gt_sem_seg = PixelData(sem_seg=torch.full((1, size, size), 255, dtype=torch.uint8))
+            images.append(torch.randint(0, 256, (3, size, size), dtype=torch.uint8))
+            samples.append(sample)
+        data = model.data_preprocessor(dict(inputs=images, data_samples=samples), training=True)
+        return data['inputs'], data['data_samples']
+
+    def step(inputs, samples):
+        losses = model.loss(inputs, samples)
+        return {k: v for k, v in losses.items() if 'loss' in k}
+    return batch, step
+
+
 def worker(args) -> dict:
     """One measurement in this (fresh) process; returns the result as a dict."""
     sys.path.insert(0, ROOT)
     import torch
+    if args.config:
+        return _worker_whole_step(args, torch)
     from m2f_mm.models.losses import M2FCriterion
     torch.set_num_threads(max(1, int(os.environ.get('OMP_NUM_THREADS', '2'))))
     device = torch.device(args.device)
@@ -91,6 +137,32 @@ def worker(args) -> dict:
                 loss=float(sum(v.detach() for v in losses.values())))
 
 
+def _worker_whole_step(args, torch) -> dict:
+    torch.set_num_threads(max(1, int(os.environ.get('OMP_NUM_THREADS', '2'))))
+    device = torch.device(args.device)
+    batch, step = _model_step(args, torch, device)
+    sum(step(*batch(64, 2)).values()).backward()  # warm-up: lazy init, thread pools
+    inputs, samples = batch(args.size, args.gts)
+    cuda = device.type == 'cuda'
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    torch.manual_seed(args.seed)
+    start = time.perf_counter()
+    losses = step(inputs, samples)
+    sum(losses.values()).backward()
+    if cuda:
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    return dict(variant=args.variant, peak_bytes=peak, seconds=time.perf_counter() - start,
+                loss=float(sum(v.detach() for v in losses.values())))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
@@ -103,14 +175,20 @@ def main() -> None:
     parser.add_argument('--size', type=int, default=256, help='GT (input) side; logits at /4')
     parser.add_argument('--num-points', type=int, default=12544)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--config', help='measure a whole training step of this config\'s detector')
     parser.add_argument('--variant', choices=['points', 'full'], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:  # child process
         print('RESULT ' + json.dumps(worker(args)))
         return
-    print(f'device={args.device} batch={args.batch} queries={args.queries} classes={args.classes} '
-          f'gts/image={args.gts} sets={args.sets} input={args.size}x{args.size} '
-          f'logits={args.size // 4}x{args.size // 4} points={args.num_points} runs={args.runs}')
+    if args.config:
+        print(f'whole training step (model forward + loss + backward) of {args.config}: queries, classes and '
+              f'prediction sets from the config; batch={args.batch} gts/image={args.gts} '
+              f'input={args.size}x{args.size} points={args.num_points} runs={args.runs}')
+    else:
+        print(f'device={args.device} batch={args.batch} queries={args.queries} classes={args.classes} '
+              f'gts/image={args.gts} sets={args.sets} input={args.size}x{args.size} '
+              f'logits={args.size // 4}x{args.size // 4} points={args.num_points} runs={args.runs}')
     how = ('torch.cuda.max_memory_allocated (extra over the inputs)' if 'cuda' in args.device
            else 'ru_maxrss delta in a fresh process per run (page granularity)')
     print(f'measured with: {how}')
