@@ -29,7 +29,7 @@ def test_custom_imports_registers_components_in_both_scopes(tmp_path, scope):
     cfg_file.write_text(textwrap.dedent(f"""
         custom_imports = dict(imports=['m2f_mm'], allow_failed_imports=False)
         default_scope = '{scope}'
-        assigner = dict(type='M2FHungarianAssigner', cls_weight=2.0, mask_weight=5.0, dice_weight=5.0)
+        assigner = dict(type='M2FHungarianMatcher', cls_weight=2.0, mask_weight=5.0, dice_weight=5.0)
         fusion = dict(type='M2FFusionHead', num_things_classes=3, num_stuff_classes=2,
                       test_cfg=dict(panoptic_on=True, semantic_on=True, instance_on=True))
         pixel_decoder = dict(

@@ -7,7 +7,7 @@ segments of image b, M matched (query, GT) pairs of a batch, P points per mask, 
 Per prediction set (each with its own matching):
 
 1. per image, P uniform points shared by all queries and GTs -> Hungarian matching
-   (:class:`~m2f_mm.models.matching.M2FHungarianAssigner`);
+   (:class:`~m2f_mm.models.matching.M2FHungarianMatcher`);
 2. class loss: weighted cross-entropy over all B*Q queries (no-object weight 0.1);
 3. mask losses on the M matched pairs, at P importance-sampled points per pair: sigmoid BCE
    (mean over points) + dice, summed over pairs and divided by the number of GT segments of
@@ -27,7 +27,7 @@ from mmengine.dist import all_reduce, get_world_size
 from torch import Tensor, nn
 
 from ..registry import TASK_UTILS, register_model
-from .matching import M2FHungarianAssigner  # noqa: F401  (registers the default assigner)
+from .matching import M2FHungarianMatcher  # noqa: F401  (registers the default assigner)
 from .point_sampling import importance_sample_points, sample_at_points, uniform_points
 
 __all__ = [
@@ -110,7 +110,7 @@ class M2FCriterion(nn.Module):
         oversample_ratio, importance_sample_ratio: importance sampling of the loss points.
         cls_weight, mask_weight, dice_weight: loss weights.
         no_object_weight: cross-entropy weight of the no-object class.
-        assigner: assigner config; default ``M2FHungarianAssigner`` with the loss weights.
+        assigner: assigner config; default ``M2FHungarianMatcher`` with the loss weights.
         full_mask: compute matching and mask losses on every pixel of the GT resolution
             (predictions upsampled bilinearly) instead of sampled points: the MaskFormer-style
             baseline, for memory comparisons. No random draws then.
@@ -129,7 +129,7 @@ class M2FCriterion(nn.Module):
         self.cls_weight, self.mask_weight = float(cls_weight), float(mask_weight)
         self.dice_weight, self.no_object_weight = float(dice_weight), float(no_object_weight)
         if assigner is None:
-            assigner = dict(type='M2FHungarianAssigner', cls_weight=cls_weight,
+            assigner = dict(type='M2FHungarianMatcher', cls_weight=cls_weight,
                             mask_weight=mask_weight, dice_weight=dice_weight)
         self.assigner = TASK_UTILS.build(assigner) if isinstance(assigner, dict) else assigner
         self.full_mask = bool(full_mask)

@@ -26,7 +26,7 @@ from ..registry import register_task_util
 
 __all__ = [
     'class_cost', 'sigmoid_bce_cost', 'dice_cost', 'hungarian_match',
-    'check_finite_costs', 'M2FHungarianAssigner'
+    'check_finite_costs', 'M2FHungarianMatcher'
 ]
 
 COST_TERMS = ('class', 'mask', 'dice')
@@ -144,7 +144,7 @@ def hungarian_match(cost: Tensor) -> Tuple[Tensor, Tensor]:
 
 
 @register_task_util
-class M2FHungarianAssigner:
+class M2FHungarianMatcher:
     """Mask2Former's per-image bipartite matching of queries to GT segments.
 
     Args:

@@ -14,7 +14,7 @@ from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 
 from m2f_mm.models.losses import M2FCriterion
-from m2f_mm.models.matching import M2FHungarianAssigner
+from m2f_mm.models.matching import M2FHungarianMatcher
 from m2f_mm.models.targets import panoptic_targets
 
 NUM_THINGS, NUM_STUFF = 3, 2
@@ -159,7 +159,7 @@ def test_losses_points_and_assignments_match_mmdet(seed, num_queries, empty_seco
 
 def test_assigner_equals_mmdet_hungarian_assigner_on_same_points():
     (_, _, _, ref_assign), _, head = run_both(seed=4, num_queries=8)
-    ours = M2FHungarianAssigner(cls_weight=2.0, mask_weight=5.0, dice_weight=5.0)
+    ours = M2FHungarianMatcher(cls_weight=2.0, mask_weight=5.0, dice_weight=5.0)
     assert isinstance(head.assigner, HungarianAssigner)
     for index, (pred, gt, ref_result) in enumerate(ref_assign):
         query_idx, gt_idx = ours.assign(pred.scores, pred.masks, gt.labels, gt.masks,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from m2f_mm.models.losses import M2FCriterion
-from m2f_mm.models.matching import (M2FHungarianAssigner, class_cost, dice_cost,
+from m2f_mm.models.matching import (M2FHungarianMatcher, class_cost, dice_cost,
                                     hungarian_match, sigmoid_bce_cost)
 from m2f_mm.registry import TASK_UTILS
 
@@ -80,7 +80,7 @@ def _inputs(q=6, g=3, p=40, c=4, seed=0):
 
 
 def test_assigner_is_the_argmin_of_the_weighted_cost():
-    assigner = TASK_UTILS.build(dict(type='M2FHungarianAssigner', cls_weight=2.0, mask_weight=5.0,
+    assigner = TASK_UTILS.build(dict(type='M2FHungarianMatcher', cls_weight=2.0, mask_weight=5.0,
                                      dice_weight=5.0))
     cls, pts, labels, gt = _inputs(q=5, g=3)
     query_idx, gt_idx = assigner.assign(cls, pts, labels, gt)
@@ -94,17 +94,17 @@ def test_assigner_is_the_argmin_of_the_weighted_cost():
 
 def test_assigner_weights_come_from_config():
     cls, pts, labels, gt = _inputs(q=4, g=2, seed=3)
-    only_cls = M2FHungarianAssigner(cls_weight=1.0, mask_weight=0.0, dice_weight=0.0)
+    only_cls = M2FHungarianMatcher(cls_weight=1.0, mask_weight=0.0, dice_weight=0.0)
     query_idx, gt_idx = only_cls.assign(cls, pts, labels, gt)
     expected = hungarian_match(class_cost(cls, labels))
     assert query_idx.tolist() == expected[0].tolist() and gt_idx.tolist() == expected[1].tolist()
     from mmseg.registry import TASK_UTILS as SEG_TASK_UTILS
-    seg = SEG_TASK_UTILS.build(dict(type='M2FHungarianAssigner', dice_weight=3.0))
+    seg = SEG_TASK_UTILS.build(dict(type='M2FHungarianMatcher', dice_weight=3.0))
     assert (seg.cls_weight, seg.mask_weight, seg.dice_weight) == (2.0, 5.0, 3.0)
 
 
 def test_assigner_empty_gt_and_more_gts_than_queries():
-    assigner = M2FHungarianAssigner()
+    assigner = M2FHungarianMatcher()
     cls, pts, _, _ = _inputs(q=4, g=0)
     query_idx, gt_idx = assigner.assign(cls, pts, torch.zeros(0, dtype=torch.long),
                                         torch.zeros(0, 40))
@@ -129,7 +129,7 @@ def test_assigner_non_finite_cost_names_set_image_and_term(where, term):
         pts[1, 5] = float('inf')
         pts[1, 6] = float('-inf')
     with pytest.raises(ValueError) as info:
-        M2FHungarianAssigner().assign(cls, pts, labels, gt, set_index=4, image_index=1)
+        M2FHungarianMatcher().assign(cls, pts, labels, gt, set_index=4, image_index=1)
     message = str(info.value)
     assert 'prediction set 4' in message and 'image 1' in message
     assert f'non-finite {term} cost' in message and 'infeasible' not in message
@@ -137,7 +137,7 @@ def test_assigner_non_finite_cost_names_set_image_and_term(where, term):
 
 def test_costs_are_fp32_and_unchanged_under_bf16_autocast():
     cls, pts, labels, gt = _inputs(q=8, g=4, p=64)
-    assigner = M2FHungarianAssigner()
+    assigner = M2FHungarianMatcher()
     ref_terms = assigner.cost_terms(cls, pts, labels, gt)
     ref = assigner.assign(cls, pts, labels, gt)
     with torch.autocast('cpu', dtype=torch.bfloat16):
@@ -154,7 +154,7 @@ def test_costs_have_no_grad():
     cls, pts, labels, gt = _inputs()
     cls.requires_grad_(True)
     pts.requires_grad_(True)
-    assert not M2FHungarianAssigner().cost_terms(cls, pts, labels, gt).requires_grad
+    assert not M2FHungarianMatcher().cost_terms(cls, pts, labels, gt).requires_grad
 
 
 def _record_matches(criterion):

@@ -28,7 +28,7 @@ def _seg_head_cfg(**overrides):
         positional_encoding=dict(num_feats=DIMS // 2, normalize=True),
         transformer_decoder=dict(num_layers=3, layer_cfg=dict(embed_dims=DIMS, num_heads=4, feedforward_channels=64)),
         criterion=dict(type='M2FCriterion', num_classes=NUM_CLASSES, num_points=64,
-                       assigner=dict(type='M2FHungarianAssigner')))
+                       assigner=dict(type='M2FHungarianMatcher')))
     cfg.update(overrides)
     return cfg
 

@@ -58,6 +58,6 @@ model = dict(
             mask_weight=5.0,
             dice_weight=5.0,
             no_object_weight=0.1,
-            assigner=dict(type='M2FHungarianAssigner', cls_weight=2.0, mask_weight=5.0, dice_weight=5.0))),
+            assigner=dict(type='M2FHungarianMatcher', cls_weight=2.0, mask_weight=5.0, dice_weight=5.0))),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

@@ -64,7 +64,7 @@ model = dict(
             mask_weight=5.0,
             dice_weight=5.0,
             no_object_weight=0.1,
-            assigner=dict(type='M2FHungarianAssigner', cls_weight=2.0, mask_weight=5.0, dice_weight=5.0))),
+            assigner=dict(type='M2FHungarianMatcher', cls_weight=2.0, mask_weight=5.0, dice_weight=5.0))),
     panoptic_fusion_head=dict(
         type='M2FFusionHead', num_things_classes=num_things_classes, num_stuff_classes=num_stuff_classes),
     train_cfg=dict(),
