@@ -102,6 +102,28 @@ def _model_step(args, torch, device):
     return batch, step
 
 
+def _measure(args, torch, device, loss_fn) -> dict:
+    """Peak extra memory and time of ``loss_fn()`` (-> dict of losses) plus its backward, in this process."""
+    cuda = device.type == 'cuda'
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    torch.manual_seed(args.seed)
+    start = time.perf_counter()
+    losses = loss_fn()
+    sum(losses.values()).backward()
+    if cuda:
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    return dict(variant=args.variant, peak_bytes=peak, seconds=time.perf_counter() - start,
+                loss=float(sum(v.detach() for v in losses.values())))
+
+
 def worker(args) -> dict:
     """One measurement in this (fresh) process; returns the result as a dict."""
     sys.path.insert(0, ROOT)
@@ -117,24 +139,7 @@ def worker(args) -> dict:
     tiny = argparse.Namespace(**{**vars(args), 'size': 32, 'sets': 1, 'gts': 2, 'queries': 4})
     sum(criterion(*_inputs(tiny, torch, device)).values()).backward()
     cls, masks, labels, gts = _inputs(args, torch, device)
-    cuda = device.type == 'cuda'
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    torch.manual_seed(args.seed)
-    start = time.perf_counter()
-    losses = criterion(cls, masks, labels, gts)
-    sum(losses.values()).backward()
-    if cuda:
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    return dict(variant=args.variant, peak_bytes=peak, seconds=time.perf_counter() - start,
-                loss=float(sum(v.detach() for v in losses.values())))
+    return _measure(args, torch, device, lambda: criterion(cls, masks, labels, gts))
 
 
 def _worker_whole_step(args, torch) -> dict:
@@ -143,24 +148,7 @@ def _worker_whole_step(args, torch) -> dict:
     batch, step = _model_step(args, torch, device)
     sum(step(*batch(64, 2)).values()).backward()  # warm-up: lazy init, thread pools
     inputs, samples = batch(args.size, args.gts)
-    cuda = device.type == 'cuda'
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    torch.manual_seed(args.seed)
-    start = time.perf_counter()
-    losses = step(inputs, samples)
-    sum(losses.values()).backward()
-    if cuda:
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    return dict(variant=args.variant, peak_bytes=peak, seconds=time.perf_counter() - start,
-                loss=float(sum(v.detach() for v in losses.values())))
+    return _measure(args, torch, device, lambda: step(inputs, samples))
 
 
 def main() -> None:
