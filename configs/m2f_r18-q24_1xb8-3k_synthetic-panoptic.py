@@ -1,6 +1,6 @@
 # The main job: a tiny Mask2Former trained from scratch on the bundled synthetic data, on CPU.
 # `make demo` (tools/run_demo.py) generates the data, trains, evaluates PQ / mask AP / mIoU and draws.
-_base_ = ['_base_/models/m2f_tiny.py', '_base_/datasets/synthetic_panoptic.py', 'mmdet::_base_/default_runtime.py']
+_base_ = ['_base_/models/m2f_tiny.py', '_base_/datasets/synthetic_panoptic.py', '_base_/default_runtime_mmdet.py']
 custom_imports = dict(imports=['m2f_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
@@ -29,6 +29,5 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000, max_keep_ckpts=1, save_last=True),
     visualization=dict(type='DetVisualizationHook'))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
-env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-               dist_cfg=dict(backend='gloo'))
+env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
 randomness = dict(seed=0)

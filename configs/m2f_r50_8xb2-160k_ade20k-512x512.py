@@ -1,5 +1,5 @@
 # ADE20K semantic segmentation with mmsegmentation (paper: 47.2 mIoU; mmseg's reproduction 47.87).
-_base_ = ['mmseg::_base_/default_runtime.py', 'mmseg::_base_/datasets/ade20k.py', '_base_/models/m2f_r50_seg.py',
+_base_ = ['_base_/default_runtime_mmseg.py', 'mmseg::_base_/datasets/ade20k.py', '_base_/models/m2f_r50_seg.py',
           '_base_/schedules/schedule_160k_poly.py']
 custom_imports = dict(imports=['m2f_mm'], allow_failed_imports=False)
 default_scope = 'mmseg'

@@ -3,7 +3,7 @@ _base_ = [
     '_base_/models/m2f_r50.py',
     '_base_/datasets/coco_panoptic.py',
     '_base_/schedules/schedule_50e.py',
-    'mmdet::_base_/default_runtime.py',  # hooks, env, visualizer, logging (mmdet 3.3's)
+    '_base_/default_runtime_mmdet.py',  # mmdet 3.3's hooks, env, visualizer, logging + M2FRunner
 ]
 custom_imports = dict(imports=['m2f_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'

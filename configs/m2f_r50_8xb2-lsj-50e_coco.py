@@ -1,7 +1,7 @@
 # Mask2Former R50 on COCO instance segmentation, LSJ 1024, 50 epochs (paper: 43.7 mask AP; mmdet 42.9).
 # Official weights: see docs/official_checkpoints.md (tools/model_converters/d2_to_m2f.py).
 _base_ = ['_base_/models/m2f_r50.py', '_base_/datasets/coco_instance_lsj.py', '_base_/schedules/schedule_50e.py',
-          'mmdet::_base_/default_runtime.py']
+          '_base_/default_runtime_mmdet.py']
 custom_imports = dict(imports=['m2f_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'
 

@@ -19,7 +19,9 @@ from .models import inference  # noqa: E402,F401  M2FFusionHead
 from .models import head, detector, seg_head  # noqa: E402,F401  M2FHead, M2FDetector(+hook), M2FSegHead
 from .datasets import panoptic  # noqa: E402,F401  M2FLoadPanopticAnnotations, M2FCocoPanopticDataset
 from .evaluation import metrics  # noqa: E402,F401  M2FCocoPanopticMetric, M2FSemSegMetric
+from . import engine  # noqa: E402,F401  M2FRunner, M2FNonFiniteGuardHook
 
+from .engine import M2FRunner  # noqa: E402
 from .models.detector import M2FDetector  # noqa: E402
 from .models.head import M2FHead  # noqa: E402
 from .models.inference import M2FFusionHead  # noqa: E402
@@ -32,5 +34,5 @@ from .models.transformer_decoder import M2FTransformerDecoder  # noqa: E402
 __version__ = '0.1.0'
 __all__ = [
     'M2FDetector', 'M2FHead', 'M2FSegHead', 'M2FPixelDecoder', 'M2FTransformerDecoder', 'M2FHungarianMatcher',
-    'M2FCriterion', 'M2FFusionHead', '__version__',
+    'M2FCriterion', 'M2FFusionHead', 'M2FRunner', '__version__',
 ]

@@ -1,6 +1,9 @@
 """Evaluate a checkpoint (same flags as mmdet's tools/test.py): PQ / mask AP / mIoU.
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR]
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR] [--partial-load]
+
+The checkpoint must fit the model: a tensor of another shape, a model key it leaves unfilled or an
+unexpected head key stops the tool (status 1) with the keys, shapes and fix; --partial-load opts out.
 """
 import argparse
 import os
@@ -24,6 +27,9 @@ def parse_args():
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument('--show-dir', help='directory (under the work dir) where painted images are saved')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument('--partial-load', action='store_true',
+                        help='evaluate even if the checkpoint does not fit (what stayed at initialisation is '
+                             'listed); the config key is partial_load = True')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. model.test_cfg.semantic_on=True')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -38,6 +44,7 @@ def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    cfg.setdefault('runner_type', 'M2FRunner')
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
@@ -45,6 +52,8 @@ def main():
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    if args.partial_load:
+        cfg.partial_load = True
     if args.show or args.show_dir:
         hooks = cfg.default_hooks
         if 'visualization' not in hooks:
@@ -65,4 +74,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    _env_guard.run_tool(main)

@@ -1,7 +1,11 @@
 """Train an m2f_mm model with mmengine's runner (same flags as mmdet's tools/train.py).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--amp] [--resume [CKPT]] [--cfg-options k=v ...]
-    bash tools/dist_train.sh CONFIG NUM_GPUS [...]
+    python tools/train.py CONFIG [--work-dir DIR] [--amp] [--resume [CKPT]] [--partial-load] [--cfg-options k=v ...]
+    bash tools/dist_train.sh CONFIG NUM_PROCESSES [...]
+
+Runs with ``M2FRunner`` (m2f_mm/engine/runner.py) unless the config names another runner_type.
+A bad sample, a non-finite loss, a checkpoint that does not fit or a launch that cannot work ends
+the run with one message naming the fix and exit status 1.
 """
 import argparse
 import os
@@ -24,6 +28,9 @@ def parse_args():
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale the lr with the batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest checkpoint in the work dir when no CKPT')
+    parser.add_argument('--partial-load', action='store_true',
+                        help='let load_from / --resume leave weights that do not fit at initialisation (listed in '
+                             'the log) instead of stopping; the config key is partial_load = True')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. model.panoptic_head.num_queries=200')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -37,6 +44,7 @@ def parse_args():
 def build_cfg(args) -> Config:
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    cfg.setdefault('runner_type', 'M2FRunner')
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
@@ -58,6 +66,8 @@ def build_cfg(args) -> Config:
         else:
             raise RuntimeError('--auto-scale-lr needs `auto_scale_lr = dict(enable=..., base_batch_size=...)` '
                                'in the config')
+    if args.partial_load:
+        cfg.partial_load = True
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -75,4 +85,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    _env_guard.run_tool(main)

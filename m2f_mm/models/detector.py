@@ -23,6 +23,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.structures import PixelData
 from torch import Tensor
 
+from m2f_mm.engine.errors import M2FConfigError
 from m2f_mm.models.head import check_input_size
 from m2f_mm.registry import MODELS, register_det_model
 
@@ -38,13 +39,13 @@ def check_class_counts(num_things: int, num_stuff: int, metainfo: Optional[dict]
     if 'thing_classes' in metainfo and 'stuff_classes' in metainfo:
         got = (len(metainfo['thing_classes']), len(metainfo['stuff_classes']))
         if got != (num_things, num_stuff):
-            raise ValueError(f'class-count mismatch: the model has {num_things} thing + {num_stuff} stuff classes, '
+            raise M2FConfigError(f'class-count mismatch: the model has {num_things} thing + {num_stuff} stuff classes, '
                              f'the dataset has {got[0]} thing + {got[1]} stuff classes; set '
                              f'num_things_classes / num_stuff_classes in panoptic_head and panoptic_fusion_head')
     elif metainfo.get('classes') is not None:
         got = len(metainfo['classes'])
         if got != num_things + num_stuff:
-            raise ValueError(f'class-count mismatch: the model has {num_things} + {num_stuff} = '
+            raise M2FConfigError(f'class-count mismatch: the model has {num_things} + {num_stuff} = '
                              f'{num_things + num_stuff} classes, the dataset has {got}')
 
 
@@ -144,18 +145,28 @@ class M2FDetector(SingleStageDetector):
 
 @HOOKS.register_module()
 class M2FClassCheckHook(Hook):
-    """Fails fast when the dataset's class counts do not match the model's (see module doc)."""
+    """Fails fast when the dataset's class counts do not match the model's (see module doc).
+
+    ``M2FRunner`` adds it to every run; mmseg models are checked through their decode head's
+    ``num_classes``.
+    """
 
     priority = 'VERY_HIGH'
 
     @staticmethod
     def _check(runner, loader_name: str) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if not hasattr(model, 'check_dataset_meta'):
-            return
         loader = getattr(runner, loader_name, None)
-        dataset = getattr(loader, 'dataset', None)
-        model.check_dataset_meta(getattr(dataset, 'metainfo', None))
+        metainfo = getattr(getattr(loader, 'dataset', None), 'metainfo', None)
+        if hasattr(model, 'check_dataset_meta'):
+            model.check_dataset_meta(metainfo)
+            return
+        head = getattr(model, 'decode_head', None)
+        classes = (metainfo or {}).get('classes')
+        if head is not None and hasattr(head, 'num_classes') and classes is not None \
+                and len(classes) != head.num_classes:
+            raise M2FConfigError(f'class-count mismatch: model.decode_head.num_classes={head.num_classes}, the dataset '
+                             f'has {len(classes)} classes; set model.decode_head.num_classes={len(classes)}')
 
     def before_train(self, runner) -> None:
         self._check(runner, 'train_dataloader')

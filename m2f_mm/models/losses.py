@@ -15,10 +15,16 @@ Per prediction set (each with its own matching):
 
 Random draws follow mmdet 3.3's ``Mask2FormerHead`` exactly (per set: ``rand(1, P, 2)`` per
 image, then the importance-sampling draws for all M pairs), so a seeded global generator gives
-the same points and hence the same losses. Non-finite predictions raise a ``ValueError`` naming
-the set (``'d3'``, ..., or ``'final'``) and the image; all of one set's cost matrices and checks
+the same points and hence the same losses. All of one set's cost matrices and finiteness checks
 reach the host in a single transfer.
+
+Non-finite predictions (NaN/inf logits of image b in a set) are not matched (the assignment would be
+meaningless) and make that set's three loss terms NaN, with a warning naming the set and image,
+instead of raising: under DistributedDataParallel every rank must still run backward, so the
+decision to stop or to skip the step is taken after it, identically on all ranks, by
+:class:`~m2f_mm.engine.nonfinite.M2FNonFiniteGuardHook` (which names the iteration and images).
 """
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -184,8 +190,9 @@ class M2FCriterion(nn.Module):
 
     def _match_set(self, cls_logits: Tensor, mask_logits: Tensor, gt_labels: List[Tensor],
                    gt_masks: List[Tensor], set_index: int,
-                   name: str) -> List[Tuple[Tensor, Tensor]]:
-        """Per-image ``(query_idx, gt_idx)`` for one set; one host transfer for the batch."""
+                   name: str) -> Tuple[List[Tuple[Tensor, Tensor]], Dict[int, str]]:
+        """Per-image ``(query_idx, gt_idx)`` for one set, and the images with non-finite
+        predictions (unmatched); one host transfer for the batch."""
         batch_size = cls_logits.shape[0]
         device = cls_logits.device
         with torch.no_grad():
@@ -201,16 +208,20 @@ class M2FCriterion(nn.Module):
                 cls_logits.detach().sum(dim=(1, 2), dtype=torch.float32),
                 mask_logits.detach().sum(dim=(1, 2, 3), dtype=torch.float32)])
             flat = torch.cat([sums.flatten()] + [t.flatten() for t in terms]).cpu()
-        self._raise_on_non_finite(flat[:2 * batch_size].view(2, batch_size), cls_logits,
-                                  mask_logits, name)
+        bad = self._non_finite_images(flat[:2 * batch_size].view(2, batch_size), cls_logits,
+                                      mask_logits, name)
         matches, offset = [], 2 * batch_size
         for b, t in enumerate(terms):
             terms_cpu = flat[offset:offset + t.numel()].view(t.shape)
             offset += t.numel()
+            if b in bad:
+                empty = torch.zeros(0, dtype=torch.long, device=device)
+                matches.append((empty, empty.clone()))
+                continue
             query_idx, gt_idx = self.assigner.match_terms(terms_cpu, set_index=set_index,
                                                           image_index=b)
             matches.append((query_idx.to(device), gt_idx.to(device)))
-        return matches
+        return matches, bad
 
     def _sample(self, maps: Tensor, gt_masks: Tensor,
                 coords: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
@@ -235,24 +246,31 @@ class M2FCriterion(nn.Module):
                              f'{batch_gt_labels[b].tolist()}')
 
     @staticmethod
-    def _raise_on_non_finite(sums: Tensor, cls_logits: Tensor, mask_logits: Tensor,
-                             name: str) -> None:
-        """``sums: Tensor[2, B]`` (host) = per-image class-logit and mask-logit sums."""
+    def _non_finite_images(sums: Tensor, cls_logits: Tensor, mask_logits: Tensor,
+                           name: str) -> Dict[int, str]:
+        """``sums: Tensor[2, B]`` (host) = per-image class- and mask-logit sums -> {image: what}."""
+        bad = {}
         for b in range(sums.shape[1]):
             for row, what, tensor in ((0, 'cls_logits', cls_logits),
                                       (1, 'mask_logits', mask_logits)):
                 # A non-finite sum may be an fp32 overflow: confirm on the tensor itself.
                 if not torch.isfinite(sums[row, b]) and \
                         not bool(torch.isfinite(tensor[b]).all()):
-                    raise ValueError(f"non-finite (NaN/inf) {what} in prediction set '{name}', "
-                                     f'image {b}')
+                    bad.setdefault(b, what)
+        for b, what in bad.items():
+            msg = (f"non-finite (NaN/inf) {what} in prediction set '{name}', image {b}: not matched, "
+                   "and the set's loss terms are NaN")
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        return bad
 
     def _loss_single_set(self, cls_logits: Tensor, mask_logits: Tensor, gt_labels: List[Tensor],
                          gt_masks: List[Tensor], num_masks: float, set_index: int,
                          name: str) -> Tuple[Tensor, Tensor, Tensor]:
         """``(loss_cls, loss_mask, loss_dice)`` of one set, weighted."""
         batch_size, num_queries, num_cls = cls_logits.shape
-        matches = self._match_set(cls_logits, mask_logits, gt_labels, gt_masks, set_index, name)
+        matches, bad = self._match_set(cls_logits, mask_logits, gt_labels, gt_masks, set_index, name)
+        # 0, or NaN for a set with non-finite predictions (see the module docstring).
+        poison = cls_logits.new_full((), float('nan') if bad else 0.0, dtype=torch.float32)
         target_labels = torch.full((batch_size, num_queries), num_cls - 1, dtype=torch.long,
                                    device=cls_logits.device)
         batch_idx, gt_parts = [], []
@@ -265,7 +283,7 @@ class M2FCriterion(nn.Module):
         batch_idx = torch.cat(batch_idx)
         if batch_idx.numel() == 0:  # no GT in the whole batch: zero, but keep the graph
             zero = mask_logits.sum(dtype=torch.float32) * 0.0
-            return loss_cls, zero, zero.clone()
+            return loss_cls + poison, zero + poison, zero + poison
         # [M, h, w], ordered by (image, query) like mmdet's mask_preds[mask_weights > 0]
         matched = mask_logits[batch_idx, torch.cat([q for q, _ in matches])].float()
         if self.full_mask:
@@ -283,4 +301,4 @@ class M2FCriterion(nn.Module):
             pred_pts = sample_at_points(matched, coords)
         loss_mask = sigmoid_bce_loss(pred_pts, target_pts, num_masks) * self.mask_weight
         loss_dice = dice_loss(pred_pts, target_pts, num_masks) * self.dice_weight
-        return loss_cls, loss_mask, loss_dice
+        return loss_cls + poison, loss_mask + poison, loss_dice + poison

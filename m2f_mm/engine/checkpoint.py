@@ -1,0 +1,197 @@
+"""Weights loaded for use fit the model, or the run stops and says which keys and how to fix it.
+
+mmengine loads ``load_from`` / test checkpoints with ``strict=False`` and reports mismatches as log
+lines among hundreds of others, then evaluates or trains the partly random model. Here a
+checkpoint is compared with the model first (:func:`compare_state_dicts`, pure): a tensor of the
+wrong shape, a model key the checkpoint leaves unfilled, or an unexpected key in a head is an
+error (:class:`~m2f_mm.engine.errors.M2FCheckpointError`) naming the keys, both shapes and the
+fix. Partial loading is an explicit opt-in and lists what stayed at initialisation.
+
+Also here: the random states that decide the rest of a run, saved with every checkpoint and
+restored on resume (:func:`capture_rng_state` / :func:`restore_rng_state`).
+"""
+import os.path as osp
+import random
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .errors import M2FCheckpointError
+
+# Keys under these prefixes belong to a head: an unexpected one there means the checkpoint was
+# made for another head layout (a converter is needed), not that it carries an extra branch.
+HEAD_PREFIXES = ('panoptic_head.', 'decode_head.', 'panoptic_fusion_head.')
+_SHOWN = 8  # keys listed per kind of problem
+
+
+@dataclass
+class LoadReport:
+    """How a checkpoint's state dict fits a model's."""
+    missing: List[str] = field(default_factory=list)
+    unexpected: List[str] = field(default_factory=list)
+    mismatched: List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]] = field(default_factory=list)
+    num_loaded: int = 0
+
+    @property
+    def unexpected_in_heads(self) -> List[str]:
+        return [k for k in self.unexpected if k.startswith(HEAD_PREFIXES)]
+
+    @property
+    def blocking(self) -> bool:
+        """True when strict loading must refuse (unexpected keys outside the heads only warn)."""
+        return bool(self.missing or self.mismatched or self.unexpected_in_heads)
+
+
+def revise_keys(state: Mapping[str, object], rules: Sequence[Tuple[str, str]]) -> 'OrderedDict[str, object]':
+    """Apply mmengine's ``revise_keys`` regex rules (default: strip a ``module.`` prefix)."""
+    out = OrderedDict()
+    for key, value in state.items():
+        for pattern, repl in rules:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    return out
+
+
+def compare_state_dicts(model_state: Mapping[str, torch.Tensor],
+                        ckpt_state: Mapping[str, object]) -> LoadReport:
+    """Missing, unexpected and shape-mismatched keys of ``ckpt_state`` against ``model_state``."""
+    report = LoadReport()
+    for key, value in model_state.items():
+        if key not in ckpt_state:
+            report.missing.append(key)
+            continue
+        theirs = tuple(getattr(ckpt_state[key], 'shape', ()))
+        if theirs != tuple(value.shape):
+            report.mismatched.append((key, theirs, tuple(value.shape)))
+        else:
+            report.num_loaded += 1
+    report.unexpected = [k for k in ckpt_state if k not in model_state]
+    return report
+
+
+def _head_option(key: str) -> str:
+    return 'model.decode_head' if key.startswith('decode_head.') else 'model.panoptic_head'
+
+
+def fix_hints(report: LoadReport, ckpt_state: Mapping[str, object]) -> List[str]:
+    """What to change so the checkpoint fits: a config option, a converter, or partial loading."""
+    hints = []
+    for key, theirs, ours in report.mismatched:
+        if key.endswith(('query_feat.weight', 'query_embed.weight')) and theirs[1:] == ours[1:]:
+            hints.append(f'the checkpoint has {theirs[0]} queries, the config {ours[0]}: set '
+                         f'{_head_option(key)}.num_queries={theirs[0]}')
+            break
+    for key, theirs, ours in report.mismatched:
+        if key.endswith('class_embed.weight') and theirs[1:] == ours[1:]:
+            head = _head_option(key)
+            option = (f'{head}.num_classes' if head.endswith('decode_head') else
+                      f'{head}.num_things_classes / num_stuff_classes (and panoptic_fusion_head\'s)')
+            hints.append(f'the checkpoint has {theirs[0] - 1} classes, the model {ours[0] - 1}: set {option} to '
+                         f'{theirs[0] - 1}, or fine-tune on the new classes with partial loading (below)')
+            break
+    keys = list(ckpt_state)
+    if any(k.startswith(('panoptic_head.cls_embed.', 'decode_head.cls_embed.')) for k in keys):
+        hints.append('this is a checkpoint of mmdet\'s / mmseg\'s own Mask2Former: convert it first with '
+                     'python tools/model_converters/mmdet_to_m2f.py IN.pth OUT.pth')
+    elif any(k.startswith('sem_seg_head.') for k in keys):
+        hints.append('this is a detectron2 (facebookresearch/Mask2Former) checkpoint: convert it first with '
+                     'python tools/model_converters/d2_to_m2f.py IN.pkl OUT.pth --config CONFIG')
+    elif report.num_loaded == 0 and not report.mismatched:
+        hints.append('the checkpoint shares no key with the model: is it a checkpoint of this config?')
+    hints.append('to load what fits and keep the rest at initialisation, opt in with --partial-load '
+                 '(config: partial_load = True)')
+    return hints
+
+
+def format_report(report: LoadReport, filename: str, hints: Sequence[str] = ()) -> str:
+    """A readable account of ``report``: counts, up to a few keys per kind, then the hints."""
+    lines = [f'checkpoint {filename} does not fit the model ({report.num_loaded} tensors fit):']
+    if report.mismatched:
+        lines.append(f'  {len(report.mismatched)} tensor(s) of another shape (checkpoint vs model):')
+        lines += [f'    {k}: {list(a)} vs {list(b)}' for k, a, b in report.mismatched[:_SHOWN]]
+    if report.missing:
+        lines.append(f'  {len(report.missing)} model key(s) the checkpoint does not fill, e.g.:')
+        lines += [f'    {k}' for k in report.missing[:_SHOWN]]
+    heads = report.unexpected_in_heads
+    if heads:
+        lines.append(f'  {len(heads)} checkpoint key(s) the model\'s heads do not have, e.g.:')
+        lines += [f'    {k}' for k in heads[:_SHOWN]]
+    lines += [f'  fix: {h}' for h in hints]
+    return '\n'.join(lines)
+
+
+def load_checkpoint_file(filename: str, map_location='cpu') -> dict:
+    """A local file through the restricted unpickler (no code runs); URLs through mmengine."""
+    if osp.isfile(osp.expanduser(filename)):
+        from m2f_mm.utils.checkpoint_compat import load_local_checkpoint
+        return load_local_checkpoint(filename, map_location=map_location)
+    if '://' not in filename:
+        raise M2FCheckpointError(f'checkpoint {filename} does not exist: check the path given to '
+                                 'tools/test.py, --resume or load_from')
+    from mmengine.runner.checkpoint import CheckpointLoader
+    return CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+
+
+def fitting_state(model: torch.nn.Module, checkpoint: Mapping[str, object], filename: str, partial: bool,
+                  rules: Sequence[Tuple[str, str]] = ((r'^module\.', ''), )) -> Tuple[dict, LoadReport]:
+    """The checkpoint's state dict, checked against ``model``.
+
+    Raises:
+        M2FCheckpointError: when it does not fit and ``partial`` is False.
+
+    Returns:
+        ``(state, report)``; with ``partial``, tensors of another shape are left out of ``state``.
+    """
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, Mapping) else None
+    if not isinstance(state, Mapping):
+        raise M2FCheckpointError(f'{filename} holds no state dict (got {type(checkpoint).__name__})')
+    state = revise_keys(state, rules)
+    report = compare_state_dicts(model.state_dict(), state)
+    if report.blocking and not partial:
+        raise M2FCheckpointError(format_report(report, filename, fix_hints(report, state)))
+    bad = {k for k, _, _ in report.mismatched}
+    return OrderedDict((k, v) for k, v in state.items() if k not in bad), report
+
+
+def partial_load_summary(report: LoadReport) -> str:
+    """The log line of an opted-in partial load: what stayed at initialisation."""
+    kept = [k for k, _, _ in report.mismatched] + report.missing
+    text = (f'partial load: {report.num_loaded} tensors loaded, {len(kept)} left at initialisation'
+            + (f' ({", ".join(kept[:_SHOWN])}{", ..." if len(kept) > _SHOWN else ""})' if kept else ''))
+    if report.unexpected:
+        text += f'; {len(report.unexpected)} checkpoint keys unused (e.g. {report.unexpected[0]})'
+    return text
+
+
+# -- random states --------------------------------------------------------------------------------
+
+def capture_rng_state() -> Dict[str, object]:
+    """Every random state training draws from in this process: torch (CPU and CUDA), numpy, random."""
+    state = dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Mapping[str, object]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(state['torch'])
+    np.random.set_state(state['numpy'])
+    py_state = state['python']
+    random.setstate((py_state[0], tuple(py_state[1]), py_state[2]))
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def rng_states_for_rank(states: Optional[Sequence[Mapping[str, object]]], rank: int,
+                        world_size: int) -> Tuple[Optional[Mapping[str, object]], str]:
+    """This rank's saved state, or ``None`` with the reason it cannot be restored."""
+    if not states:
+        return None, 'the checkpoint holds no random states (it was not written by M2FRunner)'
+    if len(states) != world_size:
+        return None, f'the checkpoint holds random states of {len(states)} processes, this run has {world_size}'
+    return states[rank], ''

@@ -1,0 +1,40 @@
+"""Errors that stop a run with one message naming the problem and the fix.
+
+Every entry point (``tools/train.py``, ``tools/test.py``, ``tools/misc/check_dataset.py``) prints
+``short_message(err)`` for these and exits with status 1 instead of a traceback. A DataLoader worker
+re-raises an exception in the main process as ``type(err)("Caught ... Original Traceback ... ")``,
+so each class takes a single message argument and ``short_message`` finds our line again.
+"""
+
+
+class M2FError(RuntimeError):
+    """Base class: the message is complete (what is wrong, where, and how to fix it)."""
+
+
+class M2FBadSampleError(M2FError):
+    """A sample of the dataset cannot be loaded (file, image id and problem are named)."""
+
+
+class M2FNonFiniteError(M2FError):
+    """A loss term or the gradient norm is NaN/inf (iteration, terms and image paths are named)."""
+
+
+class M2FCheckpointError(M2FError):
+    """A checkpoint does not fit the model (keys, shapes and the config option or converter are named)."""
+
+
+class M2FConfigError(M2FError, ValueError):
+    """The config disagrees with the data or the model (the option to set is named)."""
+
+
+class M2FLaunchError(M2FError):
+    """A distributed launch cannot work as configured (backend, world size, port)."""
+
+
+def short_message(err: BaseException) -> str:
+    """The message of ``err`` without a DataLoader worker's wrapped traceback."""
+    text = str(err)
+    marker = f'{type(err).__name__}: '
+    if 'Original Traceback' in text and marker in text:
+        text = text[text.rindex(marker) + len(marker):]
+    return text.strip()

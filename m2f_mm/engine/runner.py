@@ -1,0 +1,137 @@
+"""``M2FRunner``: mmengine's Runner with the guarantees a days-long Mask2Former run needs.
+
+Selected by ``runner_type = 'M2FRunner'`` in every m2f_mm config, so ``tools/train.py``,
+``tools/test.py``, mmdet's and mmseg's own tools and ``mim train`` all reach it. On top of
+mmengine's Runner it
+
+- launches anywhere torchrun / srun runs: backend ``auto`` (nccl with CUDA, gloo without), no CUDA
+  call without CUDA, DDP with ``device_ids=None`` on CPU (``engine/distributed.py``);
+- gives every rank its own random stream (point sampling differs across ranks), derived from the
+  seed and the rank, while data order stays the same as mmengine's;
+- loads weights strictly (``load_from``, ``tools/test.py``, ``--resume``): a checkpoint that does
+  not fit stops the run naming keys, shapes and the fix; ``partial_load = True`` opts out
+  (``engine/checkpoint.py``);
+- saves the random states of every rank in each checkpoint and restores them on ``--resume``,
+  so a killed-and-resumed run ends bit-identical to an uninterrupted one;
+- stops with one line at a bad sample, or skips it (``train_dataloader.bad_samples = 'skip'``),
+  and DataLoader workers die with a killed trainer (``engine/data_guard.py``);
+- stops or skips a step with a non-finite loss or gradient (``nonfinite_steps``,
+  ``engine/nonfinite.py``) and checks class counts against the dataset before the first step.
+
+Config keys it reads (all optional): ``partial_load`` (bool), ``nonfinite_steps`` ('raise' |
+'skip'), ``<split>_dataloader.bad_samples`` ('raise' | 'skip'; validation and test always raise).
+"""
+import copy
+from typing import Optional
+
+import torch
+from mmengine.dist import all_gather_object, get_rank, get_world_size, is_distributed
+from mmengine.model import is_model_wrapper
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from .checkpoint import (capture_rng_state, fitting_state, load_checkpoint_file, partial_load_summary,
+                         restore_rng_state, rng_states_for_rank)
+from .data_guard import with_guard
+from .distributed import check_world_fits, ddp_wrapper_cfg, init_distributed, rank_seed
+from .nonfinite import M2FNonFiniteGuardHook
+
+RNG_KEY = 'm2f_rng_states'
+
+
+@RUNNERS.register_module()
+class M2FRunner(Runner):
+    """See the module docstring; constructed like mmengine's ``Runner`` (``Runner.from_cfg``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        cfg = kwargs.get('cfg') or {}
+        self.partial_load = bool(cfg.get('partial_load', False))
+        self.nonfinite_steps = cfg.get('nonfinite_steps', 'raise')
+        M2FNonFiniteGuardHook(self.nonfinite_steps)  # validates the value before anything is built
+        self._pending_rng: Optional[list] = None
+        super().__init__(*args, **kwargs)
+
+    # -- launching ---------------------------------------------------------------------------------
+    def setup_env(self, env_cfg: dict) -> None:
+        if self.distributed and not is_distributed():
+            init_distributed(self.launcher, **copy.deepcopy(env_cfg.get('dist_cfg', {})))
+        super().setup_env(env_cfg)  # the process group exists now: mmengine's init_dist is skipped
+
+    def set_randomness(self, seed, diff_rank_seed: bool = False, deterministic: bool = False) -> None:
+        super().set_randomness(seed, diff_rank_seed=diff_rank_seed, deterministic=deterministic)
+        if not diff_rank_seed and get_world_size() > 1:
+            # mmengine's diff_rank_seed would also unseed the samplers (data order would change from run to
+            # run); reseed only the global generators, so each rank draws its own points.
+            import random
+            import numpy as np
+            own = rank_seed(self._seed, get_rank())
+            random.seed(own)
+            np.random.seed(own % 2**32)
+            torch.manual_seed(own)
+
+    def wrap_model(self, model_wrapper_cfg: Optional[dict], model):
+        if self.distributed and not is_model_wrapper(model):
+            model_wrapper_cfg = ddp_wrapper_cfg(model_wrapper_cfg, self.cfg.get('find_unused_parameters', False),
+                                                on_cuda=torch.cuda.is_available())
+        return super().wrap_model(model_wrapper_cfg, model)
+
+    @staticmethod
+    def build_dataloader(dataloader, seed: Optional[int] = None, diff_rank_seed: bool = False):
+        mode = None
+        if isinstance(dataloader, dict):
+            dataloader = dict(dataloader)
+            mode = dataloader.pop('bad_samples', 'raise')
+            sampler = dataloader.get('sampler', {}) or {}
+            if mode == 'skip' and not sampler.get('shuffle', True):
+                mode = 'raise'  # an unshuffled (validation / test) loader must not drop samples
+        loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
+        return with_guard(loader, mode)
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,
+                        revise_keys: list = [(r'^module.', '')]):  # noqa: B006  mmengine's signature
+        checkpoint = load_checkpoint_file(filename, map_location=map_location)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        state, report = fitting_state(model, checkpoint, filename, partial=self.partial_load and not strict,
+                                      rules=revise_keys)
+        model.load_state_dict(state, strict=False)
+        if report.blocking or report.unexpected:
+            self.logger.warning(partial_load_summary(report))
+        self._has_loaded = True
+        meta = checkpoint.get('meta', {}) if isinstance(checkpoint, dict) else {}
+        self._pending_rng = meta.get(RNG_KEY) if isinstance(meta, dict) else None
+        self.logger.info(f'Load checkpoint from {filename} ({report.num_loaded} tensors)')
+        return checkpoint
+
+    def resume(self, filename: str, resume_optimizer: bool = True, resume_param_scheduler: bool = True,
+               map_location='default') -> None:
+        super().resume(filename, resume_optimizer, resume_param_scheduler, map_location)
+        # Last, after mmengine re-seeded: the run continues from the saved streams, not the seed's.
+        state, reason = rng_states_for_rank(self._pending_rng, get_rank(), get_world_size())
+        if state is None:
+            self.logger.warning(f'random states not restored ({reason}): the resumed run draws other random '
+                                'points than an uninterrupted one would')
+        else:
+            restore_rng_state(state)
+
+    def save_checkpoint(self, *args, **kwargs) -> None:
+        # Collective on every rank (CheckpointHook calls this on all of them); rank 0 writes.
+        states = all_gather_object(capture_rng_state()) if is_distributed() else [capture_rng_state()]
+        kwargs['meta'] = dict(kwargs.get('meta') or {}, **{RNG_KEY: states})
+        super().save_checkpoint(*args, **kwargs)
+
+    # -- hooks -------------------------------------------------------------------------------------
+    def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
+        super().register_hooks(default_hooks, custom_hooks)
+        from m2f_mm.models.detector import M2FClassCheckHook
+        present = {type(hook) for hook in self.hooks}
+        if M2FNonFiniteGuardHook not in present:
+            self.register_hook(M2FNonFiniteGuardHook(self.nonfinite_steps))
+        if M2FClassCheckHook not in present:
+            self.register_hook(M2FClassCheckHook())
+
+    def train(self):
+        if self.distributed:
+            check_world_fits(len(self.train_dataloader.dataset), self.world_size)
+        return super().train()
