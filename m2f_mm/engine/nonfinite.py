@@ -87,9 +87,8 @@ class M2FNonFiniteGuardHook(Hook):
         samples = data_batch.get('data_samples', []) if isinstance(data_batch, dict) else []
         self._images = [s.metainfo.get('img_path', '?') for s in samples if hasattr(s, 'metainfo')]
 
-    def _where(self) -> str:
-        images = ', '.join(f'[{i}] {p}' for i, p in enumerate(self._images)) or 'unknown'
-        return f'iteration {self._iteration}; images of the batch: {images}'
+    def _images_text(self) -> str:
+        return 'images of the batch: ' + (', '.join(f'[{i}] {p}' for i, p in enumerate(self._images)) or 'unknown')
 
     # -- the two checks ----------------------------------------------------------------------------
     def before_train(self, runner) -> None:
@@ -104,8 +103,9 @@ class M2FNonFiniteGuardHook(Hook):
                 terms = ', '.join(f'{k}={v}' for k, v in bad.items())
                 if guard.mode == 'raise':
                     raise M2FNonFiniteError(
-                        f'non-finite loss at {guard._where()}. Terms: {terms} (prediction sets: '
-                        f'{", ".join(prediction_sets(bad))}). The optimizer did not step. {FIXES}')
+                        f'non-finite loss at iteration {guard._iteration}: {terms} (prediction sets: '
+                        f'{", ".join(prediction_sets(bad))}); {guard._images_text()}. The optimizer did not step; '
+                        f'{FIXES}')
             return parse_losses(losses)
 
         def checked_step(**kwargs):
@@ -121,12 +121,14 @@ class M2FNonFiniteGuardHook(Hook):
                 return step(**kwargs)
             if guard.mode == 'raise':
                 raise M2FNonFiniteError(
-                    f'non-finite gradient norm ({float(norm)}) at {guard._where()}, with finite loss terms. '
-                    f'The optimizer did not step. {FIXES}')
+                    f'non-finite gradient norm ({float(norm)}) at iteration {guard._iteration}, with finite loss '
+                    f'terms; {guard._images_text()}. The optimizer did not step; {FIXES}')
             wrapper.zero_grad()
             guard.num_skipped += 1
-            print_log(f'skipped the optimizer step at {guard._where()} (non-finite loss or gradient); '
-                      f'{guard.num_skipped} skipped so far', logger='current', level=30)
+            if norm is not None:  # the log's grad_norm shows this step's, not the last good one's
+                runner.message_hub.update_scalar('train/grad_norm', float(norm))
+            print_log(f'skipped the optimizer step of iteration {guard._iteration} (non-finite loss or gradient; '
+                      f'{guard._images_text()}); {guard.num_skipped} skipped so far', logger='current', level=30)
 
         model.parse_losses = checked_parse_losses
         runner.optim_wrapper.step = checked_step

@@ -214,6 +214,10 @@ class M2FCriterion(nn.Module):
         for b, t in enumerate(terms):
             terms_cpu = flat[offset:offset + t.numel()].view(t.shape)
             offset += t.numel()
+            if b not in bad and not bool(torch.isfinite(terms_cpu).all()):
+                # finite but huge logits can overflow a cost (e.g. the BCE sum over points)
+                bad[b] = 'matching costs'
+                self._warn_non_finite(b, 'matching costs', name)
             if b in bad:
                 empty = torch.zeros(0, dtype=torch.long, device=device)
                 matches.append((empty, empty.clone()))
@@ -258,10 +262,13 @@ class M2FCriterion(nn.Module):
                         not bool(torch.isfinite(tensor[b]).all()):
                     bad.setdefault(b, what)
         for b, what in bad.items():
-            msg = (f"non-finite (NaN/inf) {what} in prediction set '{name}', image {b}: not matched, "
-                   "and the set's loss terms are NaN")
-            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+            M2FCriterion._warn_non_finite(b, what, name)
         return bad
+
+    @staticmethod
+    def _warn_non_finite(image: int, what: str, name: str) -> None:
+        warnings.warn(f"non-finite (NaN/inf) {what} in prediction set '{name}', image {image}: not matched, "
+                      "and the set's loss terms are NaN", RuntimeWarning, stacklevel=4)
 
     def _loss_single_set(self, cls_logits: Tensor, mask_logits: Tensor, gt_labels: List[Tensor],
                          gt_masks: List[Tensor], num_masks: float, set_index: int,
