@@ -1,4 +1,7 @@
 import os
+import os.path as osp
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -15,3 +18,73 @@ def _mmdet_default_scope():
     """Each test starts in mmdet's scope; a test that needs mmseg's switches itself (no leaking between tests)."""
     init_default_scope('mmdet')
     yield
+
+
+# -- running the real tools on tiny synthetic data ---------------------------------------------------
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY_CONFIG = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py')
+
+
+def make_data(root: str, num_train: int = 6, num_val: int = 3, seed: int = 0) -> str:
+    subprocess.run([sys.executable, osp.join(REPO, 'tools', 'make_synthetic_data.py'), '--out', root,
+                    '--num-train', str(num_train), '--num-val', str(num_val), '--seed', str(seed)],
+                   check=True, capture_output=True, timeout=300)
+    return root
+
+
+def write_config(path: str, data: str, *, max_iters: int = 4, batch_size: int = 2, extra: str = '') -> str:
+    """A leaf config on the tiny model and ``data``: no validation during training, a checkpoint every
+    2 iterations, deterministic, one persistent DataLoader worker."""
+    text = f'''_base_ = [{TINY_CONFIG!r}]
+data_root = {data + '/'!r}
+train_dataloader = dict(batch_size={batch_size}, num_workers=1, dataset=dict(data_root=data_root))
+val_dataloader = dict(batch_size=1, num_workers=0, dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+val_evaluator = [dict(type='M2FCocoPanopticMetric', ann_file=data_root + 'annotations/panoptic_val.json',
+                      seg_prefix=data_root + 'annotations/panoptic_val/'),
+                 dict(type='CocoMetric', ann_file=data_root + 'annotations/instances_val.json', metric=['segm']),
+                 dict(type='M2FSemSegMetric', prefix='sem_seg')]
+test_evaluator = val_evaluator
+max_iters = {max_iters}
+train_cfg = dict(max_iters=max_iters, val_interval=10 ** 6)
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2)]
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2, max_keep_ckpts=-1, save_last=True),
+                     visualization=dict(type='DetVisualizationHook'))
+log_processor = dict(window_size=1)
+randomness = dict(seed=0, deterministic=True)
+{extra}
+'''
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+def run_tool(args, *, env=None, timeout=600, cwd=REPO) -> subprocess.CompletedProcess:
+    """Run a python tool of this repository (tests/engine/ is on its path, for test-only hooks).
+
+    Output goes through files, not pipes: a process that leaves orphans holding a pipe open would
+    otherwise block the test until they exit.
+    """
+    import tempfile
+    full_env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore',
+                    PYTHONPATH=osp.join(osp.dirname(osp.abspath(__file__)), 'engine') + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    full_env.update(env or {})
+    with tempfile.TemporaryFile('w+') as out, tempfile.TemporaryFile('w+') as err:
+        proc = subprocess.run([sys.executable] + list(args), cwd=cwd, env=full_env, stdout=out, stderr=err,
+                              timeout=timeout)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
+
+
+@pytest.fixture(scope='session')
+def tiny_data(tmp_path_factory) -> str:
+    return make_data(str(tmp_path_factory.mktemp('synthetic')))
+
+
+@pytest.fixture
+def tools():
+    """The helpers above, for test modules (--import-mode=importlib cannot import conftest by name)."""
+    import types
+    return types.SimpleNamespace(run=run_tool, write_config=write_config, make_data=make_data, repo=REPO)

@@ -15,6 +15,7 @@ and never needed panopticapi) adds two things: an unknown ``category_id`` raises
 file and the segment id (mmdet: a bare ``KeyError``), and the ids of segments mmdet drops (zero
 area, box under 1 px) are kept as ``ignored_segment_ids`` so the id check does not flag them.
 """
+import os.path as osp
 from typing import List, Optional, Sequence
 
 import mmcv
@@ -23,7 +24,9 @@ from mmdet.datasets import CocoPanopticDataset
 from mmdet.datasets.transforms import LoadAnnotations
 from mmdet.structures.mask import BitmapMasks
 from mmengine.fileio import get
+from mmengine.logging import print_log
 
+from ..engine.errors import M2FBadSampleError
 from ..registry import register_dataset, register_transform
 
 VOID = 0  # id of unlabeled pixels (RGB 0, 0, 0)
@@ -130,16 +133,44 @@ class M2FLoadPanopticAnnotations(LoadAnnotations):
 
 @register_dataset
 class M2FCocoPanopticDataset(CocoPanopticDataset):
-    """mmdet's ``CocoPanopticDataset`` + category checks + ``ignored_segment_ids`` (module docstring)."""
+    """mmdet's ``CocoPanopticDataset`` + category checks + ``ignored_segment_ids`` (module docstring).
 
-    def parse_data_info(self, raw_data_info: dict) -> dict:
+    Args:
+        bad_annotations: what an image whose JSON names an unknown ``category_id`` does:
+            ``'raise'`` (stop, naming file and segment), ``'skip'`` (leave the image out, logged;
+            ``M2FRunner`` sets it for ``train_dataloader.bad_samples='skip'``) or ``'collect'``
+            (leave it out and record it in ``annotation_problems``, for ``check_dataset.py``).
+        *args, **kwargs: ``CocoPanopticDataset``'s.
+    """
+
+    def __init__(self, *args, bad_annotations: str = 'raise', **kwargs) -> None:
+        if bad_annotations not in ('raise', 'skip', 'collect'):
+            raise ValueError(f"bad_annotations must be 'raise', 'skip' or 'collect', got {bad_annotations!r}")
+        self.bad_annotations = bad_annotations
+        self.annotation_problems: List[dict] = []  # (collect) file, img_id, problem
+        super().__init__(*args, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        return [info for info in super().load_data_list() if info is not None]
+
+    def parse_data_info(self, raw_data_info: dict) -> Optional[dict]:
         img_info = raw_data_info['raw_img_info']
         anns = [a for a in raw_data_info['raw_ann_info'] if a['image_id'] == img_info['img_id']]
         for ann in anns:
             if ann['category_id'] not in self.cat2label:
-                raise ValueError(f"{img_info['file_name']} (image id {img_info['img_id']}): segment id {ann['id']} "
-                                 f"has category_id {ann['category_id']}, which is not in the category list "
-                                 f'{sorted(self.cat2label)} (of the classes in metainfo)')
+                problem = (f"segment id {ann['id']} has category_id {ann['category_id']}, which is not in the "
+                           f'category list {sorted(self.cat2label)} (of the classes in metainfo)')
+                where = f"{img_info['file_name']} (image id {img_info['img_id']})"
+                if self.bad_annotations == 'raise':
+                    raise M2FBadSampleError(f'{where}: {problem}. Fix the annotation file, or list every problem '
+                                            'with python tools/misc/check_dataset.py CONFIG')
+                if self.bad_annotations == 'collect':
+                    file = osp.join(self.data_prefix.get('img') or '', img_info['file_name'])
+                    self.annotation_problems.append(dict(file=file, img_id=img_info['img_id'],
+                                                         problem=problem))
+                else:
+                    print_log(f'skipped image {where}: {problem}', logger='current', level=30)
+                return None
         data_info = super().parse_data_info(raw_data_info)
         kept = {s['id'] for s in data_info['segments_info']}
         data_info['ignored_segment_ids'] = [a['id'] for a in anns if a['id'] not in kept]

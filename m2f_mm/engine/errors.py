@@ -11,7 +11,7 @@ class M2FError(RuntimeError):
     """Base class: the message is complete (what is wrong, where, and how to fix it)."""
 
 
-class M2FBadSampleError(M2FError):
+class M2FBadSampleError(M2FError, ValueError):
     """A sample of the dataset cannot be loaded (file, image id and problem are named)."""
 
 

@@ -22,6 +22,7 @@ Config keys it reads (all optional): ``partial_load`` (bool), ``nonfinite_steps`
 'skip'), ``<split>_dataloader.bad_samples`` ('raise' | 'skip'; validation and test always raise).
 """
 import copy
+import inspect
 from typing import Optional
 
 import torch
@@ -37,6 +38,13 @@ from .distributed import check_world_fits, ddp_wrapper_cfg, init_distributed, ra
 from .nonfinite import M2FNonFiniteGuardHook
 
 RNG_KEY = 'm2f_rng_states'
+
+
+def _accepts(dataset_type, argument: str) -> bool:
+    """Whether the registered dataset class ``dataset_type`` takes ``argument``."""
+    from m2f_mm.registry import DATASETS  # mmdet's; m2f_mm's datasets are in mmseg's too
+    cls = DATASETS.get(dataset_type) if isinstance(dataset_type, str) else dataset_type
+    return cls is not None and argument in inspect.signature(cls.__init__).parameters
 
 
 @RUNNERS.register_module()
@@ -84,6 +92,9 @@ class M2FRunner(Runner):
             sampler = dataloader.get('sampler', {}) or {}
             if mode == 'skip' and not sampler.get('shuffle', True):
                 mode = 'raise'  # an unshuffled (validation / test) loader must not drop samples
+            dataset = dataloader.get('dataset')
+            if mode == 'skip' and isinstance(dataset, dict) and _accepts(dataset.get('type'), 'bad_annotations'):
+                dataloader['dataset'] = dict(dataset, bad_annotations='skip')  # leave out bad JSON entries too
         loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
         return with_guard(loader, mode)
 
