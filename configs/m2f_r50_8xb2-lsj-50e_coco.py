@@ -10,8 +10,7 @@ batch_augments = [dict(type='BatchFixedSizePad', size=(1024, 1024), img_pad_valu
                        pad_seg=False)]
 model = dict(
     data_preprocessor=dict(pad_seg=False, batch_augments=batch_augments),
-    panoptic_head=dict(num_things_classes=num_things_classes, num_stuff_classes=num_stuff_classes,
-                       criterion=dict(num_classes=num_things_classes + num_stuff_classes)),
+    panoptic_head=dict(num_things_classes=num_things_classes, num_stuff_classes=num_stuff_classes),
     panoptic_fusion_head=dict(num_things_classes=num_things_classes, num_stuff_classes=num_stuff_classes),
     test_cfg=dict(panoptic_on=False, instance_on=True, semantic_on=False))
 

@@ -1,35 +1,108 @@
-"""Every leaf config loads and builds its model (catches broken inheritance and renamed arguments)."""
+"""Every config under configs/ loads and builds its model on CPU, with the expected size, queries and classes.
+
+Weights are neither initialised nor loaded: torch's in-place init functions are no-ops while a model
+is built (so building Swin-L takes ~0.1 s, not ~3 s) and ``init_weights`` is never called, so no
+``Pretrained`` checkpoint is downloaded. Parameter counts are checked two ways: against the
+backbone family's known size (R50 ~44.0M, R101 ~63.0M, Swin-L ~215.5M ...), and exactly against the
+family's first config corrected for the head's shape: each class adds a class-embedding row (257
+weights) and each query a feature and a position embedding (2 x 256).
+"""
+import contextlib
+import functools
 import glob
 import os.path as osp
+import re
+from typing import Tuple
+from unittest import mock
 
 import pytest
+import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 import m2f_mm  # noqa: F401
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 LEAF_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*.py')))
+_INIT_FNS = ('kaiming_uniform_', 'kaiming_normal_', 'uniform_', 'normal_', 'trunc_normal_', 'xavier_uniform_',
+             'xavier_normal_', 'constant_', 'zeros_', 'ones_')
+
+# millions of parameters of the paper's model (COCO panoptic head, 133 classes, 100 queries)
+FAMILY_PARAMS_M = {'r50': 44.04, 'r101': 63.03, 'swin-t': 47.44, 'swin-s': 68.75, 'swin-b': 106.92,
+                   'swin-l': 215.48, 'r18-q24': 1.28}
+# (queries, classes) of each dataset / task, as in the reference configs
+DATASET_COUNTS = {'coco-panoptic': 133, 'coco': 80, 'ade20k': 150, 'cityscapes': 19, 'synthetic-panoptic': 7,
+                  'ade20k-panoptic': 150, 'ade20k-instance': 100, 'cityscapes-panoptic': 19,
+                  'cityscapes-instance': 8}
+
+
+def expected_shape(name: str) -> Tuple[str, int, int]:
+    """Config file name -> (backbone family, queries, classes), from the OpenMMLab naming."""
+    family = re.match(r'm2f_(r50|r101|r18-q24|swin-[tsbl])', name).group(1)
+    dataset = re.search(r'_(coco-panoptic|coco|ade20k-panoptic|ade20k-instance|ade20k|cityscapes-panoptic|'
+                        r'cityscapes-instance|cityscapes|synthetic-panoptic)(-\d+x\d+)?\.py$', name).group(1)
+    queries = 24 if family == 'r18-q24' else 200 if family == 'swin-l' and not re.search(
+        r'_(ade20k|cityscapes)-\d', name) else 100
+    return family, queries, DATASET_COUNTS[dataset]
+
+
+@contextlib.contextmanager
+def skip_weight_init():
+    """Build modules with uninitialised (torch.empty) weights: shapes only, no random fill."""
+    with contextlib.ExitStack() as stack:
+        for fn in _INIT_FNS:
+            stack.enter_context(mock.patch.object(torch.nn.init, fn, lambda tensor, *args, **kwargs: tensor))
+        yield
+
+
+def build_model(cfg: Config) -> torch.nn.Module:
+    """cfg.model built in cfg.default_scope, without initialising or loading weights."""
+    scope = cfg.default_scope
+    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    model_cfg = cfg.model.copy()
+    model_cfg.backbone.init_cfg = None  # belt and braces: init_weights is not called either
+    model_cfg.pop('pretrained', None)
+    with skip_weight_init(), DefaultScope.overwrite_default_scope(scope):
+        return registry.build(model_cfg)
+
+
+@functools.lru_cache(maxsize=None)
+def built(path: str) -> Tuple[int, int, int, str]:
+    """-> (parameters, queries, classes, head module path) of the config's model."""
+    cfg = Config.fromfile(path)
+    assert cfg.custom_imports['imports'] == ['m2f_mm']
+    model = build_model(cfg)
+    head = model.panoptic_head if cfg.default_scope == 'mmdet' else model.decode_head
+    # class counts agree between the head, its criterion and the fusion head
+    assert head.criterion.num_classes == head.num_classes
+    if cfg.default_scope == 'mmdet':
+        assert model.panoptic_fusion_head.num_classes == head.num_classes
+    return sum(p.numel() for p in model.parameters()), head.num_queries, head.num_classes, type(head).__module__
 
 
 def test_there_are_leaf_configs():
-    assert len(LEAF_CONFIGS) >= 4
+    assert len(LEAF_CONFIGS) >= 26
+    assert osp.join(REPO, 'configs', 'm2f_swin-l_coco-panoptic.py') in LEAF_CONFIGS
 
 
 @pytest.mark.parametrize('path', LEAF_CONFIGS, ids=osp.basename)
 def test_leaf_config_builds_model(path):
-    cfg = Config.fromfile(path)
-    assert cfg.custom_imports['imports'] == ['m2f_mm']
-    scope = cfg.default_scope
-    init_default_scope(scope)
-    cfg.model.backbone.init_cfg = None
-    cfg.model.pop('pretrained', None)
-    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
-    model = registry.build(cfg.model)
-    head = model.panoptic_head if scope == 'mmdet' else model.decode_head
-    assert type(head).__module__.startswith('m2f_mm.')
-    # class counts agree between the head, its criterion config and the fusion head
-    criterion_classes = cfg.model.get('panoptic_head', cfg.model.get('decode_head'))['criterion']['num_classes']
-    assert head.num_classes == criterion_classes
-    if scope == 'mmdet':
-        assert model.panoptic_fusion_head.num_classes == head.num_classes
+    params, queries, classes, head_module = built(path)
+    assert head_module.startswith('m2f_mm.')
+    family, want_queries, want_classes = expected_shape(osp.basename(path))
+    assert (queries, classes) == (want_queries, want_classes)
+    assert params / 1e6 == pytest.approx(FAMILY_PARAMS_M[family], rel=0.005)
+    # exact: same backbone and head as the family's first config, up to class rows and query embeddings
+    anchor = next(p for p in LEAF_CONFIGS if expected_shape(osp.basename(p))[0] == family)
+    a_params, a_queries, a_classes, _ = built(anchor)
+    assert params - a_params == (classes - a_classes) * 257 + (queries - a_queries) * 2 * 256
+
+
+def test_short_swin_l_name_is_the_full_recipe():
+    short = Config.fromfile(osp.join(REPO, 'configs', 'm2f_swin-l_coco-panoptic.py'))
+    full = Config.fromfile(osp.join(REPO, 'configs', 'm2f_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_coco-panoptic.py'))
+    assert short.to_dict() == full.to_dict()
+    assert short.model.panoptic_head.num_queries == 200 and short.train_cfg.max_iters == 737500
+    assert short.train_dataloader.batch_size == 1  # x 16 GPUs
+    assert short.model.backbone.window_size == 12 and short.model.backbone.pretrain_img_size == 384
+    assert '22k' in short.model.backbone.init_cfg.checkpoint

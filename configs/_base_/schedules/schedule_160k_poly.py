@@ -11,6 +11,7 @@ optim_wrapper = dict(
             'query_embed': embed_multi,
             'query_feat': embed_multi,
             'level_embed': embed_multi,
+            'pixel_decoder.level_embed': dict(lr_mult=1.0, decay_mult=1.0),  # see schedule_50e.py
         },
         norm_decay_mult=0.0))
 param_scheduler = [dict(type='PolyLR', eta_min=0, power=0.9, begin=0, end=160000, by_epoch=False)]
