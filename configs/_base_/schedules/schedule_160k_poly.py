@@ -25,3 +25,5 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000, save_best='mIoU'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
+# base_batch_size = 8 GPUs x 2 images
+auto_scale_lr = dict(enable=False, base_batch_size=16)
