@@ -1,7 +1,7 @@
 # Mask2Former Swin-B (IN-1k, 384) on ADE20K semantic segmentation, 640 crop, 160k iterations (paper:
 # 52.4 mIoU; mmseg 52.44). Equivalent of mmseg 1.2.2's mask2former_swin-b-in1k-384x384-pre_8xb2-160k_ade20k-640x640.py,
 # except that test images are padded to a multiple of 32 as in the original (mmseg: no padding).
-_base_ = ['mmseg::_base_/default_runtime.py', '_base_/datasets/ade20k_semantic_640x640.py',
+_base_ = ['_base_/runtime_seg.py', '_base_/datasets/ade20k_semantic_640x640.py',
           '_base_/models/m2f_r50_seg.py', '_base_/schedules/schedule_160k_poly.py', '_base_/models/swin.py']
 custom_imports = dict(imports=['m2f_mm'], allow_failed_imports=False)
 default_scope = 'mmseg'

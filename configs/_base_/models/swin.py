@@ -23,3 +23,8 @@ swin_custom_keys = {
     'relative_position_bias_table': __backbone_no_decay,
     **{f'blocks.{i}.norm': __backbone_no_decay for i in range(18)},
 }
+
+# Swin-L IN-22k 384 from the official release (the original's backbone of its Swin-L models),
+# converted on load by mmdet's SwinTransformer.
+swin_l_in22k_official = dict(
+    swin_l, convert_weights=True, init_cfg=dict(type='Pretrained', checkpoint='https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_large_patch4_window12_384_22k.pth'))  # noqa

@@ -18,12 +18,5 @@ param_scheduler = [dict(type='PolyLR', eta_min=0, power=0.9, begin=0, end=160000
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=160000, val_interval=5000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000, save_best='mIoU'),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
 # base_batch_size = 8 GPUs x 2 images
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -1,0 +1,10 @@
+# mmseg's runtime with the iteration-based hooks of mmseg's Mask2Former configs (checkpoint every
+# 5000 iterations, keep the best mIoU).
+_base_ = ['mmseg::_base_/default_runtime.py']
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000, save_best='mIoU'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'))
