@@ -17,7 +17,7 @@ batch_augments = [
 model = dict(data_preprocessor=dict(batch_augments=batch_augments))
 
 # Fail before the first step if the dataset's thing/stuff counts differ from the model's.
-custom_hooks = [dict(type='M2FClassCheckHook')]
+custom_hooks = [dict(type='M2FClassCheckHook'), dict(type='M2FPretrainedCheckHook')]
 
 # iteration-based schedule (_base_/schedules/schedule_50e.py): checkpoint / log by iteration
 default_hooks = dict(

@@ -14,7 +14,7 @@ model = dict(
     panoptic_fusion_head=dict(num_things_classes=num_things_classes, num_stuff_classes=num_stuff_classes),
     test_cfg=dict(panoptic_on=False, instance_on=True, semantic_on=False))
 
-custom_hooks = [dict(type='M2FClassCheckHook')]
+custom_hooks = [dict(type='M2FClassCheckHook'), dict(type='M2FPretrainedCheckHook')]
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, save_last=True, max_keep_ckpts=3, interval=5000))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)

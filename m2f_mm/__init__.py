@@ -20,6 +20,7 @@ from .models import head, detector, seg_head  # noqa: E402,F401  M2FHead, M2FDet
 from .datasets import panoptic  # noqa: E402,F401  M2FLoadPanopticAnnotations, M2FCocoPanopticDataset
 from .datasets import coco_format  # noqa: E402,F401  M2FPanopticDataset, M2FCityscapesPanopticDataset, M2FInstanceDataset
 from .evaluation import metrics  # noqa: E402,F401  M2FCocoPanopticMetric, M2FSemSegMetric
+from .engine import pretrained_check  # noqa: E402,F401  M2FPretrainedCheckHook (mmengine HOOKS: both scopes)
 
 from .models.detector import M2FDetector  # noqa: E402
 from .models.head import M2FHead  # noqa: E402

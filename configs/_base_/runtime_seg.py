@@ -1,6 +1,7 @@
 # mmseg's runtime with the iteration-based hooks of mmseg's Mask2Former configs (checkpoint every
 # 5000 iterations, keep the best mIoU).
 _base_ = ['mmseg::_base_/default_runtime.py']
+custom_hooks = [dict(type='M2FPretrainedCheckHook')]  # a missing local pretrained file: fail naming the option
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
