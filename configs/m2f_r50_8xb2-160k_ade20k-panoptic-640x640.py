@@ -7,7 +7,7 @@ custom_imports = dict(imports=['m2f_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'
 num_things_classes, num_stuff_classes = 100, 50
 model = dict(
-    data_preprocessor=dict(batch_augments=[dict(type='BatchFixedSizePad', size=(640, 640), img_pad_value=0, pad_mask=True,
-                                                mask_pad_value=0, pad_seg=True, seg_pad_value=255)]),
+    data_preprocessor=dict(batch_augments=[dict(type='BatchFixedSizePad', size=(640, 640), img_pad_value=0,
+                                                pad_mask=True, mask_pad_value=0, pad_seg=True, seg_pad_value=255)]),
     panoptic_head=dict(num_things_classes=num_things_classes, num_stuff_classes=num_stuff_classes),
     panoptic_fusion_head=dict(num_things_classes=num_things_classes, num_stuff_classes=num_stuff_classes))

@@ -31,9 +31,12 @@ MMSEG = osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs', 'mask2former')
 PAIRS = {
     'm2f_r50_8xb2-lsj-50e_coco-panoptic.py': 'mmdet/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py',
     'm2f_r101_8xb2-lsj-50e_coco-panoptic.py': 'mmdet/mask2former_r101_8xb2-lsj-50e_coco-panoptic.py',
-    'm2f_swin-t-p4-w7-224_8xb2-lsj-50e_coco-panoptic.py': 'mmdet/mask2former_swin-t-p4-w7-224_8xb2-lsj-50e_coco-panoptic.py',
-    'm2f_swin-s-p4-w7-224_8xb2-lsj-50e_coco-panoptic.py': 'mmdet/mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco-panoptic.py',
-    'm2f_swin-b-p4-w12-384_8xb2-lsj-50e_coco-panoptic.py': 'mmdet/mask2former_swin-b-p4-w12-384_8xb2-lsj-50e_coco-panoptic.py',
+    'm2f_swin-t-p4-w7-224_8xb2-lsj-50e_coco-panoptic.py':
+        'mmdet/mask2former_swin-t-p4-w7-224_8xb2-lsj-50e_coco-panoptic.py',
+    'm2f_swin-s-p4-w7-224_8xb2-lsj-50e_coco-panoptic.py':
+        'mmdet/mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco-panoptic.py',
+    'm2f_swin-b-p4-w12-384_8xb2-lsj-50e_coco-panoptic.py':
+        'mmdet/mask2former_swin-b-p4-w12-384_8xb2-lsj-50e_coco-panoptic.py',
     'm2f_swin-b-p4-w12-384-in21k_8xb2-lsj-50e_coco-panoptic.py':
         'mmdet/mask2former_swin-b-p4-w12-384-in21k_8xb2-lsj-50e_coco-panoptic.py',
     'm2f_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_coco-panoptic.py':

@@ -186,8 +186,9 @@ def cs_root(tmp_path_factory):
 
 
 def test_cityscapes_panoptic_dataset(cs_root):
+    prefix = dict(img='leftImg8bit/train/', seg='gtFine/cityscapes_panoptic_train/')
     ds = M2FCityscapesPanopticDataset(ann_file='gtFine/cityscapes_panoptic_train.json', data_root=cs_root, pipeline=[],
-                                      data_prefix=dict(img='leftImg8bit/train/', seg='gtFine/cityscapes_panoptic_train/'))
+                                      data_prefix=prefix)
     meta = ds.metainfo
     assert meta['thing_classes'] == ('person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle')
     assert meta['classes'][8:] == ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light',

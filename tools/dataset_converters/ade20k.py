@@ -125,7 +125,8 @@ def convert_split(root: str, split: str, ins2sem: Dict[int, int]) -> Tuple[str, 
         ins_anns += instance_annotations(instance, ins2sem, stem, len(ins_anns) + 1)
     if not images:
         raise FileNotFoundError(f'no images under {osp.join(root, "images", folder)}')
-    pan_json, ins_json = osp.join(root, f'ade20k_panoptic_{split}.json'), osp.join(root, f'ade20k_instance_{split}.json')
+    pan_json = osp.join(root, f'ade20k_panoptic_{split}.json')
+    ins_json = osp.join(root, f'ade20k_instance_{split}.json')
     with open(pan_json, 'w') as f:
         json.dump(dict(images=images, annotations=pan_anns, categories=cats), f)
     with open(ins_json, 'w') as f:

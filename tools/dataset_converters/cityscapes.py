@@ -51,11 +51,11 @@ def instance_annotations(instance_ids: np.ndarray, category_ids: Sequence[int], 
             continue
         mask = instance_ids == seg_id
         ys, xs = np.nonzero(mask)
+        box = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
         rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
         rle['counts'] = rle['counts'].decode('ascii')
         anns.append(dict(id=first_id + len(anns), image_id=image_id, category_id=int(seg_id // 1000), iscrowd=0,
-                         bbox=[int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)],
-                         area=int(mask.sum()), segmentation=rle))
+                         bbox=box, area=int(mask.sum()), segmentation=rle))
     return anns
 
 

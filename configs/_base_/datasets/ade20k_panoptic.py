@@ -3,7 +3,8 @@
 # prepare_ade20k_pan_seg.py); M2FPanopticDataset takes the class names from the file, things first.
 # The original's recipe: short side one of 320..1280 px (0.5-2.0 x 640), long side at most 2560,
 # random 640 crop padded to 640x640 (the model's batch_augments), flip, colour jitter; test at
-# short side 640. Evaluated with PQ and the mIoU of the semantic output.
+# short side 640. Evaluated with PQ and the mIoU of the semantic output. Loaders as coco_panoptic.py's.
+_base_ = ['./coco_panoptic.py']
 dataset_type = 'M2FPanopticDataset'
 data_root = 'data/ade/ADEChallengeData2016/'
 backend_args = None
@@ -27,34 +28,12 @@ test_pipeline = [
     dict(type='M2FLoadPanopticAnnotations', with_bbox=False, with_mask=False, with_seg=True, backend_args=backend_args),
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
-train_dataloader = dict(
-    batch_size=2,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    batch_sampler=dict(type='AspectRatioBatchSampler'),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='ade20k_panoptic_train.json',
-        data_prefix=dict(img='images/training/', seg='ade20k_panoptic_train/'),
-        filter_cfg=dict(filter_empty_gt=True, min_size=32),
-        pipeline=train_pipeline,
-        backend_args=backend_args))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='ade20k_panoptic_val.json',
-        data_prefix=dict(img='images/validation/', seg='ade20k_panoptic_val/'),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+train_dataloader = dict(dataset=dict(
+    type=dataset_type, data_root=data_root, ann_file='ade20k_panoptic_train.json',
+    data_prefix=dict(img='images/training/', seg='ade20k_panoptic_train/'), pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(
+    type=dataset_type, data_root=data_root, ann_file='ade20k_panoptic_val.json',
+    data_prefix=dict(img='images/validation/', seg='ade20k_panoptic_val/'), pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = [
     dict(type='M2FCocoPanopticMetric', ann_file=data_root + 'ade20k_panoptic_val.json',
