@@ -3,7 +3,7 @@ _base_ = [
     '_base_/models/m2f_r50.py',
     '_base_/datasets/coco_panoptic.py',
     '_base_/schedules/schedule_50e.py',
-    '_base_/default_runtime_mmdet.py',  # mmdet 3.3's hooks, env, visualizer, logging + M2FRunner
+    '_base_/runtime_det.py',  # mmdet 3.3's hooks, env, visualizer, logging; M2FRunner
 ]
 custom_imports = dict(imports=['m2f_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'
@@ -15,11 +15,3 @@ batch_augments = [
          pad_seg=True, seg_pad_value=255)
 ]
 model = dict(data_preprocessor=dict(batch_augments=batch_augments))
-
-# Fail before the first step if the dataset's thing/stuff counts differ from the model's.
-custom_hooks = [dict(type='M2FClassCheckHook')]
-
-# iteration-based schedule (_base_/schedules/schedule_50e.py): checkpoint / log by iteration
-default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, save_last=True, max_keep_ckpts=3, interval=5000))
-log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)

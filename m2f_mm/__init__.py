@@ -18,8 +18,10 @@ from .models import matching, losses  # noqa: E402,F401  M2FHungarianMatcher, M2
 from .models import inference  # noqa: E402,F401  M2FFusionHead
 from .models import head, detector, seg_head  # noqa: E402,F401  M2FHead, M2FDetector(+hook), M2FSegHead
 from .datasets import panoptic  # noqa: E402,F401  M2FLoadPanopticAnnotations, M2FCocoPanopticDataset
+from .datasets import coco_format  # noqa: E402,F401  M2F(Cityscapes)PanopticDataset, M2FInstanceDataset
 from .evaluation import metrics  # noqa: E402,F401  M2FCocoPanopticMetric, M2FSemSegMetric
 from . import engine  # noqa: E402,F401  M2FRunner, M2FNonFiniteGuardHook
+from .engine import pretrained_check  # noqa: E402,F401  M2FPretrainedCheckHook (mmengine HOOKS: both scopes)
 
 from .engine import M2FRunner  # noqa: E402
 from .models.detector import M2FDetector  # noqa: E402

@@ -862,8 +862,8 @@ def test_configs_have_the_official_architectures(config, queries, classes, backb
     from mmdet.registry import MODELS
     cfg = Config.fromfile(osp.join(REPO, 'configs', config))
     with DefaultScope.overwrite_default_scope('mmdet'):
-        state = MODELS.build(cfg.model).state_dict()
-    d2 = to_d2_layout(state)
+        model = MODELS.build(cfg.model)
+    d2 = to_d2_layout(model.state_dict())
     pr = 'sem_seg_head.predictor.'
     assert tuple(d2[pr + 'query_feat.weight'].shape) == (queries, 256)
     assert tuple(d2[pr + 'class_embed.weight'].shape) == (classes + 1, 256)
@@ -875,7 +875,7 @@ def test_configs_have_the_official_architectures(config, queries, classes, backb
     else:
         assert got == {'backbone.' + k: tuple(v.shape) for k, v in D2ResNet50().state_dict().items()}
     if cfg.model.test_cfg.get('instance_on') and not cfg.model.test_cfg.get('panoptic_on'):
-        assert cfg.model.panoptic_head.num_stuff_classes == 0 and cfg.model.panoptic_head.criterion.num_classes == 80
+        assert cfg.model.panoptic_head.num_stuff_classes == 0 and model.panoptic_head.criterion.num_classes == 80
 
 
 # ============================================================================ tests: CLI

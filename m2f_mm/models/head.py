@@ -129,8 +129,21 @@ class M2FHead(BaseModule):
 
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
-        self.criterion_cfg = copy.deepcopy(criterion) if criterion is not None else None
+        self.criterion_cfg = self._criterion_cfg(criterion)
         self._criterion = None  # built at the first loss() call, see criterion
+
+    def _criterion_cfg(self, criterion: Optional[Dict]) -> Optional[Dict]:
+        """The criterion config with ``num_classes`` filled from this head, so configs give it once.
+
+        Its assigner's weights default to the criterion's own loss weights (``M2FCriterion``)."""
+        if criterion is None:
+            return None
+        cfg = copy.deepcopy(dict(criterion))
+        given = cfg.setdefault('num_classes', self.num_classes)
+        if given is not None and given != self.num_classes:
+            raise ValueError(f'criterion.num_classes={given} but the head has {self.num_classes} classes '
+                             f'(things + stuff); leave criterion.num_classes out, the head fills it in')
+        return cfg
 
     # ------------------------------------------------------------------ weights
     def init_weights(self) -> None:

@@ -192,3 +192,15 @@ def test_masked_attention_switch_decides_whether_masks_steer_the_next_layer(mask
     changed = not torch.allclose(cls_before[1], cls_after[1], atol=1e-6)
     assert changed == masked
     torch.testing.assert_close(cls_before[0], cls_after[0])  # set 0 precedes any attention
+
+
+def test_criterion_num_classes_and_assigner_weights_come_from_the_head():
+    """Configs give class counts once: the head fills criterion.num_classes; the matcher takes the
+    criterion's loss weights unless given; a disagreeing explicit count is an error naming the key."""
+    cfg = _head_cfg(criterion=dict(type='M2FCriterion', num_points=64, cls_weight=3.0, dice_weight=4.0))
+    criterion = M2FHead(**cfg, train_cfg=dict()).criterion
+    assert criterion.num_classes == THINGS + STUFF
+    assert (criterion.assigner.cls_weight, criterion.assigner.mask_weight, criterion.assigner.dice_weight) == \
+        (3.0, 5.0, 4.0)
+    with pytest.raises(ValueError, match=r'criterion\.num_classes=9 but the head has 5 classes'):
+        M2FHead(**_head_cfg(criterion=dict(type='M2FCriterion', num_classes=9)))

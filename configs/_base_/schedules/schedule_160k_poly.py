@@ -11,16 +11,12 @@ optim_wrapper = dict(
             'query_embed': embed_multi,
             'query_feat': embed_multi,
             'level_embed': embed_multi,
+            'pixel_decoder.level_embed': dict(lr_mult=1.0, decay_mult=1.0),  # see schedule_50e.py
         },
         norm_decay_mult=0.0))
 param_scheduler = [dict(type='PolyLR', eta_min=0, power=0.9, begin=0, end=160000, by_epoch=False)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=160000, val_interval=5000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000, save_best='mIoU'),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+# base_batch_size = 8 GPUs x 2 images
+auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -1,0 +1,6 @@
+# Mask2Former Swin-L (IN-21k, 384, window 12) on Cityscapes panoptic segmentation, 200 queries, 512x1024
+# crop, 90k iterations, batch 16 (paper: 66.6 PQ). The original's maskformer2_swin_large_IN21k_384_bs16_90k.yaml.
+_base_ = ['./m2f_r50_8xb2-90k_cityscapes-panoptic-512x1024.py', '_base_/models/swin.py']
+model = dict(backbone=dict(_base_.swin_l_in22k_official, _delete_=True),
+             panoptic_head=dict(num_queries=200, in_channels=[192, 384, 768, 1536]))
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys=_base_.swin_custom_keys))
