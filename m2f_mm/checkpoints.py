@@ -129,10 +129,14 @@ def detect_layout(state_dict: Mapping[str, object]) -> str:
 
 
 def load_checkpoint_file(path: str, trust_pickle: bool = False) -> dict:
-    """torch.load on CPU, tensors only unless ``trust_pickle`` (mmengine checkpoints may pickle
-    non-tensor meta; only trust files you made or know)."""
+    """A checkpoint on CPU through the restricted unpickler (tensors, numpy, mmengine's log buffers:
+    genuine mmengine checkpoints load, no code runs); ``trust_pickle`` loads anything (only for
+    files you made or know)."""
     import torch
-    return torch.load(path, map_location='cpu', weights_only=not trust_pickle)
+    if trust_pickle:
+        return torch.load(path, map_location='cpu', weights_only=False)
+    from m2f_mm.utils.checkpoint_compat import load_local_checkpoint
+    return load_local_checkpoint(path, map_location='cpu')
 
 
 def state_dict_prefixes(state_dict: Mapping[str, object], depth: int = 3) -> Dict[str, int]:

@@ -114,3 +114,10 @@ def test_cli_converts_a_saved_checkpoint(tmp_path, mmdet_and_ours):
     assert not (tmp_path / 'x.pth').exists()
     assert cli.main([str(bad), str(tmp_path / 'x.pth'), '--allow-unmapped']) == 0
     assert cli.main([str(dst), str(tmp_path / 'again.pth')]) == 1  # already converted
+
+    # A genuine mmengine checkpoint (HistoryBuffer objects in message_hub) loads through the safe loader.
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance('m2f_converter_test')
+    hub.update_scalar('train/loss', 1.5)
+    torch.save({'state_dict': ref.state_dict(), 'meta': {'iter': 3}, 'message_hub': hub.state_dict()}, src)
+    assert cli.main([str(src), str(tmp_path / 'from_runner.pth')]) == 0

@@ -29,15 +29,36 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+SEGMENT_KEYS = ('image_id', 'file_name', 'segments_info')
+
+
+def read_coco_json(path: str, flag: str, keys) -> dict:
+    """A COCO panoptic JSON object with ``keys``, its annotations well-formed, or SystemExit with one line."""
+    expected = ('a COCO panoptic object {"annotations": [{"image_id": ..., "file_name": ..., "segments_info": '
+                '[...]}, ...]' + (', "images": [...], "categories": [...]' if 'images' in keys else '') + '}')
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f'error: {flag} {path}: cannot read it as JSON ({err})')
+    if not isinstance(data, dict):
+        raise SystemExit(f'error: {flag} {path} holds a {type(data).__name__}; expected {expected}')
+    missing = [k for k in keys if not isinstance(data.get(k), list)]
+    if missing:
+        raise SystemExit(f'error: {flag} {path} has no list {missing[0]!r}; expected {expected}')
+    for i, ann in enumerate(data['annotations']):
+        if not isinstance(ann, dict) or any(k not in ann for k in SEGMENT_KEYS):
+            raise SystemExit(f'error: {flag} {path}: annotation {i} is not an object with {", ".join(SEGMENT_KEYS)}')
+    return data
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     for folder in (args.gt_dir, args.pred_dir):
         if not osp.isdir(folder):
             raise SystemExit(f'error: folder {folder} does not exist')
-    with open(args.gt_json) as f:
-        gt_json = json.load(f)
-    with open(args.pred_json) as f:
-        pred_json = json.load(f)
+    gt_json = read_coco_json(args.gt_json, '--gt-json', ('images', 'annotations', 'categories'))
+    pred_json = read_coco_json(args.pred_json, '--pred-json', ('annotations', ))
     categories = {c['id']: c for c in gt_json['categories']}
     start = time.time()
     try:

@@ -31,6 +31,7 @@ from mmseg.evaluation.metrics import IoUMetric
 from PIL import Image
 
 from ..datasets.panoptic import panoptic_semantic_map, read_panoptic_ids
+from ..engine.errors import M2FConfigError
 from ..registry import register_metric
 from .pq import PQStat, format_table, id2rgb, load_panoptic_png, pq_stat_single, summarize
 
@@ -41,6 +42,21 @@ def _pixels(field) -> np.ndarray:
     value = get('sem_seg') if get('sem_seg') is not None else get('data')
     value = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
     return value.reshape(value.shape[-2:])
+
+
+def check_prediction_labels(labels: np.ndarray, num_classes: int, image, allowed=()) -> None:
+    """Raise M2FConfigError naming the class id when predicted ``labels`` fall outside the dataset's classes.
+
+    A model built for more classes than the dataset has predicts ids the metric cannot map.
+    """
+    labels = np.asarray(labels)
+    bad = labels[((labels < 0) | (labels >= num_classes)) & ~np.isin(labels, list(allowed))]
+    if bad.size:
+        raise M2FConfigError(
+            f'the prediction for image {image} has class id {int(bad.flat[0])}, but the dataset has {num_classes} '
+            f'classes (0..{num_classes - 1}): the model was built for more classes than the dataset. Set '
+            'model.panoptic_head.num_things_classes / num_stuff_classes (and panoptic_fusion_head\'s), or '
+            'model.decode_head.num_classes for mmseg, to the dataset\'s counts')
 
 
 def prediction_segments(pan: np.ndarray, num_classes: int, label2cat: Optional[Dict[int, int]] = None,
@@ -137,7 +153,10 @@ class M2FCocoPanopticMetric(BaseMetric):
             img_id = ds['img_id']
             pred_field = ds['pred_panoptic_seg']
             ignore = pred_field.get('ignore_index') if isinstance(pred_field, dict) else None
-            ids, segments = prediction_segments(_pixels(pred_field), num_classes, label2cat, ignore)
+            pan = _pixels(pred_field)
+            check_prediction_labels(np.unique(pan) % INSTANCE_OFFSET, num_classes, ds.get('img_path', img_id),
+                                    allowed=(num_classes, ignore) if ignore is not None else (num_classes, ))
+            ids, segments = prediction_segments(pan, num_classes, label2cat, ignore)
             segm_file = osp.basename(ds.get('img_path', f'{img_id}.jpg')).replace('.jpg', '.png')
             ann = None
             if self.outfile_prefix is not None:
@@ -195,6 +214,8 @@ class M2FSemSegMetric(IoUMetric):
         num_classes = len(self.dataset_meta['classes'])
         for ds in data_samples:
             pred = _pixels(ds['pred_sem_seg'])
+            check_prediction_labels(np.unique(pred), num_classes, ds.get('img_path', ds.get('img_id')),
+                                    allowed=(self.ignore_index, ))
             if 'gt_sem_seg' in ds:
                 gt = _pixels(ds['gt_sem_seg'])
             elif ds.get('seg_map_path') and ds.get('segments_info') is not None:

@@ -9,7 +9,9 @@ The usual fix, ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``, runs any pickle. Instead,
 loaded with an unpickler that admits exactly: torch's own safe globals (and whatever the user added
 with ``torch.serialization.add_safe_globals``), numpy arrays / dtypes / scalars, mmengine's
 ``HistoryBuffer``, and ``getattr`` restricted to ``HistoryBuffer``'s statistics methods. Anything
-else (``os.system``, ``getattr(array, 'tofile')``, ...) is refused with an error naming the global.
+else (``os.system``, ``getattr(array, 'tofile')``, ...) is refused with an error naming the global
+(and never suggesting to allow it). Globals the user allowed with
+``torch.serialization.add_safe_globals`` are honoured.
 """
 import os.path as osp
 import pickle
@@ -49,20 +51,37 @@ def _history_buffer_getattr(obj: object, name: str) -> object:
                                  'methods are allowed')
 
 
+def _user_safe_globals() -> Dict[str, object]:
+    """What the user allowed with ``torch.serialization.add_safe_globals`` ('module.name' -> object)."""
+    get = getattr(torch.serialization, 'get_safe_globals', None)
+    allowed = {}
+    for entry in (get() if get is not None else []):
+        obj, name = entry if isinstance(entry, tuple) else (entry, None)
+        allowed[name or f'{obj.__module__}.{getattr(obj, "__qualname__", obj.__name__)}'] = obj
+        if name is None and hasattr(obj, '__name__'):
+            allowed[f'{obj.__module__}.{obj.__name__}'] = obj
+    return allowed
+
+
 class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that admits only the allow-list described in the module docstring."""
+    """An unpickler that admits only the allow-list described in the module docstring, plus what the
+    user allowed with ``torch.serialization.add_safe_globals``."""
 
     def find_class(self, module: str, name: str) -> object:
         key = f'{module}.{name}'
         if key in ('builtins.getattr', '__builtin__.getattr'):
             return _history_buffer_getattr
         from torch._weights_only_unpickler import _get_allowed_globals
-        allowed = {**_get_allowed_globals(), **mmengine_checkpoint_globals()}
+        allowed = {**_get_allowed_globals(), **mmengine_checkpoint_globals(), **_user_safe_globals()}
         if key in allowed:
             return allowed[key]
+        # Never suggest allow-listing the refused name: it may be a function that runs code (os.system).
         raise pickle.UnpicklingError(
-            f'refusing to unpickle {key!r}: it is not a tensor, numpy array or mmengine log buffer. If you trust '
-            f'this file, allow it with torch.serialization.add_safe_globals([{name}]).')
+            f'refusing to unpickle {key!r}: a checkpoint holds tensors, numpy arrays and mmengine log buffers, '
+            'and this file asks for something else, which could run code while loading. Do not load files you '
+            'do not trust. If you wrote it yourself and it holds your own plain data classes, allow exactly those '
+            'classes with torch.serialization.add_safe_globals([...]); never a function or a class that runs '
+            'commands.')
 
 
 restricted_pickle = types.SimpleNamespace(Unpickler=RestrictedUnpickler, __name__='m2f_mm_restricted_pickle',

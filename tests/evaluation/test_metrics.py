@@ -190,3 +190,32 @@ def test_semantic_metric_on_det_samples_and_panoptic_png(tmp_path):
     assert run(M2FSemSegMetric(), [ds]) == res
     with pytest.raises(ValueError, match='prediction of size'):
         run(M2FSemSegMetric(), [dict(ds, pred_sem_seg=dict(sem_seg=torch.zeros(1, 2, 3)))])
+
+
+def test_a_class_the_dataset_does_not_have_is_named_with_the_option(tmp_path):
+    """A model built for more classes than the dataset: a clear error, with or without the class-check hook."""
+    gt, pred = scene(0)
+    pred = pred.copy()
+    pred[0, 0] = 6 + 2000                                    # class 6 of a 7-class model; the dataset has 4
+    with pytest.raises(ValueError, match=r'/data/0\.jpg has class id 6, but the dataset has 4 classes.*'
+                                         r'num_things_classes / num_stuff_classes'):
+        run(M2FCocoPanopticMetric(), [sample(0, gt, pred)])
+    sem = dict(img_id=0, img_path='/data/0.jpg', pred_sem_seg=dict(sem_seg=torch.tensor([[[0, 5]]])),
+               gt_sem_seg=dict(sem_seg=torch.tensor([[[0, 1]]])))
+    with pytest.raises(ValueError, match=r'class id 5, but the dataset has 4 classes.*decode_head.num_classes'):
+        run(M2FSemSegMetric(), [sem])
+    run(M2FCocoPanopticMetric(), [sample(0, *scene(0))])       # VOID (= 4) and real classes pass
+
+
+@pytest.mark.parametrize('content, expected', [
+    ('[{"image_id": 0}]', 'holds a list; expected a COCO panoptic object'),
+    ('{"annotations": [{"image_id": 0}]}', 'annotation 0 is not an object with image_id, file_name, segments_info'),
+    ('{"annotations": ', 'cannot read it as JSON')])
+def test_eval_tool_names_a_malformed_prediction_json_in_one_line(tmp_path, content, expected):
+    import subprocess
+    ann_file, seg_prefix = write_gt(tmp_path, [scene(0)[0]])
+    (tmp_path / 'pred.json').write_text(content)
+    out = subprocess.run([sys.executable, str(REPO / 'tools' / 'eval_panoptic.py'), '--gt-json', ann_file,
+                          '--gt-dir', seg_prefix, '--pred-json', str(tmp_path / 'pred.json'), '--pred-dir',
+                          seg_prefix], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1 and expected in out.stderr

@@ -47,5 +47,29 @@ class _WritesFile:
 def test_arbitrary_code_is_still_refused(tmp_path, payload, name):
     path = str(tmp_path / 'evil.pth')
     torch.save({'state_dict': {}, 'evil': payload}, path)
-    with pytest.raises(pickle.UnpicklingError, match=name):
+    with pytest.raises(pickle.UnpicklingError, match=name) as info:
         load_local_checkpoint(path)
+    message = str(info.value)
+    # the refusal never suggests allow-listing what it refused
+    assert f'add_safe_globals([{name}' not in message and 'add_safe_globals([system' not in message
+
+
+class UserRecord:
+    """A plain data class a user pickles into their own checkpoint."""
+
+    def __init__(self, note):
+        self.note = note
+
+
+def test_user_allow_listed_class_loads(tmp_path):
+    path = str(tmp_path / 'mine.pth')
+    torch.save({'state_dict': {'w': torch.ones(2)}, 'record': UserRecord('kept')}, path)
+    with pytest.raises(pickle.UnpicklingError, match='UserRecord'):
+        load_local_checkpoint(path)
+    before = torch.serialization.get_safe_globals()
+    torch.serialization.add_safe_globals([UserRecord])
+    try:
+        assert load_local_checkpoint(path)['record'].note == 'kept'
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(before)

@@ -21,8 +21,8 @@ def parse_args(argv=None):
     parser.add_argument('src', help='mmdet checkpoint (.pth)')
     parser.add_argument('dst', help='output checkpoint (.pth)')
     parser.add_argument('--trust-pickle', action='store_true',
-                        help='load with weights_only=False (mmengine checkpoints may pickle non-tensor meta); '
-                             'only for files you trust')
+                        help='load with plain pickle, running whatever the file asks for; never needed for genuine '
+                             'mmdet / mmengine checkpoints (they load safely), only for files you made yourself')
     parser.add_argument('--allow-unmapped', action='store_true',
                         help='drop head keys without a rule instead of failing')
     return parser.parse_args(argv)
@@ -35,8 +35,7 @@ def main(argv=None) -> int:
     except Exception as err:  # pickle.UnpicklingError and friends, depending on the torch version
         if args.trust_pickle:
             raise
-        print(f'could not load {args.src} with weights_only=True ({type(err).__name__}: {err}).\n'
-              'If you trust the file, rerun with --trust-pickle.', file=sys.stderr)
+        print(f'could not load {args.src} safely ({type(err).__name__}: {err})', file=sys.stderr)
         return 2
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     layout = detect_layout(state)
