@@ -61,7 +61,7 @@ randomness = dict(seed=0, deterministic=True)
 
 
 def run_tool(args, *, env=None, timeout=600, cwd=REPO) -> subprocess.CompletedProcess:
-    """Run a python tool of this repository (tests/engine/ is on its path, for test-only hooks).
+    """Run a tool of this repository, python or shell (tests/engine/ is on its path, for test-only hooks).
 
     Output goes through files, not pipes: a process that leaves orphans holding a pipe open would
     otherwise block the test until they exit.
@@ -71,7 +71,8 @@ def run_tool(args, *, env=None, timeout=600, cwd=REPO) -> subprocess.CompletedPr
                     PYTHONPATH=osp.join(osp.dirname(osp.abspath(__file__)), 'engine') + os.pathsep + os.environ.get('PYTHONPATH', ''))
     full_env.update(env or {})
     with tempfile.TemporaryFile('w+') as out, tempfile.TemporaryFile('w+') as err:
-        proc = subprocess.run([sys.executable] + list(args), cwd=cwd, env=full_env, stdout=out, stderr=err,
+        launcher = ['bash'] if str(args[0]).endswith('.sh') else [sys.executable]
+        proc = subprocess.run(launcher + list(args), cwd=cwd, env=full_env, stdout=out, stderr=err,
                               timeout=timeout)
         out.seek(0)
         err.seek(0)
@@ -87,4 +88,12 @@ def tiny_data(tmp_path_factory) -> str:
 def tools():
     """The helpers above, for test modules (--import-mode=importlib cannot import conftest by name)."""
     import types
-    return types.SimpleNamespace(run=run_tool, write_config=write_config, make_data=make_data, repo=REPO)
+    return types.SimpleNamespace(run=run_tool, write_config=write_config, make_data=make_data, repo=REPO,
+                                 free_port=free_port)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]

@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
-# Distributed evaluation with torchrun:  bash tools/dist_test.sh CONFIG CHECKPOINT NUM_GPUS [test.py args...]
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-here=$(dirname "$0")
-PYTHONPATH="$here/..:${PYTHONPATH:-}" \
-python -m torch.distributed.run --nnodes=$NNODES --node_rank=$NODE_RANK --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS --master_port=$PORT \
-    "$here/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"
+# Distributed evaluation with torchrun, on CUDA GPUs or on CPU (gloo), one machine or several.
+#
+#   bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCESSES [tools/test.py args...]
+#
+# Results of all processes are gathered; the metrics equal a single-process run's.
+# Several machines: NNODES, NODE_RANK, MASTER_ADDR, PORT as for tools/dist_train.sh.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_launch.sh"
+if [ $# -lt 3 ]; then sed -n '2,7p' "$0" >&2; exit 2; fi
+m2f_torchrun "$3" test.py "$1" "$2" "${@:4}"

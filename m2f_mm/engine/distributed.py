@@ -41,7 +41,7 @@ def slurm_rank_env(env: Mapping[str, str], num_gpus: int,
         num_gpus: GPUs on this node, used only when ``SLURM_LOCALID`` is absent.
         resolve_host: node list -> first host name (default: ``scontrol show hostname``).
     """
-    missing = [k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST') if k not in env]
+    missing = [k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST') if not env.get(k)]
     if missing:
         raise M2FLaunchError(f'--launcher slurm needs the variables srun sets ({", ".join(missing)} missing): '
                              'start it with tools/slurm_train.sh, or use --launcher pytorch with torchrun.')
@@ -57,7 +57,7 @@ def slurm_rank_env(env: Mapping[str, str], num_gpus: int,
 
 
 def _pytorch_rank_env(env: Mapping[str, str]) -> Tuple[int, int, int]:
-    missing = [k for k in ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if k not in env]
+    missing = [k for k in ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if not env.get(k)]
     if missing:
         raise M2FLaunchError(f'--launcher pytorch needs the variables torchrun sets ({", ".join(missing)} '
                              'missing): start it with tools/dist_train.sh CONFIG NUM_PROCESSES (torchrun).')

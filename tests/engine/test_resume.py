@@ -42,7 +42,7 @@ def test_sigkill_then_resume_is_bit_identical(tiny_data, tmp_path, tools):
     config = write_config(str(tmp_path / 'cfg.py'), tiny_data, max_iters=2 * k)
     pid_file = str(tmp_path / 'children.txt')
     killer = write_config(str(tmp_path / 'killer.py'), tiny_data, max_iters=2 * k, extra=(
-        "custom_imports = dict(imports=['m2f_mm', '_kill_hook'], allow_failed_imports=False)\n"
+        "custom_imports = dict(imports=['m2f_mm', '_test_hooks'], allow_failed_imports=False)\n"
         f"custom_hooks = [dict(type='KillAfterIterHook', at_iter={k}, pid_file={pid_file!r})]"))
 
     straight = run_tool(['tools/train.py', config, '--work-dir', str(tmp_path / 'straight')])

@@ -67,16 +67,18 @@ dist.destroy_process_group()
 def test_num_masks_across_ranks():
     assert num_masks_across_ranks(0, torch.device('cpu')) == 1.0
     assert num_masks_across_ranks(3, torch.device('cpu')) == 3.0
-    with tempfile.TemporaryDirectory() as tmp:  # two real gloo ranks holding 1 and 4 masks
-        store = os.path.join(tmp, 'store')
-        procs = [subprocess.Popen([sys.executable, '-c', _RANK_SCRIPT, str(rank), store, str(n)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  env=dict(os.environ, OMP_NUM_THREADS='1'))
-                 for rank, n in enumerate((1, 4))]
-        outs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    # mean of 1 and 4; with no GT on any rank the count is still 1
-    assert [out.strip().splitlines()[-1] for out, _ in outs] == ['2.5 1.0', '2.5 1.0']
+    # two real gloo ranks with uneven counts (1 and 4), and with a rank holding no mask (0 and 3)
+    for counts, mean in (((1, 4), '2.5'), ((0, 3), '1.5')):
+        with tempfile.TemporaryDirectory() as tmp:
+            store = os.path.join(tmp, 'store')
+            procs = [subprocess.Popen([sys.executable, '-c', _RANK_SCRIPT, str(rank), store, str(n)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      env=dict(os.environ, OMP_NUM_THREADS='1'))
+                     for rank, n in enumerate(counts)]
+            outs = [p.communicate(timeout=300) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        # every rank gets the mean; with no GT on any rank the count is still 1
+        assert [out.strip().splitlines()[-1] for out, _ in outs] == [f'{mean} 1.0', f'{mean} 1.0']
 
 
 # -- criterion ------------------------------------------------------------------------------

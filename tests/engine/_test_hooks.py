@@ -1,0 +1,67 @@
+"""Test-only hooks, imported by the tools through custom_imports (tests/engine is on their PYTHONPATH)."""
+import glob
+import os
+import signal
+
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+
+def child_pids(pid: int) -> list:
+    pids = []
+    for path in glob.glob(f'/proc/{pid}/task/*/children'):
+        with open(path) as f:
+            pids += [int(p) for p in f.read().split()]
+    return pids
+
+
+@HOOKS.register_module()
+class KillAfterIterHook(Hook):
+    priority = 'LOWEST'  # after CheckpointHook (VERY_LOW): the checkpoint of this iteration exists
+
+    def __init__(self, at_iter: int, pid_file: str) -> None:
+        self.at_iter = at_iter
+        self.pid_file = pid_file
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.iter + 1 == self.at_iter:
+            with open(self.pid_file, 'w') as f:
+                f.write(' '.join(map(str, child_pids(os.getpid()))))
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class RecordRankHook(Hook):
+    """Per rank: the random state at the first step, GT segments per step, the final weights, and which
+    rank writes checkpoints (the writer function is wrapped), all under ``out_dir``."""
+    priority = 'LOWEST'
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = out_dir
+        self.records = dict(segments=[])
+
+    def before_run(self, runner) -> None:
+        import mmengine.runner.runner as runner_module
+        write, rank, out_dir = runner_module.save_checkpoint, runner.rank, self.out_dir
+
+        def recording_write(checkpoint, filename, *args, **kwargs):
+            with open(os.path.join(out_dir, 'writers.txt'), 'a') as f:
+                f.write(f'{rank} {os.path.basename(filename)}\n')
+            return write(checkpoint, filename, *args, **kwargs)
+        runner_module.save_checkpoint = recording_write
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        import hashlib
+        import torch
+        if 'rng' not in self.records:
+            self.records['rng'] = hashlib.sha1(torch.get_rng_state().numpy().tobytes()).hexdigest()
+        self.records['segments'].append([len(s.gt_instances) + int((s.gt_sem_seg.sem_seg != 255).any())
+                                         for s in data_batch['data_samples']])
+
+    def after_run(self, runner) -> None:
+        import json
+        import torch
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        torch.save(model.state_dict(), os.path.join(self.out_dir, f'weights_rank{runner.rank}.pth'))
+        with open(os.path.join(self.out_dir, f'records_rank{runner.rank}.json'), 'w') as f:
+            json.dump(self.records, f)
