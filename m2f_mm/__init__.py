@@ -8,10 +8,6 @@ from .utils.env import check_mmcv
 
 check_mmcv()  # a broken mmcv fails here with the fix, not later inside a forward pass
 
-from .utils.checkpoint_compat import install_checkpoint_loader  # noqa: E402
-
-install_checkpoint_loader()  # torch >= 2.6 + mmengine 0.10 checkpoints, without disabling safe loading
-
 # Every module that registers something, explicitly (order: building blocks first).
 from .models import pixel_decoder, transformer_decoder  # noqa: E402,F401  M2FPixelDecoder, M2FTransformerDecoder
 from .models import matching, losses  # noqa: E402,F401  M2FHungarianMatcher, M2FCriterion

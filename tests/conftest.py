@@ -7,6 +7,9 @@ import pytest
 import torch
 from mmengine.registry import init_default_scope
 
+# tests/reference/ (re-creations of other implementations, test-only) imports as `reference.*`.
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
 # Two shared cores: more threads only adds contention.
 torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '2')))
 

@@ -127,7 +127,7 @@ def format_report(report: LoadReport, filename: str, hints: Sequence[str] = ()) 
 def load_checkpoint_file(filename: str, map_location='cpu') -> dict:
     """A local file through the restricted unpickler (no code runs); URLs through mmengine."""
     if osp.isfile(osp.expanduser(filename)):
-        from m2f_mm.utils.checkpoint_compat import load_local_checkpoint
+        from m2f_mm.checkpoints.safe_load import load_local_checkpoint
         return load_local_checkpoint(filename, map_location=map_location)
     if '://' not in filename:
         raise M2FCheckpointError(f'checkpoint {filename} does not exist: check the path given to '

@@ -31,6 +31,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from ..checkpoints.safe_load import install_checkpoint_loader
 from .checkpoint import (capture_rng_state, fitting_state, load_checkpoint_file, partial_load_summary,
                          restore_rng_state, rng_states_for_rank)
 from .data_guard import with_guard
@@ -57,6 +58,9 @@ class M2FRunner(Runner):
         self.nonfinite_steps = cfg.get('nonfinite_steps', 'raise')
         M2FNonFiniteGuardHook(self.nonfinite_steps)  # validates the value before anything is built
         self._pending_rng: Optional[list] = None
+        # Opt-in by choosing this runner: mmengine checkpoints (and Pretrained files) load under torch's
+        # safe-by-default loading without running code.
+        install_checkpoint_loader()
         super().__init__(*args, **kwargs)
 
     # -- launching ---------------------------------------------------------------------------------

@@ -21,9 +21,8 @@ import sys
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from m2f_mm.checkpoints_d2 import (CheckpointFormatError, CheckpointMismatchError,  # noqa: E402
-                                   _backbone_name, convert_d2_checkpoint, d2_head_summary,
-                                   extract_d2_weights, load_d2_checkpoint)
+from m2f_mm.checkpoints import (CheckpointFormatError, CheckpointMismatchError, backbone_name,  # noqa: E402
+                                convert_d2_checkpoint, d2_head_summary, extract_d2_weights, load_d2_checkpoint)
 
 LICENSE = ('CC BY-NC 4.0 (https://creativecommons.org/licenses/by-nc/4.0/); official Mask2Former weights '
            'from facebookresearch/Mask2Former MODEL_ZOO.md, non-commercial use only')
@@ -90,7 +89,7 @@ def main(argv=None) -> int:
     summary = d2_head_summary(weights)
     print(f'{args.src}: Mask2Former checkpoint, {summary["num_classes"]} classes, {summary["num_queries"]} queries, '
           f'{summary["num_decoder_layers"]} decoder layers, width {summary["hidden_dim"]}, '
-          f'backbone: {_backbone_name(weights)}')
+          f'backbone: {backbone_name(weights)}')
 
     target = build_target_state(args.config, args.cfg_options) if args.config else None
     try:

@@ -1,4 +1,5 @@
-"""mmengine checkpoints load under torch's safe-by-default loading; arbitrary pickles still do not."""
+"""mmengine checkpoints load under torch's safe-by-default loading; arbitrary pickles still do not.
+``import m2f_mm`` changes none of mmengine's loaders; M2FRunner opts in."""
 import os
 import pickle
 
@@ -8,8 +9,7 @@ import torch
 from mmengine.logging import MessageHub
 from mmengine.runner.checkpoint import _load_checkpoint
 
-import m2f_mm  # noqa: F401  installs the loader
-from m2f_mm.utils.checkpoint_compat import load_local_checkpoint
+from m2f_mm.checkpoints.safe_load import install_checkpoint_loader, load_local_checkpoint
 
 
 def _mmengine_like_checkpoint(path):
@@ -26,7 +26,13 @@ def test_plain_torch_load_refuses_mmengine_checkpoint_but_ours_loads_it(tmp_path
     _mmengine_like_checkpoint(path)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path)  # torch >= 2.6 default: what mmengine 0.10 does, and why it fails
-    checkpoint = _load_checkpoint(path, map_location='cpu')  # through mmengine, as the runner does
+    from mmengine.runner.checkpoint import CheckpointLoader
+    mmengine_local = CheckpointLoader._schemes['']
+    install_checkpoint_loader()  # what M2FRunner does
+    try:
+        checkpoint = _load_checkpoint(path, map_location='cpu')  # through mmengine, as the runner does
+    finally:
+        CheckpointLoader._schemes[''] = mmengine_local
     assert torch.equal(checkpoint['state_dict']['w'], torch.arange(4.))
     buffer = checkpoint['message_hub']['log_scalars']['train/loss']
     assert buffer.mean() == pytest.approx(1.0) and buffer.current() == 2.0
@@ -73,3 +79,14 @@ def test_user_allow_listed_class_loads(tmp_path):
     finally:
         torch.serialization.clear_safe_globals()
         torch.serialization.add_safe_globals(before)
+
+
+def test_import_has_no_global_side_effect():
+    """After ``import m2f_mm`` mmengine's checkpoint loaders are the ones mmengine registered."""
+    import subprocess
+    import sys
+    code = ('from mmengine.runner.checkpoint import CheckpointLoader as C; before = dict(C._schemes); '
+            'import m2f_mm; assert C._schemes == before, "m2f_mm replaced a loader"; '
+            'assert C._schemes[""].__module__ == "mmengine.runner.checkpoint"; print("ok")')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip().endswith('ok'), out.stderr[-2000:]

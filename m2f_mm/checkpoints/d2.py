@@ -6,25 +6,8 @@ Pure functions over state dicts (name -> array); no model is built here. The CLI
 A detectron2 ``model_final_*.pkl`` is a pickle of ``{'model': {name: numpy array}, '__author__': ...,
 'matching_heuristics': ...}``; a detectron2 ``.pth`` holds the same ``'model'`` dict with tensors.
 
-Head (detectron2 name on the left, ours under ``panoptic_head.`` / ``decode_head.`` on the right):
-
-    sem_seg_head.pixel_decoder.
-        input_proj.{l}.0 / .1                       pixel_decoder.input_projs.{l}.conv / .gn
-        transformer.level_embed  (Parameter [L, D]) pixel_decoder.level_embed.weight
-        transformer.encoder.layers.{i}.self_attn.*  pixel_decoder.encoder.layers.{i}.self_attn.*
-        transformer.encoder.layers.{i}.{linear1,linear2,norm1,norm2}   (same names)
-        adapter_{k} (+ .norm) / layer_{k} (+ .norm) pixel_decoder.lateral_convs / output_convs.{F-k}.conv / .gn
-        mask_features                               pixel_decoder.mask_features
-    sem_seg_head.predictor.            (ours: transformer_decoder.layers.{i}.*)
-        transformer_cross_attention_layers.{i}.multihead_attn.* / .norm    cross_attn.* / norm1
-        transformer_self_attention_layers.{i}.self_attn.* / .norm          self_attn.* / norm2
-        transformer_ffn_layers.{i}.{linear1,linear2} / .norm               {linear1,linear2} / norm3
-        decoder_norm                                transformer_decoder.decoder_norm
-        query_feat / query_embed / level_embed      (same)
-        input_proj.{l}  (only if widths differ)     input_projs.{l}
-        class_embed                                 class_embed
-        mask_embed.layers.{0,1,2}                   mask_embed.layers.{0,1,2}
-    criterion.empty_weight (and pixel_mean / pixel_std if present) are not weights: dropped.
+The key tables (head, FPN, ResNet, Swin) are in ``d2_keys.py``; ``criterion.empty_weight`` (and
+``pixel_mean`` / ``pixel_std`` if present) are not weights and are dropped.
 
 Why renaming is enough:
   * level order: detectron2 sorts the encoder inputs by stride and builds ``input_proj`` from
@@ -49,6 +32,7 @@ Backbones (``backbone.`` on both sides):
   * detectron2's copy of the official Swin -> mmdet/mmseg ``SwinTransformer`` via mmdet's own
     ``swin_converter`` (w_msa / ffn renames and the PatchMerging channel re-ordering).
 """
+
 import pickle
 import re
 import zipfile
@@ -59,6 +43,10 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from torch import Tensor
+
+from .d2_keys import HEAD_TABLE, PD, PR, convert_swin, fpn_table, resnet_table, swin_to_d2
+from .rename import compile_table, prefixed, rename_keys
+from .safe_load import RestrictedUnpickler, load_checkpoint_file
 
 D2_HEAD_PREFIX = 'sem_seg_head.'
 # Present in detectron2 checkpoints but not weights of the model: the loss's class weights and
@@ -96,101 +84,6 @@ class ConversionResult:
     dropped_source_keys: List[str] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------- rule tables
-# Templates with {slot}s; each slot matches the regex below. One table serves both directions.
-_SLOTS = {
-    'i': r'\d+', 'j': r'\d+', 'c': r'\d+',
-    'wb': r'weight|bias',
-    'bn': r'weight|bias|running_mean|running_var|num_batches_tracked',
-    'msda': r'sampling_offsets|attention_weights|value_proj|output_proj',
-    'encmod': r'linear1|linear2|norm1|norm2',
-    'lin': r'linear1|linear2',
-    'mha': r'in_proj_weight|in_proj_bias|out_proj\.weight|out_proj\.bias',
-    'qe': r'query_feat|query_embed|level_embed',
-}
-_PD = 'sem_seg_head.pixel_decoder.'
-_PR = 'sem_seg_head.predictor.'
-_ENC = _PD + 'transformer.encoder.layers.{i}.'
-_DEC = 'transformer_decoder.layers.{i}.'
-
-# (detectron2 template, our template relative to the head prefix)
-_HEAD_TABLE: List[Tuple[str, str]] = [
-    (_PD + 'input_proj.{i}.0.{wb}', 'pixel_decoder.input_projs.{i}.conv.{wb}'),
-    (_PD + 'input_proj.{i}.1.{wb}', 'pixel_decoder.input_projs.{i}.gn.{wb}'),
-    (_PD + 'transformer.level_embed', 'pixel_decoder.level_embed.weight'),
-    (_ENC + 'self_attn.{msda}.{wb}', 'pixel_decoder.encoder.layers.{i}.self_attn.{msda}.{wb}'),
-    (_ENC + '{encmod}.{wb}', 'pixel_decoder.encoder.layers.{i}.{encmod}.{wb}'),
-    (_PD + 'mask_features.{wb}', 'pixel_decoder.mask_features.{wb}'),
-    (_PR + 'transformer_cross_attention_layers.{i}.multihead_attn.{mha}', _DEC + 'cross_attn.{mha}'),
-    (_PR + 'transformer_cross_attention_layers.{i}.norm.{wb}', _DEC + 'norm1.{wb}'),
-    (_PR + 'transformer_self_attention_layers.{i}.self_attn.{mha}', _DEC + 'self_attn.{mha}'),
-    (_PR + 'transformer_self_attention_layers.{i}.norm.{wb}', _DEC + 'norm2.{wb}'),
-    (_PR + 'transformer_ffn_layers.{i}.{lin}.{wb}', _DEC + '{lin}.{wb}'),
-    (_PR + 'transformer_ffn_layers.{i}.norm.{wb}', _DEC + 'norm3.{wb}'),
-    (_PR + 'decoder_norm.{wb}', 'transformer_decoder.decoder_norm.{wb}'),
-    (_PR + '{qe}.weight', '{qe}.weight'),
-    (_PR + 'input_proj.{i}.{wb}', 'input_projs.{i}.{wb}'),
-    (_PR + 'class_embed.{wb}', 'class_embed.{wb}'),
-    (_PR + 'mask_embed.layers.{i}.{wb}', 'mask_embed.layers.{i}.{wb}'),
-]
-
-
-def _fpn_table(num_fpn: int) -> List[Tuple[str, str]]:
-    """adapter_k / layer_k (registered finest first) <-> lateral/output_convs[F - k] (used coarse first)."""
-    table = []
-    for k in range(1, num_fpn + 1):
-        j = num_fpn - k
-        for d2_name, ours in (('adapter', 'lateral_convs'), ('layer', 'output_convs')):
-            table.append((f'{_PD}{d2_name}_{k}.{{wb}}', f'pixel_decoder.{ours}.{j}.conv.{{wb}}'))
-            table.append((f'{_PD}{d2_name}_{k}.norm.{{wb}}', f'pixel_decoder.{ours}.{j}.gn.{{wb}}'))
-    return table
-
-
-def _resnet_table(deep_stem: bool) -> List[Tuple[str, str]]:
-    if deep_stem:  # detectron2 DeepLab stem (3 convs) <-> mmdet ResNetV1c stem Sequential
-        table = []
-        for k in range(3):
-            table.append((f'backbone.stem.conv{k + 1}.weight', f'backbone.stem.{3 * k}.weight'))
-            table.append((f'backbone.stem.conv{k + 1}.norm.{{bn}}', f'backbone.stem.{3 * k + 1}.{{bn}}'))
-    else:
-        table = [('backbone.stem.conv1.weight', 'backbone.conv1.weight'),
-                 ('backbone.stem.conv1.norm.{bn}', 'backbone.bn1.{bn}')]
-    for s in range(2, 6):
-        src, dst = f'backbone.res{s}.{{j}}.', f'backbone.layer{s - 1}.{{j}}.'
-        table += [(src + 'conv{c}.weight', dst + 'conv{c}.weight'),
-                  (src + 'conv{c}.norm.{bn}', dst + 'bn{c}.{bn}'),
-                  (src + 'shortcut.weight', dst + 'downsample.0.weight'),
-                  (src + 'shortcut.norm.{bn}', dst + 'downsample.1.{bn}')]
-    return table
-
-
-def _template_regex(template: str) -> 're.Pattern':
-    parts = re.split(r'\{(\w+)\}', template)
-    regex = ''.join(re.escape(p) if n % 2 == 0 else f'(?P<{p}>{_SLOTS[p]})' for n, p in enumerate(parts))
-    return re.compile(regex + r'\Z')
-
-
-def _template_repl(template: str) -> str:
-    return re.sub(r'\{(\w+)\}', r'\\g<\1>', template)
-
-
-def _compile(table: Iterable[Tuple[str, str]], reverse: bool = False) -> List[Tuple['re.Pattern', str]]:
-    return [(_template_regex(b if reverse else a), _template_repl(a if reverse else b)) for a, b in table]
-
-
-def _rename(keys: Iterable[str], rules: Sequence[Tuple['re.Pattern', str]]) -> Tuple[Dict[str, str], List[str]]:
-    """-> ({source key: new key}, unmatched source keys). First matching rule wins."""
-    renamed, unmatched = {}, []
-    for key in keys:
-        for pattern, repl in rules:
-            if pattern.match(key):
-                renamed[key] = pattern.sub(repl, key, count=1)
-                break
-        else:
-            unmatched.append(key)
-    return renamed, unmatched
-
-
 # --------------------------------------------------------------------------- helpers
 def _as_tensor(value) -> Optional[Tensor]:
     if isinstance(value, Tensor):
@@ -222,52 +115,7 @@ def _infer_head_prefix(target_state: Optional[Mapping[str, object]], head_prefix
     return HEAD_PREFIXES[0]
 
 
-def _swin_reduction_to_d2(x: Tensor) -> Tensor:
-    """Inverse of mmdet's ``correct_unfold_reduction_order`` ([2C, 4C] Linear weight)."""
-    out_channel, in_channel = x.shape
-    return x.reshape(out_channel, in_channel // 4, 4)[:, :, [0, 2, 1, 3]].transpose(1, 2).reshape(
-        out_channel, in_channel)
-
-
-def _swin_norm_to_d2(x: Tensor) -> Tensor:
-    """Inverse of mmdet's ``correct_unfold_norm_order`` ([4C] LayerNorm weight / bias)."""
-    in_channel = x.shape[0]
-    return x.reshape(in_channel // 4, 4)[:, [0, 2, 1, 3]].transpose(0, 1).reshape(in_channel)
-
-
-def _convert_swin(d2_backbone: Mapping[str, Tensor]) -> Dict[str, Tensor]:
-    """detectron2 ``backbone.*`` (official Swin names) -> mmdet SwinTransformer ``backbone.*``."""
-    from mmdet.models.backbones.swin import swin_converter  # mmdet's own official-Swin converter
-    stripped = OrderedDict((k[len('backbone.'):], v) for k, v in d2_backbone.items())
-    converted = swin_converter(stripped)
-    pos = converted.get('backbone.absolute_pos_embed')
-    if pos is not None and pos.dim() == 4:  # official [1, C, H, W] -> mmdet [1, H*W, C] (APE; unused by M2F)
-        converted['backbone.absolute_pos_embed'] = pos.flatten(2).transpose(1, 2).contiguous()
-    return converted
-
-
-def _swin_to_d2(ours_backbone: Mapping[str, Tensor]) -> Dict[str, Tensor]:
-    out = OrderedDict()
-    for key, value in ours_backbone.items():
-        k = key[len('backbone.'):]
-        if k.startswith('stages.'):
-            k = 'layers.' + k[len('stages.'):]
-            k = k.replace('.attn.w_msa.', '.attn.')
-            k = k.replace('.ffn.layers.0.0.', '.mlp.fc1.').replace('.ffn.layers.1.', '.mlp.fc2.')
-            if '.downsample.reduction.' in k:
-                value = _swin_reduction_to_d2(value)
-            elif '.downsample.norm.' in k:
-                value = _swin_norm_to_d2(value)
-        elif k.startswith('patch_embed.projection.'):
-            k = 'patch_embed.proj.' + k[len('patch_embed.projection.'):]
-        elif k == 'absolute_pos_embed' and value.dim() == 3:
-            side = int(round(value.shape[1] ** 0.5))
-            value = value.transpose(1, 2).reshape(value.shape[0], value.shape[2], side, side)
-        out['backbone.' + k] = value
-    return out
-
-
-def _backbone_name(d2_state: Mapping[str, object]) -> str:
+def backbone_name(d2_state: Mapping[str, object]) -> str:
     keys = [str(k) for k in d2_state if str(k).startswith('backbone.')]
     if any(k.startswith('backbone.patch_embed.') for k in keys):
         return 'a Swin Transformer'
@@ -286,35 +134,16 @@ def d2_head_summary(d2_state: Mapping[str, object]) -> Dict[str, Optional[int]]:
         value = d2_state.get(key)
         return int(value.shape[0]) if value is not None and hasattr(value, 'shape') and len(value.shape) else None
 
-    cls_rows = rows(_PR + 'class_embed.weight')
-    layers = {m.group(1) for m in (re.match(re.escape(_PR) + r'transformer_ffn_layers\.(\d+)\.', k)
+    cls_rows = rows(PR + 'class_embed.weight')
+    layers = {m.group(1) for m in (re.match(re.escape(PR) + r'transformer_ffn_layers\.(\d+)\.', k)
                                    for k in d2_state) if m}
-    query = d2_state.get(_PR + 'query_feat.weight')
-    return dict(num_classes=None if cls_rows is None else cls_rows - 1, num_queries=rows(_PR + 'query_feat.weight'),
+    query = d2_state.get(PR + 'query_feat.weight')
+    return dict(num_classes=None if cls_rows is None else cls_rows - 1, num_queries=rows(PR + 'query_feat.weight'),
                 num_decoder_layers=len(layers) or None,
                 hidden_dim=int(query.shape[1]) if query is not None and len(query.shape) == 2 else None)
 
 
 # --------------------------------------------------------------------------- loading
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles dicts / lists of numpy arrays and plain Python values, nothing that runs code."""
-
-    _ALLOWED = {
-        ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
-        ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
-        ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'),  # pickle protocol 5
-        ('numpy', 'ndarray'), ('numpy', 'dtype'), ('collections', 'OrderedDict'),
-        ('_codecs', 'encode'),  # how pickle protocol <= 2 stores bytes
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self._ALLOWED and not (module == 'numpy.dtypes' and name.endswith('DType')):
-            raise pickle.UnpicklingError(f'refusing to unpickle {module}.{name} (only numpy arrays are allowed)')
-        if module.startswith('numpy.core'):  # numpy >= 2 renamed numpy.core -> numpy._core
-            module = module.replace('numpy.core', 'numpy._core' if hasattr(np, '_core') else 'numpy.core', 1)
-        return super().find_class(module, name)
-
-
 def load_d2_checkpoint(path: str, *, trust_pickle: bool = False) -> object:
     """Read a detectron2 ``.pkl`` (pickle of numpy arrays) or ``.pth`` (torch zip) file.
 
@@ -326,7 +155,7 @@ def load_d2_checkpoint(path: str, *, trust_pickle: bool = False) -> object:
     """
     if zipfile.is_zipfile(path):
         try:
-            return torch.load(path, map_location='cpu', weights_only=not trust_pickle)
+            return load_checkpoint_file(path, trust_pickle=trust_pickle)
         except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
             hint = '' if trust_pickle else ' If you trust the file, rerun with --trust-pickle.'
             raise CheckpointFormatError(f'{path}: could not load the torch checkpoint '
@@ -335,12 +164,11 @@ def load_d2_checkpoint(path: str, *, trust_pickle: bool = False) -> object:
         with open(path, 'rb') as f:
             if trust_pickle:
                 return pickle.load(f, encoding='latin1')
-            return _NumpyOnlyUnpickler(f, encoding='latin1').load()
+            return RestrictedUnpickler(f, encoding='latin1').load()
     except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError,
             IndexError, KeyError, OverflowError, MemoryError) as err:
         if isinstance(err, pickle.UnpicklingError) and 'refusing to unpickle' in str(err):
-            raise CheckpointFormatError(f'{path}: {err}. detectron2 .pkl checkpoints hold only numpy arrays; '
-                                        'if you trust the file, rerun with --trust-pickle.') from err
+            raise CheckpointFormatError(f'{path}: {err} detectron2 .pkl checkpoints hold only numpy arrays.') from err
         raise CheckpointFormatError(f'{path}: not a readable checkpoint - the pickle is truncated or corrupt '
                                     f'({type(err).__name__}: {err}). Re-download it (the model zoo file names '
                                     'end in the first 6 hex digits of their md5).') from err
@@ -377,7 +205,7 @@ def extract_d2_weights(obj: object, source: str = 'checkpoint') -> Dict[str, obj
 # --------------------------------------------------------------------------- conversion
 def _count_mismatch_message(src_key: str, src_shape, dst_key: str, dst_shape, cfg_path: str,
                             source: str) -> Optional[str]:
-    if src_key == _PR + 'class_embed.weight' and src_shape[1:] == dst_shape[1:]:
+    if src_key == PR + 'class_embed.weight' and src_shape[1:] == dst_shape[1:]:
         n_src, n_dst = src_shape[0] - 1, dst_shape[0] - 1
         if cfg_path.endswith('decode_head'):
             fix = f'--cfg-options {cfg_path}.num_classes={n_src} (and the criterion\'s num_classes)'
@@ -388,7 +216,7 @@ def _count_mismatch_message(src_key: str, src_shape, dst_key: str, dst_shape, cf
         return (f'{source}: the checkpoint has {n_src} classes ({src_key} has {src_shape[0]} rows incl. no-object) '
                 f'but the config has {n_dst} ({dst_key} {list(dst_shape)}). Use the config that matches the '
                 f'checkpoint or set {fix}.')
-    if src_key == _PR + 'query_feat.weight' and src_shape[1:] == dst_shape[1:]:
+    if src_key == PR + 'query_feat.weight' and src_shape[1:] == dst_shape[1:]:
         return (f'{source}: the checkpoint has {src_shape[0]} queries ({src_key} {list(src_shape)}) but the config '
                 f'has {dst_shape[0]} ({dst_key} {list(dst_shape)}). Set --cfg-options '
                 f'{cfg_path}.num_queries={src_shape[0]}.')
@@ -449,9 +277,8 @@ def convert_d2_checkpoint(d2_state: Mapping[str, object], *, target_state: Optio
     unmapped += [k for k in tensors if not k.startswith((D2_HEAD_PREFIX, 'backbone.'))]
 
     # head
-    num_fpn = len({m.group(1) for m in (re.match(re.escape(_PD) + r'adapter_(\d+)\.', k) for k in head_keys) if m})
-    table = [(a, prefix + b) for a, b in _HEAD_TABLE + _fpn_table(num_fpn)]
-    renamed, rest = _rename(head_keys, _compile(table))
+    num_fpn = len({m.group(1) for m in (re.match(re.escape(PD) + r'adapter_(\d+)\.', k) for k in head_keys) if m})
+    renamed, rest = rename_keys(head_keys, compile_table(prefixed(HEAD_TABLE + fpn_table(num_fpn), '', prefix)))
     unmapped += rest
     out: Dict[str, Tensor] = OrderedDict()  # our key -> tensor
     origin: Dict[str, str] = {}  # our key -> source key
@@ -460,14 +287,14 @@ def convert_d2_checkpoint(d2_state: Mapping[str, object], *, target_state: Optio
 
     # backbone
     if any(k.startswith('backbone.patch_embed.') for k in backbone_keys):
-        swin = _convert_swin(OrderedDict((k, tensors[k]) for k in backbone_keys))
+        swin = convert_swin(OrderedDict((k, tensors[k]) for k in backbone_keys))
         # swin_converter renames one to one, in order; zip recovers the source of each key.
         assert len(swin) == len(backbone_keys), 'swin_converter dropped keys'
         for src, (dst, value) in zip(backbone_keys, swin.items()):
             out[dst], origin[dst] = value, src
     elif backbone_keys:
         deep = 'backbone.stem.conv2.weight' in tensors
-        renamed, rest = _rename(backbone_keys, _compile(_resnet_table(deep)))
+        renamed, rest = rename_keys(backbone_keys, compile_table(resnet_table(deep)))
         unmapped += rest
         for src, dst in renamed.items():
             out[dst], origin[dst] = tensors[src], src
@@ -511,7 +338,7 @@ def convert_d2_checkpoint(d2_state: Mapping[str, object], *, target_state: Optio
         if any('predictor.transformer.' in k for k in unmapped):
             hint = ' (sem_seg_head.predictor.transformer.* is MaskFormer v1, not Mask2Former)'
         elif any(k.startswith('backbone.') for k in missing) and any(k.startswith('backbone.') for k in unmapped):
-            hint = (f' (the backbone differs: the checkpoint\'s is {_backbone_name(d2_state)}, see the config\'s '
+            hint = (f' (the backbone differs: the checkpoint\'s is {backbone_name(d2_state)}, see the config\'s '
                     'model.backbone)')
         elif n_source and n_target and n_source != n_target:
             hint = (f' (the checkpoint has {n_source} decoder layers, the config {n_target}: set '
@@ -544,15 +371,15 @@ def to_d2_layout(state: Mapping[str, Tensor], *, head_prefix: Optional[str] = No
     others = [k for k in state if k not in set(head) | set(backbone)]
     num_fpn = len({m.group(1) for m in (re.match(re.escape(prefix) + r'pixel_decoder\.lateral_convs\.(\d+)\.', k)
                                         for k in head) if m})
-    renamed, rest = _rename(head, _compile([(a, prefix + b) for a, b in _HEAD_TABLE + _fpn_table(num_fpn)],
-                                           reverse=True))
+    renamed, rest = rename_keys(head, compile_table(prefixed(HEAD_TABLE + fpn_table(num_fpn), '', prefix),
+                                                    reverse=True))
     out = OrderedDict((dst, state[src]) for src, dst in renamed.items())
     if 'backbone.patch_embed.projection.weight' in state:
-        out.update(_swin_to_d2(OrderedDict((k, state[k]) for k in backbone)))
+        out.update(swin_to_d2(OrderedDict((k, state[k]) for k in backbone)))
     elif backbone:
         deep = 'backbone.stem.0.weight' in state
         keys = [k for k in backbone if not k.endswith('.num_batches_tracked')]
-        renamed, rest_bb = _rename(keys, _compile(_resnet_table(deep), reverse=True))
+        renamed, rest_bb = rename_keys(keys, compile_table(resnet_table(deep), reverse=True))
         rest += rest_bb
         out.update((dst, state[src]) for src, dst in renamed.items())
     rest += others

@@ -1,18 +1,20 @@
-"""Read mmengine's own checkpoints under torch >= 2.6 without turning safe loading off.
+"""Loading checkpoints without running code: the one restricted unpickler of m2f_mm.
 
 torch 2.6 made ``torch.load(weights_only=True)`` the default. mmengine 0.10.x calls ``torch.load``
 without that argument and pickles its ``MessageHub`` into every checkpoint: ``HistoryBuffer`` objects
 with numpy arrays and *bound methods* (``getattr(HistoryBuffer, 'min')``), which the safe loader
 refuses — so ``tools/test.py`` and ``--resume`` fail on checkpoints the runner just wrote.
 
-The usual fix, ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``, runs any pickle. Instead, local checkpoints are
-loaded with an unpickler that admits exactly: torch's own safe globals (and whatever the user added
-with ``torch.serialization.add_safe_globals``), numpy arrays / dtypes / scalars, mmengine's
+The usual fix, ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``, runs any pickle. Instead, checkpoints (torch zip
+files and detectron2's ``.pkl`` pickles alike) are read with an unpickler that admits exactly: torch's own safe globals (and whatever the user added
+with ``torch.serialization.add_safe_globals``), numpy arrays / dtypes / scalars, plain containers, mmengine's
 ``HistoryBuffer``, and ``getattr`` restricted to ``HistoryBuffer``'s statistics methods. Anything
 else (``os.system``, ``getattr(array, 'tofile')``, ...) is refused with an error naming the global
 (and never suggesting to allow it). Globals the user allowed with
 ``torch.serialization.add_safe_globals`` are honoured.
 """
+import codecs
+import collections
 import os.path as osp
 import pickle
 import types
@@ -29,7 +31,8 @@ def _qualified(obj: object) -> str:
 
 
 def mmengine_checkpoint_globals() -> Dict[str, object]:
-    """'module.name' -> object for the non-tensor classes in an mmengine checkpoint's message hub."""
+    """'module.name' -> object for what checkpoints hold besides tensors: numpy arrays, containers, and
+    the classes of an mmengine checkpoint's message hub."""
     from mmengine.logging.history_buffer import HistoryBuffer
     core = getattr(np, '_core', None) or np.core  # numpy 2 renamed numpy.core to numpy._core
     objects = [HistoryBuffer, np.ndarray, np.dtype]
@@ -37,9 +40,12 @@ def mmengine_checkpoint_globals() -> Dict[str, object]:
     if dtypes is not None:
         objects += [getattr(dtypes, name) for name in dir(dtypes) if name.endswith('DType')]
     allowed = {_qualified(obj): obj for obj in objects}
-    for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):  # written by numpy 1 or 2
-        allowed[f'{module}._reconstruct'] = core.multiarray._reconstruct
-        allowed[f'{module}.scalar'] = core.multiarray.scalar
+    for module in ('numpy.core', 'numpy._core'):  # written by numpy 1 or 2
+        allowed[f'{module}.multiarray._reconstruct'] = core.multiarray._reconstruct
+        allowed[f'{module}.multiarray.scalar'] = core.multiarray.scalar
+        allowed[f'{module}.numeric._frombuffer'] = core.numeric._frombuffer  # pickle protocol 5
+    # plain containers and how pickle protocol <= 2 (detectron2's .pkl files) stores bytes
+    allowed.update({'collections.OrderedDict': collections.OrderedDict, '_codecs.encode': codecs.encode})
     return allowed
 
 
@@ -96,8 +102,26 @@ def load_local_checkpoint(filename: str, map_location=None) -> dict:
     return torch.load(filename, map_location=map_location, weights_only=False, pickle_module=restricted_pickle)
 
 
+def load_pickle(path: str) -> object:
+    """A raw pickle file (detectron2 ``model_final_*.pkl``: numpy arrays in dicts) through the same allow-list."""
+    with open(path, 'rb') as f:
+        return RestrictedUnpickler(f, encoding='latin1').load()
+
+
 def install_checkpoint_loader() -> Callable:
-    """Make mmengine load local checkpoints with :func:`load_local_checkpoint` (idempotent)."""
+    """Make mmengine load local checkpoints with :func:`load_local_checkpoint` (idempotent).
+
+    Opt-in, process-wide: ``M2FRunner`` calls it (so backbone ``init_cfg=Pretrained`` files written by
+    mmengine load too); ``import m2f_mm`` does not.
+    """
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(prefixes='', force=True)(load_local_checkpoint)
     return load_local_checkpoint
+
+
+def load_checkpoint_file(path: str, trust_pickle: bool = False) -> dict:
+    """A torch checkpoint on CPU through the restricted unpickler; ``trust_pickle`` loads anything (only
+    for files you made or know)."""
+    if trust_pickle:
+        return torch.load(path, map_location='cpu', weights_only=False)
+    return load_local_checkpoint(path, map_location='cpu')

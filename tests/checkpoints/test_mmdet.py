@@ -9,7 +9,7 @@ from mmengine.registry import DefaultScope
 
 from m2f_mm.checkpoints import convert_mmdet_to_m2f, detect_layout, state_dict_prefixes
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MMDET_CFG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'mask2former',
                      'mask2former_r50_8xb2-lsj-50e_coco-panoptic.py')
 OUR_CFG = osp.join(REPO, 'configs', '_base_', 'models', 'm2f_r50.py')
@@ -121,3 +121,12 @@ def test_cli_converts_a_saved_checkpoint(tmp_path, mmdet_and_ours):
     hub.update_scalar('train/loss', 1.5)
     torch.save({'state_dict': ref.state_dict(), 'meta': {'iter': 3}, 'message_hub': hub.state_dict()}, src)
     assert cli.main([str(src), str(tmp_path / 'from_runner.pth')]) == 0
+
+
+def test_mmseg_layout_converts_under_decode_head(mmdet_and_ours):
+    """mmseg 1.x's Mask2FormerHead has mmdet's layout under ``decode_head.``: the same table applies."""
+    ref, ours = mmdet_and_ours
+    source = {k.replace('panoptic_head.', 'decode_head.', 1): v for k, v in ref.state_dict().items()}
+    converted, unmapped = convert_mmdet_to_m2f(source)
+    assert unmapped == [] and detect_layout(source) == 'mmdet' and detect_layout(converted) == 'm2f_mm'
+    assert set(converted) == {k.replace('panoptic_head.', 'decode_head.', 1) for k in ours.state_dict()}

@@ -1,0 +1,19 @@
+"""Checkpoints: converting OpenMMLab and detectron2 Mask2Former weights, and loading files safely.
+
+- ``rename.py``: the one key-rename engine (template tables, both directions).
+- ``mmdet.py``: mmdet 3.x / mmseg 1.x Mask2Former -> m2f_mm (``tools/model_converters/mmdet_to_m2f.py``).
+- ``d2_keys.py`` + ``d2.py``: facebookresearch/Mask2Former (detectron2) -> m2f_mm and back
+  (``tools/model_converters/d2_to_m2f.py``).
+- ``safe_load.py``: the restricted unpickler every loader in m2f_mm uses (no code runs while loading).
+"""
+from .d2 import (CheckpointFormatError, CheckpointMismatchError, ConversionResult, backbone_name,
+                 convert_d2_checkpoint, d2_head_summary, extract_d2_weights, load_d2_checkpoint, to_d2_layout)
+from .mmdet import MMDET_TABLE, convert_mmdet_to_m2f, detect_layout, state_dict_prefixes
+from .safe_load import install_checkpoint_loader, load_checkpoint_file, load_local_checkpoint, load_pickle
+
+__all__ = [
+    'MMDET_TABLE', 'convert_mmdet_to_m2f', 'detect_layout', 'state_dict_prefixes', 'CheckpointFormatError',
+    'CheckpointMismatchError', 'ConversionResult', 'backbone_name', 'convert_d2_checkpoint', 'd2_head_summary',
+    'extract_d2_weights', 'load_d2_checkpoint', 'to_d2_layout', 'install_checkpoint_loader', 'load_checkpoint_file',
+    'load_local_checkpoint', 'load_pickle'
+]

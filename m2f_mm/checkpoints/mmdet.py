@@ -1,0 +1,103 @@
+"""mmdet 3.x / mmseg 1.x Mask2Former checkpoints -> m2f_mm's key layout (pure functions).
+
+Our name (relative to ``panoptic_head.`` for mmdet, ``decode_head.`` for mmseg) on the left, the
+OpenMMLab name on the right:
+
+    pixel_decoder.input_projs.{l}.conv/gn          <- pixel_decoder.input_convs.{l}.conv/gn
+    pixel_decoder.level_embed                       <- pixel_decoder.level_encoding
+    pixel_decoder.encoder.layers.{i}.self_attn.*    <- (same)
+    pixel_decoder.encoder.layers.{i}.norm1/norm2    <- ...norms.0 / norms.1
+    pixel_decoder.encoder.layers.{i}.linear1/2      <- ...ffn.layers.0.0 / ffn.layers.1
+    pixel_decoder.lateral_convs / output_convs      <- (same)
+    pixel_decoder.mask_features                     <- pixel_decoder.mask_feature
+    transformer_decoder.layers.{i}.cross_attn.*     <- ...cross_attn.attn.*   (nn.MultiheadAttention layout)
+    transformer_decoder.layers.{i}.self_attn.*      <- ...self_attn.attn.*
+    transformer_decoder.layers.{i}.norm1/2/3        <- ...norms.0/1/2 (after cross / self / FFN)
+    transformer_decoder.layers.{i}.linear1/2        <- ...ffn.layers.0.0 / ffn.layers.1
+    transformer_decoder.decoder_norm                <- transformer_decoder.post_norm
+    input_projs.{l}                                 <- decoder_input_projs.{l}
+    query_feat / query_embed / level_embed          <- (same)
+    class_embed                                     <- cls_embed
+    mask_embed.layers.{0,1,2}                       <- mask_embed.{0,2,4}
+
+Everything outside the head (backbone, neck, data_preprocessor) passes through unchanged.
+"""
+import re
+from collections import OrderedDict
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from .rename import Table, compile_table, prefixed, rename_state
+
+_ENC = 'pixel_decoder.encoder.layers.{i}.'
+_DEC = 'transformer_decoder.layers.{i}.'
+
+# (OpenMMLab template, our template), both relative to the head prefix.
+MMDET_TABLE: Table = [
+    ('pixel_decoder.input_convs.{i}.{cg}.{wb}', 'pixel_decoder.input_projs.{i}.{cg}.{wb}'),
+    ('pixel_decoder.level_encoding.weight', 'pixel_decoder.level_embed.weight'),
+    (_ENC + 'self_attn.{msda}.{wb}', _ENC + 'self_attn.{msda}.{wb}'),
+    (_ENC + 'norms.0.{wb}', _ENC + 'norm1.{wb}'),
+    (_ENC + 'norms.1.{wb}', _ENC + 'norm2.{wb}'),
+    (_ENC + 'ffn.layers.0.0.{wb}', _ENC + 'linear1.{wb}'),
+    (_ENC + 'ffn.layers.1.{wb}', _ENC + 'linear2.{wb}'),
+    ('pixel_decoder.{fpn}.{i}.{cg}.{wb}', 'pixel_decoder.{fpn}.{i}.{cg}.{wb}'),
+    ('pixel_decoder.mask_feature.{wb}', 'pixel_decoder.mask_features.{wb}'),
+    (_DEC + '{attn}.attn.{mha}', _DEC + '{attn}.{mha}'),
+    (_DEC + 'norms.0.{wb}', _DEC + 'norm1.{wb}'),
+    (_DEC + 'norms.1.{wb}', _DEC + 'norm2.{wb}'),
+    (_DEC + 'norms.2.{wb}', _DEC + 'norm3.{wb}'),
+    (_DEC + 'ffn.layers.0.0.{wb}', _DEC + 'linear1.{wb}'),
+    (_DEC + 'ffn.layers.1.{wb}', _DEC + 'linear2.{wb}'),
+    ('transformer_decoder.post_norm.{wb}', 'transformer_decoder.decoder_norm.{wb}'),
+    ('decoder_input_projs.{i}.{wb}', 'input_projs.{i}.{wb}'),
+    ('{qe}.weight', '{qe}.weight'),
+    ('cls_embed.{wb}', 'class_embed.{wb}'),
+    ('mask_embed.0.{wb}', 'mask_embed.layers.0.{wb}'),
+    ('mask_embed.2.{wb}', 'mask_embed.layers.1.{wb}'),
+    ('mask_embed.4.{wb}', 'mask_embed.layers.2.{wb}'),
+]
+HEAD_PREFIXES = ('panoptic_head.', 'decode_head.')
+
+
+def _unwrap(state_dict: Mapping[str, object]) -> Mapping[str, object]:
+    if 'state_dict' in state_dict and isinstance(state_dict['state_dict'], Mapping):
+        return state_dict['state_dict']
+    return state_dict
+
+
+def _head_prefix(state_dict: Mapping[str, object]) -> str:
+    for prefix in HEAD_PREFIXES:
+        if any(k.startswith(prefix) for k in state_dict):
+            return prefix
+    return HEAD_PREFIXES[0]
+
+
+def convert_mmdet_to_m2f(state_dict: Mapping[str, object],
+                         head_prefix: Optional[str] = None) -> Tuple['OrderedDict[str, object]', List[str]]:
+    """mmdet 3.x (``panoptic_head.``) or mmseg 1.x (``decode_head.``) Mask2Former state dict ->
+    (m2f_mm state dict, unmapped head keys). Accepts a bare state dict or an mmengine checkpoint."""
+    state_dict = _unwrap(state_dict)
+    prefix = head_prefix or _head_prefix(state_dict)
+    rules = compile_table(prefixed(MMDET_TABLE, prefix, prefix))
+    return rename_state(state_dict, rules, (prefix, 'panoptic_fusion_head.'))
+
+
+def detect_layout(state_dict: Mapping[str, object]) -> str:
+    """'mmdet' (OpenMMLab Mask2Former keys), 'm2f_mm' (ours) or 'unknown', from marker keys."""
+    keys = list(_unwrap(state_dict))
+    if any(k.startswith(tuple(p + 'cls_embed.' for p in HEAD_PREFIXES)) or '.pixel_decoder.level_encoding.' in k
+           for k in keys):
+        return 'mmdet'
+    if any(k.startswith(tuple(p + 'class_embed.' for p in HEAD_PREFIXES))
+           or '.transformer_decoder.decoder_norm.' in k for k in keys):
+        return 'm2f_mm'
+    return 'unknown'
+
+
+def state_dict_prefixes(state_dict: Mapping[str, object], depth: int = 3) -> Dict[str, int]:
+    """Count keys per dotted prefix of ``depth`` parts, with layer indices collapsed to ``*``."""
+    counts: Dict[str, int] = {}
+    for key in state_dict:
+        prefix = '.'.join(re.sub(r'^\d+$', '*', part) for part in key.split('.')[:depth])
+        counts[prefix] = counts.get(prefix, 0) + 1
+    return counts
