@@ -28,8 +28,8 @@ from mmengine.logging import print_log
 
 from ..engine.errors import M2FBadSampleError
 from ..registry import register_dataset, register_transform
+from ..utils.panoptic_ids import VOID, rgb2id
 
-VOID = 0  # id of unlabeled pixels (RGB 0, 0, 0)
 
 
 def read_panoptic_ids(path: str, image_id=None, backend_args: Optional[dict] = None,
@@ -42,8 +42,7 @@ def read_panoptic_ids(path: str, image_id=None, backend_args: Optional[dict] = N
         raise ValueError(f'cannot read panoptic PNG {path!r} of image id {image_id}: {err}') from err
     if rgb is None or rgb.ndim != 3:
         raise ValueError(f'cannot decode panoptic PNG {path!r} of image id {image_id}: corrupt or not an image')
-    rgb = rgb.astype(np.int32)  # not importing evaluation.pq.rgb2id keeps datasets <-> evaluation acyclic
-    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+    return rgb2id(rgb).astype(np.int32)
 
 
 def panoptic_semantic_map(pan: np.ndarray, segment_ids: Sequence[int], categories: Sequence[int],

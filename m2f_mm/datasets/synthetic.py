@@ -36,6 +36,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
+from ..utils.panoptic_ids import id2rgb
+
 THING_CLASSES = ('circle', 'square', 'triangle', 'star')
 STUFF_CLASSES = ('sky', 'grass', 'water')
 CLASSES = THING_CLASSES + STUFF_CLASSES
@@ -258,18 +260,6 @@ def generate_scene(rng: np.random.Generator, h: int, w: int) -> Scene:
     return Scene(np.clip(np.rint(image), 0, 255).astype(np.uint8), pan, segments)
 
 
-def id_to_rgb(ids: np.ndarray) -> np.ndarray:
-    """int[H, W] panoptic ids -> uint8[H, W, 3] RGB with id = R + 256 G + 256^2 B."""
-    ids = ids.astype(np.int64)
-    return np.stack([ids % 256, ids // 256 % 256, ids // 65536 % 256], -1).astype(np.uint8)
-
-
-def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
-    """uint8[H, W, 3] RGB -> int64[H, W] panoptic ids."""
-    rgb = rgb.astype(np.int64)
-    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
-
-
 def segments_info(pan_ids: np.ndarray, segments: list) -> list:
     """COCO panoptic ``segments_info``: each segment with ``area`` and ``bbox`` [x, y, w, h]."""
     out = []
@@ -353,7 +343,7 @@ def write_split(out_dir: str, split: str, num_images: int, size: Sequence[int], 
         stem = f'{image_id:012d}'
         Image.fromarray(scene.image).save(os.path.join(dirs[0], stem + '.jpg'), quality=95,
                                           subsampling=0)
-        Image.fromarray(id_to_rgb(scene.pan_ids)).save(os.path.join(dirs[1], stem + '.png'))
+        Image.fromarray(id2rgb(scene.pan_ids)).save(os.path.join(dirs[1], stem + '.png'))
         Image.fromarray(panoptic_to_semantic(scene.pan_ids, scene.segments)).save(
             os.path.join(dirs[2], stem + '.png'))
         seg_infos = segments_info(scene.pan_ids, scene.segments)

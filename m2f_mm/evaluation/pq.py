@@ -27,19 +27,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-VOID = 0
-
-
-def rgb2id(color: np.ndarray) -> np.ndarray:
-    """color [H,W,3] (RGB) -> ids [H,W] int64, id = R + 256 G + 256^2 B."""
-    color = np.asarray(color).astype(np.int64)
-    return color[..., 0] + 256 * color[..., 1] + 65536 * color[..., 2]
-
-
-def id2rgb(ids: np.ndarray) -> np.ndarray:
-    """ids [H,W] -> color [H,W,3] uint8 (RGB)."""
-    ids = np.asarray(ids).astype(np.int64)
-    return np.stack([ids % 256, ids // 256 % 256, ids // 65536 % 256], axis=-1).astype(np.uint8)
+from ..utils.panoptic_ids import VOID, id2rgb, rgb2id  # noqa: F401  (re-exported)
 
 
 def load_panoptic_png(path: str) -> np.ndarray:

@@ -7,8 +7,9 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from m2f_mm.datasets.synthetic import (CATEGORY_IDS, CLASS_INDEX, CLASSES, THING_IDS, generate_dataset, rgb_to_id,
+from m2f_mm.datasets.synthetic import (CATEGORY_IDS, CLASS_INDEX, CLASSES, THING_IDS, generate_dataset,
                                        validate_args)
+from m2f_mm.utils.panoptic_ids import id2rgb, rgb2id
 
 
 @pytest.fixture(scope='module')
@@ -51,7 +52,7 @@ def test_panoptic_png_agrees_with_json_instances_and_semantic(dataset_dir, split
         inst_by_image.setdefault(ann['image_id'], []).append(ann)
     for image, ann in zip(pan['images'], pan['annotations']):
         assert ann['image_id'] == image['id']
-        ids = rgb_to_id(_read(osp.join(dataset_dir, 'annotations', f'panoptic_{split}', ann['file_name'])))
+        ids = rgb2id(_read(osp.join(dataset_dir, 'annotations', f'panoptic_{split}', ann['file_name'])))
         assert ids.shape == (image['height'], image['width'])
         segments = {s['id']: s for s in ann['segments_info']}
         assert set(np.unique(ids)) - {0} == set(segments)   # every PNG id has a JSON entry and back
