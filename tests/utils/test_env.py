@@ -25,7 +25,7 @@ def test_import_raises_environment_error(breakage, expected):
     assert 'MMCV_WITH_OPS=1' in result.stderr  # the fix is named
 
 
-@pytest.mark.parametrize('tool', ['tools/train.py', 'tools/test.py', 'tools/demo_forward.py'])
+@pytest.mark.parametrize('tool', ['tools/train.py', 'tools/test.py', 'tools/demo/demo_forward.py'])
 def test_tools_print_one_message_without_traceback(tool):
     code = (NO_OPS + "import runpy; sys.argv = ['t', 'cfg.py', 'ckpt.pth']; "
             f"runpy.run_path({tool!r}, run_name='__main__')")

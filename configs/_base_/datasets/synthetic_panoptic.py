@@ -1,4 +1,4 @@
-# The bundled synthetic shapes dataset (tools/make_synthetic_data.py), read through the real COCO
+# The bundled synthetic shapes dataset (tools/dataset_converters/make_synthetic_data.py), read through the real COCO
 # panoptic / instance on-disk formats: panoptic training, panoptic + instance + semantic evaluation.
 dataset_type = 'M2FCocoPanopticDataset'
 data_root = 'data/synthetic/'

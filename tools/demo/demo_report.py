@@ -14,7 +14,7 @@ import os.path as osp
 import sys
 from typing import Dict, List, Sequence
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
 import _env_guard  # noqa: E402,F401  (must come first: checks mmcv, registers m2f_mm)
 
 import numpy as np  # noqa: E402
