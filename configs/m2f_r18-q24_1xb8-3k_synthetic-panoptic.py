@@ -32,3 +32,6 @@ log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)
+
+# An all-VOID panoptic map (e.g. an undertrained model) draws as the image instead of crashing mmdet's visualizer.
+visualizer = dict(type='M2FDetLocalVisualizer')
