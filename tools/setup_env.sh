@@ -18,6 +18,7 @@
 # The build is kept as a wheel in M2F_WHEEL_CACHE/torch-VERSION/: the next set-up (another clone,
 # a rebuilt venv) and tests/tools/test_pip_install.py install that wheel instead of compiling again.
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${M2F_VENV:-$here/.venv}
 stamp=$venv/.m2f_mm_installed

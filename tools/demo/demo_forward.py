@@ -19,9 +19,10 @@ from mmengine.registry import init_default_scope  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
-    parser.add_argument('--size', type=int, nargs=2, default=[256, 320], metavar=('H', 'W'))
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('config', help='an m2f_mm mmdet config (its model is built with random weights)')
+    parser.add_argument('--size', type=int, nargs=2, default=[256, 320], metavar=('H', 'W'),
+                        help='height and width of the random test image (default: 256 320)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     args = parser.parse_args()
 
     from mmdet.registry import MODELS

@@ -62,10 +62,13 @@ def train_and_test(name: str, config: str, args, extra: List[str]) -> Dict[str, 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--config', default=CONFIG)
-    parser.add_argument('--data', default='data/synthetic')
-    parser.add_argument('--out', default='outputs/demo')
-    parser.add_argument('--work-root', default='work_dirs/demo')
+    parser.add_argument('--config', default=CONFIG, help=f'the config to train (default: {CONFIG})')
+    parser.add_argument('--data', default='data/synthetic',
+                        help='synthetic dataset folder; generated when it has no meta.json (default: data/synthetic)')
+    parser.add_argument('--out', default='outputs/demo',
+                        help='where curves.png, overlays.png, results.md go (default: outputs/demo)')
+    parser.add_argument('--work-root', default='work_dirs/demo',
+                        help='training / test work dirs, one per run (default: work_dirs/demo)')
     parser.add_argument('--ablation', action='store_true', help='also train without masked attention')
     parser.add_argument('--quick', action='store_true', help='a few iterations on a handful of images')
     parser.add_argument('--reuse', action='store_true', help='reuse runs already trained and tested in --work-root')
