@@ -24,7 +24,8 @@ def main() -> int:
                                      epilog='Layout and classes: m2f_mm/datasets/synthetic.py. The configs '
                                             'configs/*synthetic* read data/synthetic/.')
     parser.add_argument('--out', default='data/synthetic',
-                        help='output folder: created, or a previous synthetic set there is replaced; refused when it holds other files')
+                        help='output folder: created, or a previous synthetic set there is replaced; '
+                             'refused when it holds other files')
     parser.add_argument('--num-train', type=int, default=200, help='number of training images (1 to 1000000)')
     parser.add_argument('--num-val', type=int, default=50, help='number of validation images (1 to 1000000)')
     parser.add_argument('--size', type=int, nargs=2, default=[128, 128], metavar=('H', 'W'),
