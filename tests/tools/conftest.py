@@ -30,6 +30,15 @@ def data_options(config: str, data: str) -> list:
     return options
 
 
+def load_tool(tool: str):
+    """A tool script (path under the repository) imported as a module, for its functions."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('m2f_tool_' + osp.basename(tool)[:-3], osp.join(REPO, tool))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_tool(args, timeout=600, check=True) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable] + [str(a) for a in args], cwd=REPO, capture_output=True, text=True,
                             timeout=timeout)

@@ -1,6 +1,5 @@
 """tools/analysis_tools/ and tools/misc/: FLOP counting convention, browsing a dataset, log curves, configs."""
 import glob
-import importlib.util
 import json
 import os.path as osp
 
@@ -8,14 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from .conftest import PANOPTIC, REPO, SEMANTIC, data_options, run_tool
-
-
-def _load(tool):
-    spec = importlib.util.spec_from_file_location(osp.basename(tool)[:-3], osp.join(REPO, tool))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import PANOPTIC, SEMANTIC, data_options, load_tool, run_tool
 
 
 class _Attention(torch.nn.Module):
@@ -33,7 +25,7 @@ class _Attention(torch.nn.Module):
 def test_fused_attention_counts_as_the_two_matmuls(backend):
     if backend == 'fvcore':
         pytest.importorskip('fvcore')
-    get_flops = _load('tools/analysis_tools/get_flops.py')
+    get_flops = load_tool('tools/analysis_tools/get_flops.py')
     q, k, v = torch.randn(2, 4, 10, 8), torch.randn(2, 4, 30, 8), torch.randn(2, 4, 30, 6)
     fused = get_flops.count(_Wrap(_Attention(True), k, v), q, backend)[0]
     explicit = get_flops.count(_Wrap(_Attention(False), k, v), q, backend)[0]

@@ -54,3 +54,29 @@ def test_tta_refused_for_mmdet_configs_with_the_reason(tiny, tmp_path):
     result = run_tool(['tools/test.py', PANOPTIC, tiny['panoptic']['trained'], '--tta'], check=False)
     assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert '--tta works with the mmseg (semantic) configs' in result.stderr
+
+
+def test_ade20k_config_flags_become_mmseg_settings(tmp_path):
+    """The paper's ADE20K config: --show-dir / --out / --tta turn into what mmseg's tools/test.py sets."""
+    import argparse
+
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    from .conftest import REPO, load_tool
+    test_tool = load_tool('tools/test.py')
+    cfg = Config.fromfile(osp.join(REPO, 'configs/m2f_r50_8xb2-160k_ade20k-512x512.py'))
+    args = argparse.Namespace(show=False, show_dir=str(tmp_path / 'vis'), wait_time=2, out=str(tmp_path / 'preds'))
+    test_tool.apply_show_args(cfg, args)
+    assert test_tool.apply_out_arg(cfg, args) is None
+    test_tool.apply_tta(cfg)
+    assert cfg.visualizer.save_dir == args.show_dir and 'test_out_dir' not in cfg.default_hooks.visualization
+    assert cfg.test_evaluator.output_dir == args.out and cfg.test_evaluator.keep_results
+    assert cfg.model.type == 'SegTTAModel' and cfg.model.module.decode_head.type == 'M2FSegHead'
+    augs = cfg.test_dataloader.dataset.pipeline[1]['transforms']
+    assert len(augs[0]) == 6 and len(augs[1]) == 2  # 6 scales x 2 flips, mmseg's ADE20K TTA
+    init_default_scope('mmseg')
+    cfg.model.module.backbone.init_cfg = None
+    assert type(MODELS.build(cfg.model)).__name__ == 'SegTTAModel'
+
