@@ -12,7 +12,8 @@ Files written by :class:`ResultWriter` under ``OUT``::
                                                 (16-bit when there are more than 255 classes)
     OUT/images.json                             image id -> file name, height, width
 
-``tools/analysis_tools/eval_panoptic.py`` reads ``panoptic.json`` + ``panoptic/`` directly.
+Image ids are 0..N-1 in the order the images were added (``images.json``); the layout is the one
+``tools/analysis_tools/eval_panoptic.py`` reads, whose ground truth must use the same ids.
 
 Shape legend: H x W original image size; N instances; C classes (VOID in panoptic maps = C).
 """
