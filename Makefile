@@ -9,11 +9,11 @@ setup:
 
 ## The main job: synthetic data -> train -> PQ / mask AP / mIoU -> outputs/demo/{curves,overlays}.png, results.md
 demo: setup
-	$(PY) tools/run_demo.py
+	$(PY) tools/demo/run_demo.py
 
 ## The same, plus the run without masked attention (the paper's ablation), side by side.
 ablation: setup
-	$(PY) tools/run_demo.py --ablation --reuse
+	$(PY) tools/demo/run_demo.py --ablation --reuse
 
 ## The test suite (what .ci/run calls).
 test: setup
@@ -21,7 +21,7 @@ test: setup
 
 ## Build the COCO R50 model from its config and run one forward pass on a random image.
 forward: setup
-	$(PY) tools/demo_forward.py configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py
+	$(PY) tools/demo/demo_forward.py configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py
 
 benchmarks: setup
 	$(PY) benchmarks/memory_point_loss.py --device cpu --runs 3 --size 512

@@ -7,6 +7,9 @@ from setuptools import find_packages, setup
 # Users with a CUDA torch install it first; pip then keeps it (2.x satisfies the range below).
 INSTALL_REQUIRES = [
     'torch>=2.0,<2.14',
+    # Both ends are real: torch 2.13 requires setuptools>=77.0.3, and mmengine 0.10 imports
+    # pkg_resources (to find mmdet's / mmseg's configs), which setuptools 81 removed.
+    'setuptools>=77.0.3,<81',
     'mmengine>=0.10.0,<1.0',
     'mmcv>=2.0.0rc4,<2.2.0',
     'mmdet>=3.1.0,<3.4.0',
@@ -27,8 +30,12 @@ setup(
     long_description=open('README.md', encoding='utf-8').read() if __import__('os').path.exists('README.md') else '',
     long_description_content_type='text/markdown',
     packages=find_packages(include=['m2f_mm', 'm2f_mm.*']),
-    python_requires='>=3.8',
+    python_requires='>=3.10',  # torch 2.13 needs Python >= 3.10
     install_requires=INSTALL_REQUIRES,
-    extras_require={'dev': ['pytest', 'pytest-timeout', 'torchmetrics']},
+    extras_require={
+        'dev': ['pytest', 'pytest-timeout', 'torchmetrics'],
+        # tools/analysis_tools/get_flops.py --backend fvcore (the counter the paper's FLOPs came from)
+        'analysis': ['fvcore'],
+    },
     license='Apache-2.0',
 )

@@ -1,5 +1,5 @@
 # The main job: a tiny Mask2Former trained from scratch on the bundled synthetic data, on CPU.
-# `make demo` (tools/run_demo.py) generates the data, trains, evaluates PQ / mask AP / mIoU and draws.
+# `make demo` (tools/demo/run_demo.py) generates the data, trains, evaluates PQ / mask AP / mIoU and draws.
 _base_ = ['_base_/models/m2f_tiny.py', '_base_/datasets/synthetic_panoptic.py', '_base_/runtime_det.py']
 custom_imports = dict(imports=['m2f_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'

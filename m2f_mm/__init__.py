@@ -18,6 +18,7 @@ from .datasets import coco_format  # noqa: E402,F401  M2F(Cityscapes)PanopticDat
 from .evaluation import metrics  # noqa: E402,F401  M2FCocoPanopticMetric, M2FSemSegMetric
 from . import engine  # noqa: E402,F401  M2FRunner, M2FNonFiniteGuardHook
 from .engine import pretrained_check  # noqa: E402,F401  M2FPretrainedCheckHook (mmengine HOOKS: both scopes)
+from .visualization import visualizer  # noqa: E402,F401  M2FDetLocalVisualizer
 
 from .engine import M2FRunner  # noqa: E402
 from .models.detector import M2FDetector  # noqa: E402

@@ -30,7 +30,7 @@ TINY_CONFIG = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.
 
 
 def make_data(root: str, num_train: int = 6, num_val: int = 3, seed: int = 0) -> str:
-    subprocess.run([sys.executable, osp.join(REPO, 'tools', 'make_synthetic_data.py'), '--out', root,
+    subprocess.run([sys.executable, osp.join(REPO, 'tools', 'dataset_converters', 'make_synthetic_data.py'), '--out', root,
                     '--num-train', str(num_train), '--num-val', str(num_val), '--seed', str(seed)],
                    check=True, capture_output=True, timeout=300)
     return root

@@ -1,14 +1,20 @@
-"""Imported first by every tool: a broken mmcv ends the tool with one message, no traceback."""
+"""Imported first by every tool: a broken install (mmcv, setuptools) ends the tool with one message.
+
+Tools in sub-folders (``tools/demo/``, ``tools/analysis_tools/``, ...) put ``tools/`` on ``sys.path``
+and import this module, so they all share one check.
+"""
 import os.path as osp
 import sys
 import warnings
 
-# mmengine imports pkg_resources (setuptools < 81 is kept for mmcv's build); its deprecation notice is noise.
+# mmengine imports pkg_resources (setuptools < 81 is required for it); its deprecation notice is noise.
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 try:
     import m2f_mm  # noqa: F401,E402  (checks mmcv, then registers every component)
+    from m2f_mm.utils.env import check_pkg_resources  # noqa: E402
+    check_pkg_resources()
 except ImportError as exc:
     if type(exc).__name__ != 'M2FEnvironmentError':
         raise

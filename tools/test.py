@@ -1,14 +1,22 @@
-"""Evaluate a checkpoint (same flags as mmdet's tools/test.py): PQ / mask AP / mIoU.
+"""Evaluate a checkpoint (the flags of mmdet's / mmseg's tools/test.py): PQ / mask AP / mIoU.
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR] [--partial-load]
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out OUT] [--show-dir DIR] [--tta] [--partial-load]
 
 The checkpoint must fit the model: a tensor of another shape, a model key it leaves unfilled or an
 unexpected head key stops the tool (status 1) with the keys, shapes and fix; --partial-load opts out.
+
+The flags mean what they mean in the library the config belongs to (its ``default_scope``):
+    --out       mmdet configs: a .pkl file of all predictions; mmseg configs: a folder of predicted
+                label PNGs (IoUMetric's output_dir, for offline evaluation)
+    --show-dir  mmdet: painted images in WORK_DIR/TIMESTAMP/DIR; mmseg: the visualizer's save_dir DIR
+    --tta       mmseg configs: the config's tta_pipeline (flips x scales) merged by its tta_model
+                (mmseg's SegTTAModel); mmdet configs have no mask TTA and refuse it
 """
 import argparse
 import os
 import os.path as osp
 import sys
+from typing import Optional
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import _env_guard  # noqa: E402,F401  (must come first: checks mmcv, registers m2f_mm)
@@ -23,21 +31,83 @@ def parse_args():
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the directory to save the evaluation metrics')
-    parser.add_argument('--out', type=str, help='dump predictions to a pickle file (.pkl)')
+    parser.add_argument('--out', type=str,
+                        help='mmdet configs: dump predictions to a pickle file (.pkl); mmseg configs: a '
+                             'folder where the predicted label PNGs are written')
     parser.add_argument('--show', action='store_true', help='show prediction results')
-    parser.add_argument('--show-dir', help='directory (under the work dir) where painted images are saved')
+    parser.add_argument('--show-dir',
+                        help='where painted images are saved: mmdet configs, a folder under WORK_DIR/TIMESTAMP; '
+                             'mmseg configs, the folder itself')
+    parser.add_argument('--tta', action='store_true',
+                        help="test-time augmentation (mmseg configs): the config's tta_pipeline and tta_model")
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument('--partial-load', action='store_true',
                         help='evaluate even if the checkpoint does not fit (what stayed at initialisation is '
                              'listed); the config key is partial_load = True')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. model.test_cfg.semantic_on=True')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher (tools/dist_test.sh sets pytorch)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help='set by the launcher (LOCAL_RANK)')
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
+
+
+def is_mmseg(cfg: Config) -> bool:
+    return cfg.get('default_scope', 'mmdet') == 'mmseg'
+
+
+def apply_show_args(cfg: Config, args) -> None:
+    """--show / --show-dir into the visualization hook (mmdet: test_out_dir; mmseg: the visualizer's save_dir)."""
+    if not (args.show or args.show_dir):
+        return
+    hooks = cfg.default_hooks
+    if 'visualization' not in hooks:
+        raise RuntimeError('--show/--show-dir need default_hooks.visualization in the config')
+    hooks.visualization.draw = True
+    if args.show:
+        hooks.visualization.show = True
+        hooks.visualization.wait_time = args.wait_time
+    if args.show_dir:
+        if is_mmseg(cfg):  # mmseg's SegVisualizationHook has no test_out_dir
+            cfg.visualizer.save_dir = args.show_dir
+        else:
+            hooks.visualization.test_out_dir = args.show_dir
+
+
+def apply_out_arg(cfg: Config, args) -> Optional[str]:
+    """mmseg: --out DIR becomes IoUMetric's output_dir. mmdet: returns the .pkl path to dump to."""
+    if args.out is None:
+        return None
+    if is_mmseg(cfg):
+        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+        iou = [e for e in evaluators if e.get('type') == 'IoUMetric']
+        if not iou:
+            raise ValueError('--out DIR (mmseg) writes through IoUMetric, and test_evaluator has none')
+        for evaluator in iou:
+            evaluator.output_dir = args.out
+            evaluator.keep_results = True
+        return None
+    if not args.out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must name a .pkl/.pickle file for mmdet configs, got {args.out!r}')
+    return args.out
+
+
+def apply_tta(cfg: Config) -> None:
+    """Wrap the model in the config's tta_model and test on its tta_pipeline (mmseg configs only)."""
+    if not is_mmseg(cfg):
+        raise ValueError('--tta works with the mmseg (semantic) configs; mmdet\'s DetTTAModel merges boxes only, '
+                         'and M2FDetector has no panoptic / instance mask merging')
+    missing = [key for key in ('tta_model', 'tta_pipeline') if key not in cfg]
+    if missing:
+        raise ValueError(f'--tta needs {" and ".join(missing)} in the config (mmseg\'s default_runtime.py and '
+                         'dataset configs define them)')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
 
 
 def main():
@@ -54,22 +124,18 @@ def main():
     cfg.load_from = args.checkpoint
     if args.partial_load:
         cfg.partial_load = True
-    if args.show or args.show_dir:
-        hooks = cfg.default_hooks
-        if 'visualization' not in hooks:
-            raise RuntimeError('--show/--show-dir need default_hooks.visualization in the config')
-        hooks.visualization.draw = True
-        if args.show:
-            hooks.visualization.show = True
-            hooks.visualization.wait_time = args.wait_time
-        if args.show_dir:
-            hooks.visualization.test_out_dir = args.show_dir
+    try:
+        apply_show_args(cfg, args)
+        dump_file = apply_out_arg(cfg, args)
+        if args.tta:
+            apply_tta(cfg)
+    except (ValueError, RuntimeError) as err:
+        print(f'test.py: {err}', file=sys.stderr)
+        sys.exit(2)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    if args.out is not None:
-        if not args.out.endswith(('.pkl', '.pickle')):
-            raise ValueError(f'--out must name a .pkl/.pickle file, got {args.out!r}')
+    if dump_file is not None:
         from mmengine.evaluator import DumpResults
-        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=dump_file))
     runner.test()
 
 

@@ -7,3 +7,5 @@ custom_hooks = [dict(type='M2FClassCheckHook'), dict(type='M2FPretrainedCheckHoo
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, save_last=True, max_keep_ckpts=3, interval=5000))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
+# An all-VOID panoptic map (e.g. an undertrained model) draws as the image instead of crashing mmdet's visualizer.
+visualizer = dict(type='M2FDetLocalVisualizer')

@@ -9,11 +9,12 @@
 from .d2 import (CheckpointFormatError, CheckpointMismatchError, ConversionResult, backbone_name,
                  convert_d2_checkpoint, d2_head_summary, extract_d2_weights, load_d2_checkpoint, to_d2_layout)
 from .mmdet import MMDET_TABLE, convert_mmdet_to_m2f, detect_layout, state_dict_prefixes
-from .safe_load import install_checkpoint_loader, load_checkpoint_file, load_local_checkpoint, load_pickle
+from .safe_load import (install_checkpoint_loader, load_checkpoint_file, load_local_checkpoint, load_pickle,
+                        safe_local_loading)
 
 __all__ = [
     'MMDET_TABLE', 'convert_mmdet_to_m2f', 'detect_layout', 'state_dict_prefixes', 'CheckpointFormatError',
     'CheckpointMismatchError', 'ConversionResult', 'backbone_name', 'convert_d2_checkpoint', 'd2_head_summary',
     'extract_d2_weights', 'load_d2_checkpoint', 'to_d2_layout', 'install_checkpoint_loader', 'load_checkpoint_file',
-    'load_local_checkpoint', 'load_pickle'
+    'load_local_checkpoint', 'load_pickle', 'safe_local_loading'
 ]

@@ -15,10 +15,11 @@ else (``os.system``, ``getattr(array, 'tofile')``, ...) is refused with an error
 """
 import codecs
 import collections
+import contextlib
 import os.path as osp
 import pickle
 import types
-from typing import Callable, Dict
+from typing import Callable, Dict, Iterator
 
 import numpy as np
 import torch
@@ -117,6 +118,19 @@ def install_checkpoint_loader() -> Callable:
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(prefixes='', force=True)(load_local_checkpoint)
     return load_local_checkpoint
+
+
+@contextlib.contextmanager
+def safe_local_loading() -> Iterator[None]:
+    """Within the block, mmengine loads local checkpoints with :func:`load_local_checkpoint`; its own
+    loader is back afterwards (for tools that call mmengine's loading, e.g. the inferencers)."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    before = CheckpointLoader._schemes.get('')
+    install_checkpoint_loader()
+    try:
+        yield
+    finally:
+        CheckpointLoader._schemes[''] = before
 
 
 def load_checkpoint_file(path: str, trust_pickle: bool = False) -> dict:

@@ -1,11 +1,16 @@
-"""Environment checks that turn a broken mmcv install into one clear message.
+"""Environment checks that turn a broken install into one clear message naming the fix.
 
 mmcv built without its compiled ops (``mmcv-lite``, or a source build without ``MMCV_WITH_OPS=1``)
 imports fine and only fails deep inside a forward pass with ``No module named 'mmcv._ext'``;
 an mmcv that mmdet refuses fails with an assertion inside ``import mmdet``. Both are checked here,
 before mmdet is imported, so every entry point can report the problem and its fix.
+
+setuptools >= 81 no longer ships ``pkg_resources``; mmengine 0.10 imports it whenever a config
+names an ``mmdet::`` / ``mmseg::`` base, so ``import m2f_mm`` works and every config then fails.
+:func:`check_pkg_resources` looks for it without importing it (importing costs ~0.3 s).
 """
 import importlib
+import importlib.util
 
 # mmdet 3.3 accepts 2.0.0rc4 <= mmcv < 2.2.0; mmsegmentation 1.2 accepts 2.0.0rc4 <= mmcv < 2.2.0.
 MMCV_MIN = '2.0.0rc4'
@@ -14,6 +19,10 @@ FIX_HINT = ('Fix: `pip uninstall -y mmcv mmcv-lite` then `bash tools/setup_env.s
             'when one exists, else builds mmcv 2.1.0 from source with MMCV_WITH_OPS=1, ~17 min on 2 cores), '
             'or by hand: `pip install "setuptools<81" wheel ninja && MMCV_WITH_OPS=1 pip install '
             '--no-build-isolation --no-deps mmcv==2.1.0`.')
+
+
+# torch 2.13 requires setuptools >= 77.0.3; mmengine 0.10 needs pkg_resources, removed in setuptools 81.
+SETUPTOOLS_SPEC = 'setuptools>=77.0.3,<81'
 
 
 class M2FEnvironmentError(ImportError):
@@ -49,3 +58,26 @@ def check_mmcv() -> str:
             f'(MultiScaleDeformableAttention, point_sample). {FIX_HINT}') from None
     return version
 
+
+
+def check_pkg_resources() -> None:
+    """Raise :class:`M2FEnvironmentError` when ``pkg_resources`` (which mmengine's config loader imports)
+    is not importable, e.g. with setuptools >= 81."""
+    if importlib.util.find_spec('pkg_resources') is not None:
+        return
+    try:
+        from importlib.metadata import version
+        installed = f'setuptools {version("setuptools")} is installed'
+    except Exception:  # importlib.metadata.PackageNotFoundError, or a broken distribution
+        installed = 'setuptools is not installed'
+    raise M2FEnvironmentError(
+        f'pkg_resources is missing ({installed}; setuptools 81 removed pkg_resources, and mmengine 0.10 '
+        f'imports it to load every config). Fix: `pip install "{SETUPTOOLS_SPEC}"` (the range m2f_mm\'s '
+        'setup.py declares: torch 2.13 needs >= 77.0.3).')
+
+
+def check_environment() -> str:
+    """Every check above, for entry points (tools, inferencers). Returns the mmcv version."""
+    version = check_mmcv()
+    check_pkg_resources()
+    return version

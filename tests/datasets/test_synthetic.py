@@ -245,9 +245,9 @@ def test_cli_refuses_bad_arguments_without_traceback(tmp_path, args, name):
     if name == 'out':
         out.mkdir()
         (out / 'notes.txt').write_text('mine')
-    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'make_synthetic_data.py'), '--out', str(out),
-                           '--num-train', '2', '--num-val', '1', *args], capture_output=True, text=True,
-                          cwd=str(tmp_path), timeout=120)
+    tool = osp.join(REPO, 'tools', 'dataset_converters', 'make_synthetic_data.py')
+    proc = subprocess.run([sys.executable, tool, '--out', str(out), '--num-train', '2', '--num-val', '1', *args],
+                          capture_output=True, text=True, cwd=str(tmp_path), timeout=120)
     assert proc.returncode == 2
     assert 'Traceback' not in proc.stderr
     assert f'{name} must be' in proc.stderr

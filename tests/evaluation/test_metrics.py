@@ -152,7 +152,7 @@ def test_outfile_prefix_writes_coco_results_that_eval_tool_scores_identically(tm
     monkeypatch.setattr(sys, 'argv', ['eval_panoptic.py', '--gt-json', ann_file, '--gt-dir', seg_prefix,
                                       '--pred-json', prefix + '.panoptic.json', '--pred-dir', prefix + '.panoptic',
                                       '--workers', '2'])
-    runpy.run_path(str(REPO / 'tools' / 'eval_panoptic.py'), run_name='__main__')
+    runpy.run_path(str(REPO / 'tools' / 'analysis_tools' / 'eval_panoptic.py'), run_name='__main__')
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith('All'))
     assert float(row.split('|')[1].split()[0]) == pytest.approx(evaluated['coco_panoptic/PQ'], abs=1e-3)
@@ -215,7 +215,7 @@ def test_eval_tool_names_a_malformed_prediction_json_in_one_line(tmp_path, conte
     import subprocess
     ann_file, seg_prefix = write_gt(tmp_path, [scene(0)[0]])
     (tmp_path / 'pred.json').write_text(content)
-    out = subprocess.run([sys.executable, str(REPO / 'tools' / 'eval_panoptic.py'), '--gt-json', ann_file,
+    out = subprocess.run([sys.executable, str(REPO / 'tools' / 'analysis_tools' / 'eval_panoptic.py'), '--gt-json', ann_file,
                           '--gt-dir', seg_prefix, '--pred-json', str(tmp_path / 'pred.json'), '--pred-dir',
                           seg_prefix], capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1 and expected in out.stderr

@@ -10,7 +10,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 def test_quick_demo_produces_pictures_and_table(tmp_path):
     out, data, work = tmp_path / 'out', tmp_path / 'data', tmp_path / 'work'
     result = subprocess.run(
-        [sys.executable, 'tools/run_demo.py', '--quick', '--data', str(data), '--out', str(out), '--work-root',
+        [sys.executable, 'tools/demo/run_demo.py', '--quick', '--data', str(data), '--out', str(out), '--work-root',
          str(work)], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     for name in ('curves.png', 'overlays.png', 'results.md', 'runs.json'):

@@ -1,5 +1,6 @@
-# The bundled synthetic shapes dataset (tools/make_synthetic_data.py), read through the real COCO
-# panoptic / instance on-disk formats: panoptic training, panoptic + instance + semantic evaluation.
+# The bundled synthetic shapes dataset (tools/dataset_converters/make_synthetic_data.py), read through
+# the real COCO panoptic / instance on-disk formats: panoptic training, panoptic + instance + semantic
+# evaluation.
 dataset_type = 'M2FCocoPanopticDataset'
 data_root = 'data/synthetic/'
 backend_args = None

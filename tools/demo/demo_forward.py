@@ -1,6 +1,6 @@
 """Build a detector from a config and run one forward pass on a synthetic image (CPU).
 
-    python tools/demo_forward.py configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py [--size 256 320]
+    python tools/demo/demo_forward.py configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py [--size 256 320]
 
 Prints the shapes of all prediction sets and the panoptic / instance / semantic outputs.
 """
@@ -9,7 +9,7 @@ import os.path as osp
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
 import _env_guard  # noqa: E402,F401  (must come first: checks mmcv, registers m2f_mm)
 
 import torch  # noqa: E402
@@ -19,9 +19,10 @@ from mmengine.registry import init_default_scope  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
-    parser.add_argument('--size', type=int, nargs=2, default=[256, 320], metavar=('H', 'W'))
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('config', help='an m2f_mm mmdet config (its model is built with random weights)')
+    parser.add_argument('--size', type=int, nargs=2, default=[256, 320], metavar=('H', 'W'),
+                        help='height and width of the random test image (default: 256 320)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     args = parser.parse_args()
 
     from mmdet.registry import MODELS

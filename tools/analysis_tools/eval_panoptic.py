@@ -1,6 +1,6 @@
 """Evaluate saved COCO-format panoptic results (PNG + JSON) against COCO panoptic ground truth.
 
-    python tools/eval_panoptic.py --gt-json panoptic_val2017.json --gt-dir panoptic_val2017/ \
+    python tools/analysis_tools/eval_panoptic.py --gt-json panoptic_val2017.json --gt-dir panoptic_val2017/ \
         --pred-json results.panoptic.json --pred-dir results.panoptic/ [--workers 8] [--classwise]
 
 Same definition as panopticapi's ``pq_compute`` (m2f_mm.evaluation.pq), no panopticapi needed.
@@ -12,7 +12,7 @@ import os.path as osp
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from m2f_mm.evaluation.pq import format_table, match_annotations, pq_stat_files, summarize  # noqa: E402
 

@@ -1,10 +1,12 @@
 """Pictures and a table from a trained m2f_mm run: loss / PQ curves, prediction overlays, results.
 
-    python tools/demo_report.py CONFIG CHECKPOINT --train-dir WORK_DIR --metrics METRICS.json --out DIR
+    python tools/demo/demo_report.py CONFIG CHECKPOINT --train-dir WORK_DIR --runs-json RUNS.json --out DIR
+        [--num-images 4] [--cfg-options K=V ...]
 
-Writes ``DIR/curves.png`` (training loss and validation PQ against iterations), ``DIR/overlays.png``
-(per val image: image | ground truth | panoptic | instance | semantic predictions) and
-``DIR/results.md`` (the metrics table).
+RUNS.json maps a run name to its test metrics (tools/demo/run_demo.py writes it). Writes
+``DIR/curves.png`` (training loss and validation PQ against iterations), ``DIR/overlays.png``
+(per val image, under column titles: image | ground truth | panoptic | instance | semantic
+predictions) and ``DIR/results.md`` (the metrics table).
 """
 import argparse
 import glob
@@ -12,79 +14,23 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Sequence
+from typing import Dict
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
 import _env_guard  # noqa: E402,F401  (must come first: checks mmcv, registers m2f_mm)
 
 import numpy as np  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
+
+from m2f_mm.visualization.curves import plot_curves, read_scalars  # noqa: E402
+from m2f_mm.visualization.overlay import (colorize_instances, colorize_panoptic, stack_rows,  # noqa: E402
+                                          title_strip, upscale)
 
 # Shape legend: H x W image; N instances; C classes.
 TABLE_KEYS = [('PQ', 'coco_panoptic/PQ'), ('SQ', 'coco_panoptic/SQ'), ('RQ', 'coco_panoptic/RQ'),
               ('PQ things', 'coco_panoptic/PQ_th'), ('PQ stuff', 'coco_panoptic/PQ_st'),
               ('mask AP', 'coco/segm_mAP'), ('mask AP50', 'coco/segm_mAP_50'), ('mIoU', 'sem_seg/mIoU'),
               ('pixel acc', 'sem_seg/aAcc')]
-
-
-def read_scalars(train_dir: str) -> List[dict]:
-    """All records of mmengine's ``vis_data/scalars.json`` files under a work dir (oldest run first)."""
-    records = []
-    for path in sorted(glob.glob(osp.join(train_dir, '*', 'vis_data', 'scalars.json'))):
-        with open(path) as f:
-            records += [json.loads(line) for line in f if line.strip()]
-    return records
-
-
-def plot_curves(records: Sequence[dict], out_file: str, title: str = '') -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    train, val, last_iter = [], [], 0
-    for r in records:  # a val record's 'step' counts validations, so place it at the last train iteration
-        if 'loss' in r and 'iter' in r:
-            last_iter = r['iter']
-            train.append((r['iter'], r['loss']))
-        elif 'coco_panoptic/PQ' in r:
-            val.append((last_iter, r['coco_panoptic/PQ']))
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if train:
-        ax.plot(*zip(*train), color='tab:blue', label='training loss (all 3 terms x all sets)')
-    ax.set_xlabel('iteration')
-    ax.set_ylabel('loss', color='tab:blue')
-    ax.set_yscale('log')
-    if val:
-        ax2 = ax.twinx()
-        ax2.plot(*zip(*val), 'o-', color='tab:red', label='val PQ')
-        ax2.set_ylabel('val PQ', color='tab:red')
-        ax2.set_ylim(0, 100)
-    ax.set_title(title or 'm2f_mm training')
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=100)
-    plt.close(fig)
-
-
-def colorize_panoptic(pan: np.ndarray, palette: np.ndarray, num_classes: int, offset: int) -> np.ndarray:
-    """pan: [H, W] label + instance_id * offset (VOID = num_classes) -> RGB [H, W, 3] with white outlines."""
-    labels, ids = pan % offset, pan // offset
-    rgb = np.zeros(pan.shape + (3, ), np.float32)
-    valid = labels < num_classes
-    rgb[valid] = palette[labels[valid]]
-    # Instances of one class differ in brightness so that touching ones stay distinguishable.
-    rgb *= (1.0 - 0.18 * (ids % 4))[..., None]
-    edge = np.zeros(pan.shape, bool)
-    edge[:-1] |= pan[:-1] != pan[1:]
-    edge[:, :-1] |= pan[:, :-1] != pan[:, 1:]
-    rgb[edge] = 255
-    return rgb.clip(0, 255).astype(np.uint8)
-
-
-def colorize_instances(image: np.ndarray, masks: np.ndarray, labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """image [H, W, 3], masks [N, H, W] (highest score last) -> image with the masks blended in."""
-    out = image.astype(np.float32) * 0.5
-    for mask, label in zip(masks, labels):
-        out[mask] = 0.35 * out[mask] + 0.65 * palette[label]
-    return out.clip(0, 255).astype(np.uint8)
 
 
 def draw_overlays(config: str, checkpoint: str, out_file: str, num_images: int = 4, score_thr: float = 0.5,
@@ -128,13 +74,16 @@ def draw_overlays(config: str, checkpoint: str, out_file: str, num_images: int =
                   colorize_instances(image, inst.masks.numpy()[keep][order], inst.labels.numpy()[keep][order],
                                      palette),
                   colorize_panoptic(pred_sem, palette, num_classes, INSTANCE_OFFSET)]
-        gap = np.full((image.shape[0], 4, 3), 255, np.uint8)
-        rows.append(np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1))
-    width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    grid = np.concatenate(rows, axis=0)
-    scale = max(1, 640 // grid.shape[1] + 1)
-    Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(out_file)
+        rows.append(panels)
+    # enlarge small images (nearest neighbour) to >= 200 px wide panels, so the titles fit above them
+    rows = [[upscale(p, 200) for p in panels] for panels in rows]
+    gap = np.full((rows[0][0].shape[0], 4, 3), 255, np.uint8)
+    grid = stack_rows([np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
+                       for panels in rows])
+    titles = ['image', 'ground truth', 'panoptic', f'instance (score > {score_thr:g})', 'semantic']
+    header = title_strip(titles, [p.shape[1] for p in rows[0]], int(np.clip(grid.shape[1] // 45, 11, 24)))
+    header = np.pad(header, ((0, 0), (0, grid.shape[1] - header.shape[1]), (0, 0)), constant_values=255)
+    Image.fromarray(np.concatenate([header, grid], axis=0)).save(out_file)
 
 
 def results_table(runs: Dict[str, Dict[str, float]]) -> str:
@@ -160,16 +109,19 @@ def results_table(runs: Dict[str, Dict[str, float]]) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('config', help='the config the checkpoint was trained with')
+    parser.add_argument('checkpoint', help='checkpoint whose predictions are drawn')
     parser.add_argument('--train-dir', required=True, help='the training work dir (for the curves)')
-    parser.add_argument('--runs-json', required=True, help='JSON {run name: test metrics} (from tools/run_demo.py)')
-    parser.add_argument('--out', required=True)
-    parser.add_argument('--num-images', type=int, default=4)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--runs-json', required=True,
+                        help='JSON {run name: test metrics} (from tools/demo/run_demo.py)')
+    parser.add_argument('--out', required=True, help='output folder for curves.png, overlays.png, results.md')
+    parser.add_argument('--num-images', type=int, default=4, help='val images drawn in overlays.png')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='config overrides (e.g. data_root=...), as for tools/test.py')
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    plot_curves(read_scalars(args.train_dir), osp.join(args.out, 'curves.png'))
+    plot_curves(read_scalars(args.train_dir), osp.join(args.out, 'curves.png'), keys=('loss', ),
+                metric_keys=('coco_panoptic/PQ', ))
     draw_overlays(args.config, args.checkpoint, osp.join(args.out, 'overlays.png'), args.num_images,
                   cfg_options=args.cfg_options)
     with open(args.runs_json) as f:

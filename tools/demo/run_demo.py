@@ -1,11 +1,11 @@
 """The main job, end to end on CPU: make the synthetic data, train Mask2Former, evaluate, draw.
 
-    python tools/run_demo.py                  # README's first command (via `make demo`)
-    python tools/run_demo.py --ablation       # + the same run without masked attention, side by side
-    python tools/run_demo.py --quick          # a few iterations on a handful of images (the test suite)
+    python tools/demo/run_demo.py                  # README's first command (via `make demo`)
+    python tools/demo/run_demo.py --ablation       # + the same run without masked attention, side by side
+    python tools/demo/run_demo.py --quick          # a few iterations on a handful of images (the test suite)
 
 Steps, each a real tool a user would also run by hand:
-    tools/make_synthetic_data.py -> tools/train.py -> tools/test.py -> tools/demo_report.py
+    tools/dataset_converters/make_synthetic_data.py -> tools/train.py -> tools/test.py -> tools/demo/demo_report.py
 Outputs land in ``--out`` (default ``outputs/demo``): curves.png, overlays.png, results.md.
 """
 import argparse
@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Dict, List
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'configs/m2f_r18-q24_1xb8-3k_synthetic-panoptic.py'
 
 
@@ -62,10 +62,13 @@ def train_and_test(name: str, config: str, args, extra: List[str]) -> Dict[str, 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--config', default=CONFIG)
-    parser.add_argument('--data', default='data/synthetic')
-    parser.add_argument('--out', default='outputs/demo')
-    parser.add_argument('--work-root', default='work_dirs/demo')
+    parser.add_argument('--config', default=CONFIG, help=f'the config to train (default: {CONFIG})')
+    parser.add_argument('--data', default='data/synthetic',
+                        help='synthetic dataset folder; generated when it has no meta.json (default: data/synthetic)')
+    parser.add_argument('--out', default='outputs/demo',
+                        help='where curves.png, overlays.png, results.md go (default: outputs/demo)')
+    parser.add_argument('--work-root', default='work_dirs/demo',
+                        help='training / test work dirs, one per run (default: work_dirs/demo)')
     parser.add_argument('--ablation', action='store_true', help='also train without masked attention')
     parser.add_argument('--quick', action='store_true', help='a few iterations on a handful of images')
     parser.add_argument('--reuse', action='store_true', help='reuse runs already trained and tested in --work-root')
@@ -87,7 +90,7 @@ def main():
                   'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
                   'train_dataloader.persistent_workers=False',
                   'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0']
-    gen = [py, 'tools/make_synthetic_data.py', '--out', args.data]
+    gen = [py, 'tools/dataset_converters/make_synthetic_data.py', '--out', args.data]
     gen += ['--num-train', '6', '--num-val', '3'] if args.quick else []
     if not osp.exists(osp.join(REPO, args.data, 'meta.json')):
         run(gen)
@@ -103,7 +106,7 @@ def main():
     runs_file = osp.join(args.out, 'runs.json')
     with open(osp.join(REPO, runs_file), 'w') as f:
         json.dump(runs, f, indent=1)
-    run([py, 'tools/demo_report.py', args.config, first['checkpoint'], '--train-dir', first['work_dir'],
+    run([py, 'tools/demo/demo_report.py', args.config, first['checkpoint'], '--train-dir', first['work_dir'],
          '--runs-json', runs_file, '--out', args.out] + extra)
     for name, metrics in runs.items():
         print(f"{name}: PQ {metrics.get('coco_panoptic/PQ', float('nan')):.1f}, "

@@ -1,7 +1,7 @@
 """Generate the bundled synthetic panoptic dataset (COCO panoptic + instance JSON, mmseg label PNGs).
 
-    python tools/make_synthetic_data.py [--out data/synthetic] [--num-train 200] [--num-val 50]
-                                        [--size 128 128] [--seed 0]
+    python tools/dataset_converters/make_synthetic_data.py [--out data/synthetic] [--num-train 200]
+        [--num-val 50] [--size 128 128] [--seed 0]
 
 Deterministic from --seed; see m2f_mm/datasets/synthetic.py for the layout and the class list.
 """
@@ -10,7 +10,7 @@ import os.path as osp
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
 import _env_guard  # noqa: E402,F401  (must come first: checks mmcv, registers m2f_mm)
 
 from mmengine.utils import ProgressBar  # noqa: E402
@@ -19,12 +19,19 @@ from m2f_mm.datasets.synthetic import generate_dataset, validate_args  # noqa: E
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--out', default='data/synthetic')
-    parser.add_argument('--num-train', type=int, default=200)
-    parser.add_argument('--num-val', type=int, default=50)
-    parser.add_argument('--size', type=int, nargs=2, default=[128, 128], metavar=('H', 'W'))
-    parser.add_argument('--seed', type=int, default=0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                     epilog='Layout and classes: m2f_mm/datasets/synthetic.py. The configs '
+                                            'configs/*synthetic* read data/synthetic/.')
+    parser.add_argument('--out', default='data/synthetic',
+                        help='output folder: created, or a previous synthetic set there is replaced; '
+                             'refused when it holds other files')
+    parser.add_argument('--num-train', type=int, default=200, help='number of training images (1 to 1000000)')
+    parser.add_argument('--num-val', type=int, default=50, help='number of validation images (1 to 1000000)')
+    parser.add_argument('--size', type=int, nargs=2, default=[128, 128], metavar=('H', 'W'),
+                        help='image height and width in pixels (each 32 to 2048)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='random seed (0 to 2**32-1); the same seed writes the same files')
     args = parser.parse_args()
     try:
         validate_args(args.num_train, args.num_val, args.size, args.seed)
