@@ -2,36 +2,51 @@
 
 ``import m2f_mm`` (or ``custom_imports=dict(imports=['m2f_mm'])`` in a config) registers every
 component below, under ``M2F``-prefixed names, in both mmdet's and mmsegmentation's registries
-(see ``m2f_mm/registry.py`` for why).
+(see ``m2f_mm/registry.py`` for why). Importing changes nothing else: safe checkpoint loading is
+something ``M2FRunner`` and the inference entry points opt into.
+
+Without any of the OpenMMLab stack (torch, mmengine, mmcv, mmdet, mmseg) installed, the numpy-only
+parts still import (``m2f_mm.evaluation.pq``, ``m2f_mm.utils.panoptic_ids``); there is nothing to
+register then, and the model classes raise the environment error naming what to install.
 """
-from .utils.env import check_mmcv
+from .utils.env import OPENMMLAB_STACK, M2FEnvironmentError, check_mmcv, missing_packages
 
-check_mmcv()  # a broken mmcv fails here with the fix, not later inside a forward pass
+__version__ = '0.2.0'
+_NUMPY_ONLY = len(missing_packages()) == len(OPENMMLAB_STACK)
 
-# Every module that registers something, explicitly (order: building blocks first).
-from .models import pixel_decoder, transformer_decoder  # noqa: E402,F401  M2FPixelDecoder, M2FTransformerDecoder
-from .models import matching, losses  # noqa: E402,F401  M2FHungarianMatcher, M2FCriterion
-from .models import inference  # noqa: E402,F401  M2FFusionHead
-from .models import head, detector, seg_head  # noqa: E402,F401  M2FHead, M2FDetector(+hook), M2FSegHead
-from .datasets import panoptic  # noqa: E402,F401  M2FLoadPanopticAnnotations, M2FCocoPanopticDataset
-from .datasets import coco_format  # noqa: E402,F401  M2F(Cityscapes)PanopticDataset, M2FInstanceDataset
-from .evaluation import metrics  # noqa: E402,F401  M2FCocoPanopticMetric, M2FSemSegMetric
-from . import engine  # noqa: E402,F401  M2FRunner, M2FNonFiniteGuardHook
-from .engine import pretrained_check  # noqa: E402,F401  M2FPretrainedCheckHook (mmengine HOOKS: both scopes)
-from .visualization import visualizer  # noqa: E402,F401  M2FDetLocalVisualizer
+if not _NUMPY_ONLY:
+    check_mmcv()  # a broken mmcv fails here with the fix, not later inside a forward pass
 
-from .engine import M2FRunner  # noqa: E402
-from .models.detector import M2FDetector  # noqa: E402
-from .models.head import M2FHead  # noqa: E402
-from .models.inference import M2FFusionHead  # noqa: E402
-from .models.losses import M2FCriterion  # noqa: E402
-from .models.matching import M2FHungarianMatcher  # noqa: E402
-from .models.pixel_decoder import M2FPixelDecoder  # noqa: E402
-from .models.seg_head import M2FSegHead  # noqa: E402
-from .models.transformer_decoder import M2FTransformerDecoder  # noqa: E402
+    # Every module that registers something, explicitly (order: building blocks first).
+    from .models import pixel_decoder, transformer_decoder  # noqa: F401  M2FPixelDecoder, M2FTransformerDecoder
+    from .models import matching, losses  # noqa: F401  M2FHungarianMatcher, M2FCriterion
+    from .models import inference  # noqa: F401  M2FFusionHead
+    from .models import head, detector, seg_head  # noqa: F401  M2FHead, M2FDetector(+hook), M2FSegHead
+    from .datasets import panoptic  # noqa: F401  M2FLoadPanopticAnnotations, M2FCocoPanopticDataset
+    from .datasets import coco_format  # noqa: F401  M2F(Cityscapes)PanopticDataset, M2FInstanceDataset
+    from .evaluation import metrics  # noqa: F401  M2FCocoPanopticMetric, M2FSemSegMetric
+    from . import engine  # noqa: F401  M2FRunner, M2FNonFiniteGuardHook
+    from .engine import pretrained_check  # noqa: F401  M2FPretrainedCheckHook (mmengine HOOKS: both scopes)
+    from .visualization import visualizer  # noqa: F401  M2FDetLocalVisualizer
 
-__version__ = '0.1.0'
+    from .engine import M2FRunner
+    from .models.detector import M2FDetector
+    from .models.head import M2FHead
+    from .models.inference import M2FFusionHead
+    from .models.losses import M2FCriterion
+    from .models.matching import M2FHungarianMatcher
+    from .models.pixel_decoder import M2FPixelDecoder
+    from .models.seg_head import M2FSegHead
+    from .models.transformer_decoder import M2FTransformerDecoder
+
 __all__ = [
     'M2FDetector', 'M2FHead', 'M2FSegHead', 'M2FPixelDecoder', 'M2FTransformerDecoder', 'M2FHungarianMatcher',
     'M2FCriterion', 'M2FFusionHead', 'M2FRunner', '__version__',
 ]
+
+
+def __getattr__(name: str):
+    if _NUMPY_ONLY and name in __all__:
+        raise M2FEnvironmentError(f'm2f_mm.{name} needs the OpenMMLab stack, and none of {", ".join(OPENMMLAB_STACK)} '
+                                  'is installed. Fix: `bash tools/setup_env.sh` (or see README, Installation).')
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

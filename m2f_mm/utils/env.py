@@ -59,6 +59,14 @@ def check_mmcv() -> str:
     return version
 
 
+# What m2f_mm's registered components need; with none of them installed, only the numpy parts import.
+OPENMMLAB_STACK = ('torch', 'mmengine', 'mmcv', 'mmdet', 'mmseg')
+
+
+def missing_packages(names=OPENMMLAB_STACK) -> list:
+    """The ``names`` that cannot be imported (found without importing them)."""
+    return [name for name in names if importlib.util.find_spec(name) is None]
+
 
 def check_pkg_resources() -> None:
     """Raise :class:`M2FEnvironmentError` when ``pkg_resources`` (which mmengine's config loader imports)
@@ -79,5 +87,10 @@ def check_pkg_resources() -> None:
 def check_environment() -> str:
     """Every check above, for entry points (tools, inferencers). Returns the mmcv version."""
     version = check_mmcv()
+    missing = missing_packages(('mmdet', 'mmseg'))
+    if missing:
+        raise M2FEnvironmentError(f'{" and ".join(missing)} not installed: m2f_mm registers its components in '
+                                  'mmdet\'s and mmseg\'s registries. Fix: `pip install "mmdet>=3.1,<3.4" '
+                                  '"mmsegmentation>=1.1,<1.3" ftfy regex` (or `bash tools/setup_env.sh`).')
     check_pkg_resources()
     return version

@@ -80,13 +80,3 @@ def test_user_allow_listed_class_loads(tmp_path):
         torch.serialization.clear_safe_globals()
         torch.serialization.add_safe_globals(before)
 
-
-def test_import_has_no_global_side_effect():
-    """After ``import m2f_mm`` mmengine's checkpoint loaders are the ones mmengine registered."""
-    import subprocess
-    import sys
-    code = ('from mmengine.runner.checkpoint import CheckpointLoader as C; before = dict(C._schemes); '
-            'import m2f_mm; assert C._schemes == before, "m2f_mm replaced a loader"; '
-            'assert C._schemes[""].__module__ == "mmengine.runner.checkpoint"; print("ok")')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
-    assert out.stdout.strip().endswith('ok'), out.stderr[-2000:]

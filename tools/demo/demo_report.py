@@ -41,8 +41,9 @@ def draw_overlays(config: str, checkpoint: str, out_file: str, num_images: int =
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
     from PIL import Image
+
+    from m2f_mm.checkpoints import safe_local_loading
 
     cfg = Config.fromfile(config)
     if cfg_options:
@@ -50,7 +51,9 @@ def draw_overlays(config: str, checkpoint: str, out_file: str, num_images: int =
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
+    from mmengine.runner import load_checkpoint
+    with safe_local_loading():  # the runner's checkpoints hold mmengine log buffers
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
     model.eval()
     palette = np.array(dataset.metainfo['palette'], np.float32)
     num_classes = len(dataset.metainfo['classes'])
