@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmengine.evaluator import BaseMetric
+from mmengine.fileio import get_text
 from mmengine.logging import MMLogger, print_log
 from mmseg.evaluation.metrics import IoUMetric
 from PIL import Image
@@ -33,7 +34,7 @@ from PIL import Image
 from ..datasets.panoptic import panoptic_semantic_map, read_panoptic_ids
 from ..engine.errors import M2FConfigError
 from ..registry import register_metric
-from .pq import PQStat, format_table, id2rgb, load_panoptic_png, pq_stat_single, summarize
+from .pq import PQStat, format_table, id2rgb, pq_stat_single, summarize
 
 
 def _pixels(field) -> np.ndarray:
@@ -93,7 +94,7 @@ class M2FCocoPanopticMetric(BaseMetric):
 
     def __init__(self, ann_file: Optional[str] = None, seg_prefix: Optional[str] = None, classwise: bool = False,
                  format_only: bool = False, outfile_prefix: Optional[str] = None, collect_device: str = 'cpu',
-                 prefix: Optional[str] = None, **kwargs) -> None:
+                 prefix: Optional[str] = None, backend_args: Optional[dict] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if format_only and outfile_prefix is None:
             raise ValueError('format_only=True needs outfile_prefix (where the results go)')
@@ -101,10 +102,10 @@ class M2FCocoPanopticMetric(BaseMetric):
             raise ValueError('ann_file needs seg_prefix, the folder of its panoptic PNGs')
         self.classwise, self.format_only, self.outfile_prefix = classwise, format_only, outfile_prefix
         self.seg_prefix = seg_prefix
+        self.backend_args = backend_args  # for ann_file and the ground-truth PNGs (mmengine.fileio)
         self.gt_json = None
         if ann_file is not None:
-            with open(ann_file) as f:
-                self.gt_json = json.load(f)
+            self.gt_json = json.loads(get_text(ann_file, backend_args=backend_args))
             self.gt_anns = {a['image_id']: a for a in self.gt_json.get('annotations', [])}
             self.gt_images = {i['id']: i for i in self.gt_json['images']}
 
@@ -126,9 +127,13 @@ class M2FCocoPanopticMetric(BaseMetric):
         if self.gt_json is not None:
             if img_id not in self.gt_images:
                 raise KeyError(f"prediction for image id {img_id} ({ds.get('img_path')}), which is not in ann_file")
-            ann = self.gt_anns.get(img_id, dict(file_name=self.gt_images[img_id]['file_name'].replace('.jpg', '.png'),
-                                                segments_info=[]))
-            return load_panoptic_png(osp.join(self.seg_prefix, ann['file_name'])), ann['segments_info']
+            if img_id not in self.gt_anns:
+                raise KeyError(f"image id {img_id} ({self.gt_images[img_id].get('file_name')}) is in ann_file's images "
+                               'but has no entry in its annotations: add one with file_name and segments_info '
+                               '(an image without segments has segments_info=[])')
+            ann = self.gt_anns[img_id]
+            path = osp.join(self.seg_prefix, ann['file_name'])
+            return read_panoptic_ids(path, img_id, self.backend_args).astype(np.int64), ann['segments_info']
         num_things = len(self.dataset_meta.get('thing_classes', []))
         if ds.get('seg_map_path') and ds.get('segments_info') is not None:
             pan = read_panoptic_ids(ds['seg_map_path'], img_id)

@@ -12,7 +12,6 @@ stuff class counts differ from the dataset's. ``M2FClassCheckHook`` (mmdet HOOKS
 ``custom_hooks=[dict(type='M2FClassCheckHook')]``, as configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py
 does) calls it in before_train / before_val / before_test, i.e. before the first training step.
 """
-import warnings
 from typing import Dict, List, Optional, Tuple
 
 from mmdet.models.detectors import SingleStageDetector
@@ -83,14 +82,10 @@ class M2FDetector(SingleStageDetector):
         self.test_cfg = test_cfg
 
     def _build_fusion_head(self, cfg: Optional[Dict], test_cfg: Optional[Dict]):
-        """Build M2FFusionHead if available. It has no parameters, so a model without it still
-        loads every checkpoint and runs forward / loss; only predict() needs it."""
+        """Build the fusion head (M2FFusionHead); its class counts and test_cfg are the model's."""
         if cfg is None:
-            return None
-        try:
-            import m2f_mm.models.inference  # noqa: F401  registers M2FFusionHead
-        except ImportError as err:
-            warnings.warn(f'm2f_mm.models.inference is not importable ({err}); predict() is unavailable')
+            raise ValueError("M2FDetector needs panoptic_fusion_head=dict(type='M2FFusionHead') (it turns the "
+                             'outputs into panoptic / instance / semantic results)')
         cfg = dict(cfg)
         cfg.setdefault('num_things_classes', self.num_things_classes)
         cfg.setdefault('num_stuff_classes', self.num_stuff_classes)
@@ -98,9 +93,9 @@ class M2FDetector(SingleStageDetector):
             raise ValueError(f'panoptic_fusion_head has {cfg["num_things_classes"]} + {cfg["num_stuff_classes"]} '
                              f'classes, panoptic_head {self.num_things_classes} + {self.num_stuff_classes}')
         cfg['test_cfg'] = test_cfg
-        if isinstance(cfg['type'], str) and MODELS.get(cfg['type']) is None:
-            warnings.warn(f'{cfg["type"]} is not registered; predict() is unavailable until it is')
-            return None
+        if isinstance(cfg.get('type'), str) and MODELS.get(cfg['type']) is None:
+            raise KeyError(f'panoptic_fusion_head type {cfg["type"]!r} is not registered (m2f_mm registers '
+                           "'M2FFusionHead'; custom_imports must name the module that registers yours)")
         return MODELS.build(cfg)
 
     def check_dataset_meta(self, metainfo: Optional[dict]) -> None:
@@ -118,8 +113,6 @@ class M2FDetector(SingleStageDetector):
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList, rescale: bool = True) -> SampleList:
         """batch_inputs: [B, 3, H, W] -> data samples with the enabled predictions."""
-        if self.panoptic_fusion_head is None:
-            raise RuntimeError('M2FDetector.predict needs panoptic_fusion_head=dict(type="M2FFusionHead", ...)')
         cls_logits, mask_logits = self.panoptic_head.predict(self.extract_feat(batch_inputs), batch_data_samples)
         batch_img_metas = [s.metainfo for s in batch_data_samples]
         results = self.panoptic_fusion_head.predict(cls_logits, mask_logits, batch_img_metas, rescale=rescale)

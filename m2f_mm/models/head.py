@@ -22,6 +22,7 @@ from mmdet.models.layers import SinePositionalEncoding
 from mmengine.model import BaseModule, ModuleList, caffe2_xavier_init
 from torch import Tensor
 
+from m2f_mm.models.mmdet_compat import sine_encoding_kwargs
 from m2f_mm.models.transformer_decoder import M2FTransformerDecoder
 from m2f_mm.registry import MODELS, register_model
 
@@ -50,6 +51,15 @@ class MLP(nn.Module):
             if i < len(self.layers) - 1:
                 x = F.relu(x)
         return x
+
+
+def refuse_training_keys(train_cfg: Optional[Dict], where: str) -> None:
+    """mmdet keeps num_points / assigner / sampler in ``train_cfg``; m2f_mm keeps them in the head's
+    ``criterion``. A non-empty ``train_cfg`` would be silently ignored, so it is refused."""
+    if train_cfg:
+        raise ValueError(f'{where} keys {sorted(train_cfg)}: m2f_mm reads no training settings there; put '
+                         'num_points / oversample_ratio / importance_sample_ratio / assigner in the head\'s '
+                         "criterion=dict(type='M2FCriterion', ...) and leave train_cfg empty")
 
 
 def _masks_to_tensor(masks, device: torch.device) -> Tensor:
@@ -109,24 +119,21 @@ class M2FHead(BaseModule):
         else:
             self.transformer_decoder = MODELS.build(td_cfg)
         dims = self.transformer_decoder.embed_dims
-        pe_cfg = {k: v for k, v in (positional_encoding or dict(num_feats=dims // 2, normalize=True)).items()
-                  if k != 'type'}
-        if pe_cfg.get('num_feats', 0) * 2 != dims:
-            raise ValueError(f'positional_encoding.num_feats * 2 must equal the decoder width {dims}, '
-                             f'got num_feats={pe_cfg.get("num_feats")}')
 
         # Level projections only when widths differ (or forced), coarsest level first.
         self.input_projs = ModuleList([
             Conv2d(feat_channels, dims, kernel_size=1)
             if dims != feat_channels or enforce_decoder_input_project else nn.Identity()
             for _ in range(num_transformer_feat_level)])
-        self.positional_encoding = SinePositionalEncoding(**pe_cfg)
+        self.positional_encoding = SinePositionalEncoding(
+            **sine_encoding_kwargs(positional_encoding, dims, 'positional_encoding'))
         self.query_feat = nn.Embedding(num_queries, dims)   # learnable query features
         self.query_embed = nn.Embedding(num_queries, dims)  # learnable query positions
         self.level_embed = nn.Embedding(num_transformer_feat_level, dims)
         self.class_embed = nn.Linear(dims, self.num_classes + 1)
         self.mask_embed = MLP(in_dims=dims, hidden_dims=dims, out_dims=out_channels)
 
+        refuse_training_keys(train_cfg, 'train_cfg')
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
         self.criterion_cfg = self._criterion_cfg(criterion)
@@ -156,16 +163,17 @@ class M2FHead(BaseModule):
 
     @property
     def criterion(self):
-        """The M2FCriterion, built on first use.
+        """The M2FCriterion, built on first use: the one switch for loss computation is whether the
+        head has a ``criterion`` config.
 
         Built lazily (m2f_mm.models.losses registers it on import) so inference works without it,
         and held outside the module tree so training and inference models have identical
         state_dict keys (a checkpoint loads strictly either way). It has no parameters.
         """
         if self._criterion is None:
-            if self.train_cfg is None or self.criterion_cfg is None:
-                raise RuntimeError('M2FHead.loss() needs train_cfg and a criterion config '
-                                   "(criterion=dict(type='M2FCriterion', ...)); this head was built for inference")
+            if self.criterion_cfg is None:
+                raise RuntimeError("M2FHead.loss() needs criterion=dict(type='M2FCriterion', ...) in the head's "
+                                   'config; this head was built for inference')
             import m2f_mm.models.losses  # noqa: F401  registers M2FCriterion
             # object.__setattr__ bypasses nn.Module's sub-module registration on purpose.
             object.__setattr__(self, '_criterion', MODELS.build(self.criterion_cfg))
@@ -178,8 +186,9 @@ class M2FHead(BaseModule):
             shape = meta.get('batch_input_shape', meta.get('img_shape'))
             if shape is not None:
                 check_input_size(int(shape[0]), int(shape[1]))
-        elif len(feats) and feats[0].dim() == 4:
-            check_input_size(feats[0].shape[-2] * 4, feats[0].shape[-1] * 4)
+        elif len(feats) and feats[0].dim() == 4:  # without metas: the finest map's configured stride
+            stride = self.pixel_decoder.strides[0]
+            check_input_size(feats[0].shape[-2] * stride, feats[0].shape[-1] * stride)
 
     def _predict(self, query: Tensor, mask_features: Tensor) -> Tuple[Tensor, Tensor]:
         """query: [B, Q, D] (decoder-normed), mask_features: [B, E, h, w] ->
@@ -225,7 +234,10 @@ class M2FHead(BaseModule):
         from m2f_mm.models.targets import panoptic_targets, semantic_targets
         labels_list, masks_list = [], []
         for sample in batch_data_samples:
-            pad_shape = tuple(sample.metainfo.get('batch_input_shape', ()))
+            if 'batch_input_shape' not in sample.metainfo:
+                raise KeyError('training samples need metainfo batch_input_shape (the padded input size, which '
+                               'the data preprocessor sets): the targets are padded to it')
+            pad_shape = tuple(sample.metainfo['batch_input_shape'])
             sem_seg = sample.gt_sem_seg.sem_seg.to(device)[0] if 'gt_sem_seg' in sample else None
             if sem_seg is not None and pad_shape:
                 sem_seg = _pad_to(sem_seg, pad_shape, self.ignore_index)

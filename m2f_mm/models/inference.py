@@ -206,13 +206,24 @@ def semantic_inference(cls_logits: Tensor, mask_logits: Tensor, chunk: int = 16)
     return acc.finish(tuple(mask_logits.shape[-2:]))
 
 
+# What test_cfg may hold (mmdet's Mask2Former keys + query_chunk_size and semantic_scores).
+TEST_CFG_KEYS = {'panoptic_on', 'instance_on', 'semantic_on', 'object_mask_thr', 'iou_thr', 'max_per_image',
+                 'filter_low_score', 'query_chunk_size', 'semantic_scores'}
+
+
 @register_model
 class M2FFusionHead(BaseModule):
     """Turns the last decoder set's (cls_logits, mask_logits) into results; see the module docstring."""
 
     def __init__(self, num_things_classes: int = 80, num_stuff_classes: int = 53, test_cfg: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None, **kwargs) -> None:
+                 loss_panoptic: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if loss_panoptic is not None:  # mmdet's configs carry loss_panoptic=None; there is no such loss
+            raise ValueError(f'panoptic_fusion_head.loss_panoptic={loss_panoptic}: the fusion head has no loss; '
+                             'remove the key (or set it to None)')
+        unknown = set(test_cfg or {}) - TEST_CFG_KEYS
+        if unknown:
+            raise ValueError(f'test_cfg: unknown keys {sorted(unknown)}; M2FFusionHead reads {sorted(TEST_CFG_KEYS)}')
         self.num_things_classes, self.num_stuff_classes = num_things_classes, num_stuff_classes
         self.num_classes = num_things_classes + num_stuff_classes
         self.test_cfg = dict(test_cfg or {})
@@ -229,8 +240,10 @@ class M2FFusionHead(BaseModule):
         chunk = int(cfg.get('query_chunk_size', 16))
         results = []
         for cls_b, mask_b, meta in zip(cls_logits, mask_logits, batch_img_metas):
-            h, w = mask_b.shape[-2:]
-            pad_hw = tuple(meta.get('batch_input_shape', (4 * h, 4 * w)))[:2]
+            if 'batch_input_shape' not in meta:
+                raise KeyError('image metainfo needs batch_input_shape (the padded input size, which the data '
+                               'preprocessor sets): the mask logits are cropped by it before resizing')
+            pad_hw = tuple(meta['batch_input_shape'])[:2]
             img_hw = tuple(meta.get('img_shape', pad_hw))[:2]
             out_hw = tuple(meta['ori_shape'][:2]) if rescale else None
             shape = out_hw or img_hw

@@ -27,30 +27,8 @@ from mmdet.models.layers import SinePositionalEncoding
 from mmengine.model import BaseModule, ModuleList, caffe2_xavier_init, normal_init, xavier_init
 from torch import Tensor
 
+from m2f_mm.models.mmdet_compat import encoder_layer_kwargs, sine_encoding_kwargs
 from m2f_mm.registry import register_model
-
-_ATTN_KEYS = {'embed_dims', 'num_heads', 'num_levels', 'num_points', 'im2col_step', 'dropout',
-              'batch_first'}
-_FFN_KEYS = {'embed_dims', 'feedforward_channels', 'num_fcs', 'ffn_drop', 'act_cfg'}
-
-
-def _check_no_dropout_relu(attn_cfg: dict, ffn_cfg: dict, where: str) -> None:
-    """mmdet-style sub-configs may only describe what our layers implement (paper setting)."""
-    for name, cfg, allowed in (('self_attn_cfg', attn_cfg, _ATTN_KEYS), ('ffn_cfg', ffn_cfg, _FFN_KEYS)):
-        unknown = set(cfg) - allowed - {'cross_attn_cfg'}
-        if unknown:
-            raise ValueError(f'{where}.{name}: unsupported keys {sorted(unknown)}; allowed {sorted(allowed)}')
-    if float(attn_cfg.get('dropout', 0.0)) != 0.0 or float(ffn_cfg.get('ffn_drop', 0.0)) != 0.0:
-        raise ValueError(f'{where}: dropout is not supported (Mask2Former uses none), got '
-                         f'dropout={attn_cfg.get("dropout")}, ffn_drop={ffn_cfg.get("ffn_drop")}')
-    if not attn_cfg.get('batch_first', True):
-        raise ValueError(f'{where}: batch_first=False is not supported; tensors are [B, N, D]')
-    if int(ffn_cfg.get('num_fcs', 2)) != 2:
-        raise ValueError(f'{where}: num_fcs must be 2, got {ffn_cfg.get("num_fcs")}')
-    act = dict(ffn_cfg.get('act_cfg', dict(type='ReLU')))
-    if act.get('type', 'ReLU') != 'ReLU':
-        raise ValueError(f'{where}: only ReLU FFNs are supported, got {act}')
-
 
 class M2FDeformEncoderLayer(BaseModule):
     """Post-norm encoder layer: deformable self-attention -> LN -> FFN -> LN.
@@ -76,20 +54,7 @@ class M2FDeformEncoderLayer(BaseModule):
     @classmethod
     def from_cfg(cls, layer_cfg: dict) -> 'M2FDeformEncoderLayer':
         """Build from our typed keywords or from mmdet's ``layer_cfg`` (self_attn_cfg + ffn_cfg)."""
-        layer_cfg = dict(layer_cfg)
-        if 'self_attn_cfg' not in layer_cfg and 'ffn_cfg' not in layer_cfg:
-            return cls(**layer_cfg)
-        attn = dict(layer_cfg.pop('self_attn_cfg', {}))
-        ffn = dict(layer_cfg.pop('ffn_cfg', {}))
-        if layer_cfg:
-            raise ValueError(f'pixel_decoder.encoder.layer_cfg: unsupported keys {sorted(layer_cfg)}')
-        _check_no_dropout_relu(attn, ffn, 'pixel_decoder.encoder.layer_cfg')
-        dims = attn.get('embed_dims', 256)
-        if ffn.get('embed_dims', dims) != dims:
-            raise ValueError(f'encoder ffn embed_dims {ffn["embed_dims"]} != attention embed_dims {dims}')
-        return cls(embed_dims=dims, num_heads=attn.get('num_heads', 8), num_levels=attn.get('num_levels', 3),
-                   num_points=attn.get('num_points', 4), im2col_step=attn.get('im2col_step', 64),
-                   feedforward_channels=ffn.get('feedforward_channels', 1024))
+        return cls(**encoder_layer_kwargs(layer_cfg))
 
     def forward(self, query: Tensor, query_pos: Tensor, reference_points: Tensor, spatial_shapes: Tensor,
                 level_start_index: Tensor) -> Tensor:
@@ -180,12 +145,8 @@ class M2FPixelDecoder(BaseModule):
         self.input_projs = ModuleList([
             ConvModule(in_channels[i], feat_channels, kernel_size=1, norm_cfg=norm_cfg, act_cfg=None, bias=True)
             for i in range(len(in_channels) - 1, len(in_channels) - 1 - self.num_levels, -1)])
-        pe_cfg = {k: v for k, v in (positional_encoding or dict(num_feats=feat_channels // 2, normalize=True)).items()
-                  if k != 'type'}
-        if pe_cfg.get('num_feats', 0) * 2 != feat_channels:
-            raise ValueError(f'pixel_decoder.positional_encoding.num_feats * 2 must equal feat_channels '
-                             f'{feat_channels}, got num_feats={pe_cfg.get("num_feats")}')
-        self.positional_encoding = SinePositionalEncoding(**pe_cfg)
+        self.positional_encoding = SinePositionalEncoding(
+            **sine_encoding_kwargs(positional_encoding, feat_channels, 'pixel_decoder.positional_encoding'))
         self.level_embed = nn.Embedding(self.num_levels, feat_channels)
 
         # FPN over the levels the encoder did not see (stride 4), coarse to fine. With a norm the

@@ -14,7 +14,7 @@ from typing import Dict, List, Sequence
 import torch
 from torch import Tensor
 
-from m2f_mm.models.head import M2FHead
+from m2f_mm.models.head import M2FHead, refuse_training_keys
 from m2f_mm.models.inference import _Semantic, resized_chunks
 from m2f_mm.models.targets import semantic_targets
 from m2f_mm.registry import register_seg_model
@@ -38,8 +38,6 @@ class M2FSegHead(M2FHead):
             if key in kwargs:
                 raise ValueError(f'M2FSegHead takes num_classes, not {key} (semantic segmentation has no '
                                  'thing/stuff split)')
-        if kwargs.get('criterion') is not None and kwargs.get('train_cfg') is None:
-            kwargs['train_cfg'] = {}  # mmseg keeps training settings in the criterion, not train_cfg
         super().__init__(num_things_classes=0, num_stuff_classes=num_classes, ignore_index=ignore_index,
                          **kwargs)
         self.out_channels = num_classes  # mmseg's EncoderDecoder reads these three
@@ -48,7 +46,9 @@ class M2FSegHead(M2FHead):
 
     def loss(self, x: Sequence[Tensor], batch_data_samples: List, train_cfg: Dict = None) -> Dict[str, Tensor]:
         """x: backbone maps [B, C_i, H_i, W_i]; samples carry ``gt_sem_seg`` [1, H, W] (already padded
-        with ``ignore_index`` by mmseg's data preprocessor) -> mmdet-style loss dict."""
+        with ``ignore_index`` by mmseg's data preprocessor) -> mmdet-style loss dict. ``train_cfg``
+        (mmseg's EncoderDecoder passes its own) must be empty: the settings live in ``criterion``."""
+        refuse_training_keys(train_cfg, 'model.train_cfg')
         cls_sets, mask_sets = self(x, batch_data_samples)
         device = cls_sets[0].device
         labels, masks = [], []

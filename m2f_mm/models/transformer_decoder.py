@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
-from m2f_mm.models.pixel_decoder import _check_no_dropout_relu
+from m2f_mm.models.mmdet_compat import decoder_layer_kwargs
 from m2f_mm.registry import register_model
 
 # predict(normed queries [B, Q, D]) -> (class logits [B, Q, C+1], mask logits [B, Q, h, w])
@@ -126,25 +126,8 @@ class M2FTransformerDecoderLayer(BaseModule):
 
     @classmethod
     def from_cfg(cls, layer_cfg: dict) -> 'M2FTransformerDecoderLayer':
-        """Build from our typed keywords or mmdet's self_attn_cfg / cross_attn_cfg / ffn_cfg."""
-        layer_cfg = dict(layer_cfg)
-        if not {'self_attn_cfg', 'cross_attn_cfg', 'ffn_cfg'} & set(layer_cfg):
-            return cls(**layer_cfg)
-        self_attn = dict(layer_cfg.pop('self_attn_cfg', {}))
-        cross_attn = dict(layer_cfg.pop('cross_attn_cfg', self_attn))
-        ffn = dict(layer_cfg.pop('ffn_cfg', {}))
-        layer_cfg.pop('norm_cfg', None)  # always LayerNorm
-        if layer_cfg:
-            raise ValueError(f'transformer_decoder.layer_cfg: unsupported keys {sorted(layer_cfg)}')
-        for attn in (self_attn, cross_attn):
-            _check_no_dropout_relu(attn, ffn, 'transformer_decoder.layer_cfg')
-        dims = {self_attn.get('embed_dims', 256), cross_attn.get('embed_dims', 256), ffn.get('embed_dims', 256)}
-        n_heads = {self_attn.get('num_heads', 8), cross_attn.get('num_heads', 8)}
-        if len(dims) != 1 or len(n_heads) != 1:
-            raise ValueError(f'transformer_decoder.layer_cfg: attention/FFN must share embed_dims and num_heads, '
-                             f'got embed_dims {sorted(dims)}, num_heads {sorted(n_heads)}')
-        return cls(embed_dims=dims.pop(), num_heads=n_heads.pop(),
-                   feedforward_channels=ffn.get('feedforward_channels', 2048))
+        """Build from our typed keywords or mmdet's self_attn_cfg / cross_attn_cfg / ffn_cfg (+ norm_cfg LN)."""
+        return cls(**decoder_layer_kwargs(layer_cfg))
 
     def forward(self, query: Tensor, query_pos: Tensor, memory: Tensor, memory_pos: Tensor,
                 blocked: Optional[Tensor] = None) -> Tensor:

@@ -32,13 +32,13 @@ def _feats(batch: int, h: int, w: int):
 
 
 def _detector(train: bool = True) -> M2FDetector:
-    head = _head_cfg(type='M2FHead')
+    head = _head_cfg(type='M2FHead') if train else _head_cfg(type='M2FHead', criterion=None)
     return M2FDetector(
         backbone=dict(type='ResNet', depth=18, base_channels=8, num_stages=4, out_indices=(0, 1, 2, 3),
                       norm_cfg=dict(type='BN', requires_grad=False), norm_eval=True, init_cfg=None),
         panoptic_head=head,
         panoptic_fusion_head=dict(type='M2FFusionHead', num_things_classes=THINGS, num_stuff_classes=STUFF),
-        train_cfg=dict() if train else None,
+        train_cfg=dict(),
         test_cfg=dict(panoptic_on=True, instance_on=True, semantic_on=True, max_per_image=10),
         data_preprocessor=dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                                bgr_to_rgb=True, pad_size_divisor=32, pad_mask=True, mask_pad_value=0, pad_seg=True,
@@ -152,11 +152,13 @@ def test_targets_are_padded_to_the_batch_input():
     assert not masks[0][:, 40:, :].any() and not masks[0][:, :, 70:].any()
 
 
-def test_loss_without_train_cfg_is_a_clear_error():
+def test_loss_without_criterion_is_a_clear_error_and_train_cfg_keys_are_refused():
     model = _detector(train=False)
     data = _batch(model, [(64, 64)], with_gt=True)
-    with pytest.raises(RuntimeError, match='train_cfg'):
+    with pytest.raises(RuntimeError, match=r"needs criterion=dict\(type='M2FCriterion'"):
         model.loss(data['inputs'], data['data_samples'])
+    with pytest.raises(ValueError, match=r"train_cfg keys \['assigner', 'num_points'\].*criterion"):
+        M2FHead(**_head_cfg(), train_cfg=dict(num_points=12544, assigner=dict(type='HungarianAssigner')))
 
 
 def test_class_count_mismatch_fails_before_training():

@@ -33,8 +33,7 @@ model = dict(
         num_stuff_classes=num_stuff_classes),
     panoptic_fusion_head=dict(
         type='M2FFusionHead', num_things_classes=num_things_classes, num_stuff_classes=num_stuff_classes),
-    # The loss settings live in panoptic_head.criterion; a non-None train_cfg enables loss().
-    train_cfg=dict(),
+    train_cfg=dict(),  # empty: the training settings live in panoptic_head.criterion
     test_cfg=dict(
         panoptic_on=True,
         instance_on=True,

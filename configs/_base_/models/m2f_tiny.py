@@ -10,6 +10,7 @@ model = dict(
     backbone=dict(
         depth=18,
         base_channels=16,
+        stem_channels=16,  # explicit: mmseg's ResNet (the semantic config) would default to 64
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
         init_cfg=None),

@@ -1,0 +1,90 @@
+"""mmdet-style sub-configs -> the typed keywords of m2f_mm's layers, refusing what they cannot honour.
+
+mmdet's Mask2Former configs describe layers as ``self_attn_cfg`` / ``cross_attn_cfg`` / ``ffn_cfg``
+(+ ``norm_cfg``) and positional encodings as ``SinePositionalEncoding`` kwargs. m2f_mm's layers
+implement exactly the paper's setting (no dropout, ReLU FFN of two layers, LayerNorm, batch-first,
+sine encodings); a key that asks for anything else is an error naming it, never dropped.
+"""
+from typing import Dict, Optional
+
+_ATTN_KEYS = {'embed_dims', 'num_heads', 'num_levels', 'num_points', 'im2col_step', 'dropout', 'batch_first'}
+_FFN_KEYS = {'embed_dims', 'feedforward_channels', 'num_fcs', 'ffn_drop', 'act_cfg'}
+SINE_TYPES = (None, 'SinePositionalEncoding', 'mmdet.SinePositionalEncoding')
+LAYER_NORM_TYPES = ('LN', 'LayerNorm')
+
+
+def check_attention_ffn(attn_cfg: dict, ffn_cfg: dict, where: str) -> None:
+    """Raise ValueError unless the mmdet sub-configs describe what our layers implement."""
+    for name, cfg, allowed in (('self_attn_cfg', attn_cfg, _ATTN_KEYS), ('ffn_cfg', ffn_cfg, _FFN_KEYS)):
+        unknown = set(cfg) - allowed
+        if unknown:
+            raise ValueError(f'{where}.{name}: unsupported keys {sorted(unknown)}; allowed {sorted(allowed)}')
+    if float(attn_cfg.get('dropout', 0.0)) != 0.0 or float(ffn_cfg.get('ffn_drop', 0.0)) != 0.0:
+        raise ValueError(f'{where}: dropout is not supported (Mask2Former uses none), got '
+                         f'dropout={attn_cfg.get("dropout")}, ffn_drop={ffn_cfg.get("ffn_drop")}')
+    if not attn_cfg.get('batch_first', True):
+        raise ValueError(f'{where}: batch_first=False is not supported; tensors are [B, N, D]')
+    if int(ffn_cfg.get('num_fcs', 2)) != 2:
+        raise ValueError(f'{where}: num_fcs must be 2, got {ffn_cfg.get("num_fcs")}')
+    act = dict(ffn_cfg.get('act_cfg', dict(type='ReLU')))
+    if act.get('type', 'ReLU') != 'ReLU':
+        raise ValueError(f'{where}: only ReLU FFNs are supported, got {act}')
+
+
+def check_layer_norm(norm_cfg: Optional[dict], where: str) -> None:
+    """Our layers use LayerNorm; another ``norm_cfg`` is refused."""
+    if norm_cfg is not None and dict(norm_cfg).get('type') not in LAYER_NORM_TYPES:
+        raise ValueError(f'{where}.norm_cfg={norm_cfg}: only LayerNorm (type="LN") is supported')
+
+
+def encoder_layer_kwargs(layer_cfg: dict, where: str = 'pixel_decoder.encoder.layer_cfg') -> Dict:
+    """Our ``M2FDeformEncoderLayer`` keywords from ours or mmdet's ``self_attn_cfg`` + ``ffn_cfg``."""
+    layer_cfg = dict(layer_cfg)
+    if 'self_attn_cfg' not in layer_cfg and 'ffn_cfg' not in layer_cfg:
+        return layer_cfg
+    attn = dict(layer_cfg.pop('self_attn_cfg', {}))
+    ffn = dict(layer_cfg.pop('ffn_cfg', {}))
+    check_layer_norm(layer_cfg.pop('norm_cfg', None), where)
+    if layer_cfg:
+        raise ValueError(f'{where}: unsupported keys {sorted(layer_cfg)}')
+    check_attention_ffn(attn, ffn, where)
+    dims = attn.get('embed_dims', 256)
+    if ffn.get('embed_dims', dims) != dims:
+        raise ValueError(f'{where}: ffn embed_dims {ffn["embed_dims"]} != attention embed_dims {dims}')
+    return dict(embed_dims=dims, num_heads=attn.get('num_heads', 8), num_levels=attn.get('num_levels', 3),
+                num_points=attn.get('num_points', 4), im2col_step=attn.get('im2col_step', 64),
+                feedforward_channels=ffn.get('feedforward_channels', 1024))
+
+
+def decoder_layer_kwargs(layer_cfg: dict, where: str = 'transformer_decoder.layer_cfg') -> Dict:
+    """Our ``M2FTransformerDecoderLayer`` keywords from ours or mmdet's self / cross attention + FFN configs."""
+    layer_cfg = dict(layer_cfg)
+    check_layer_norm(layer_cfg.pop('norm_cfg', None), where)
+    if not {'self_attn_cfg', 'cross_attn_cfg', 'ffn_cfg'} & set(layer_cfg):
+        return layer_cfg
+    self_attn = dict(layer_cfg.pop('self_attn_cfg', {}))
+    cross_attn = dict(layer_cfg.pop('cross_attn_cfg', self_attn))
+    ffn = dict(layer_cfg.pop('ffn_cfg', {}))
+    if layer_cfg:
+        raise ValueError(f'{where}: unsupported keys {sorted(layer_cfg)}')
+    for attn in (self_attn, cross_attn):
+        check_attention_ffn(attn, ffn, where)
+    dims = {self_attn.get('embed_dims', 256), cross_attn.get('embed_dims', 256), ffn.get('embed_dims', 256)}
+    heads = {self_attn.get('num_heads', 8), cross_attn.get('num_heads', 8)}
+    if len(dims) != 1 or len(heads) != 1:
+        raise ValueError(f'{where}: attention / FFN must share embed_dims and num_heads, got embed_dims '
+                         f'{sorted(dims)}, num_heads {sorted(heads)}')
+    return dict(embed_dims=dims.pop(), num_heads=heads.pop(), feedforward_channels=ffn.get('feedforward_channels', 2048))
+
+
+def sine_encoding_kwargs(cfg: Optional[dict], dims: int, where: str) -> Dict:
+    """Keywords of mmdet's ``SinePositionalEncoding`` for a ``dims``-wide model (default: dims / 2
+    features, normalized). Another encoding ``type`` or a width that does not add up is refused."""
+    cfg = dict(cfg or dict(num_feats=dims // 2, normalize=True))
+    kind = cfg.pop('type', None)
+    if kind not in SINE_TYPES:
+        raise ValueError(f'{where}.type={kind!r}: only the sine encoding of the paper (SinePositionalEncoding) '
+                         'is implemented')
+    if cfg.get('num_feats', 0) * 2 != dims:
+        raise ValueError(f'{where}.num_feats * 2 must equal the width {dims}, got num_feats={cfg.get("num_feats")}')
+    return cfg
