@@ -189,3 +189,34 @@ def test_image_matched_alone_equals_inside_batch():
     assert len(seen_batch) == 2 and len(seen_alone) == 1
     assert seen_batch[1][1:] == seen_alone[0][1:]
     assert len(seen_alone[0][1]) == 3
+
+
+class _IdentityMatcher:
+    """A matcher written to docs/CONTRACTS.md only (no inheritance): query g takes GT g."""
+
+    def __init__(self):
+        self.calls = []
+
+    def cost_terms(self, cls_logits, mask_point_logits, gt_labels, gt_point_masks):
+        return torch.zeros(1, cls_logits.shape[0], gt_labels.shape[0])
+
+    def match_terms(self, terms, *, set_index=None, image_index=None):
+        self.calls.append((set_index, image_index))
+        m = min(terms.shape[1], terms.shape[2])
+        return torch.arange(m), torch.arange(m)
+
+
+def test_a_custom_matcher_written_to_the_contract_drives_the_criterion():
+    torch.manual_seed(0)
+    cls = [torch.randn(2, 5, 4) for _ in range(2)]
+    masks = [torch.randn(2, 5, 8, 8) for _ in range(2)]
+    labels = [torch.tensor([0, 2]), torch.tensor([1])]
+    gts = [torch.rand(2, 32, 32) > 0.5, torch.rand(1, 32, 32) > 0.5]
+    matcher = _IdentityMatcher()
+    out = M2FCriterion(num_points=16, assigner=matcher)(cls, masks, labels, gts)
+    assert sorted(matcher.calls) == [(0, 0), (0, 1), (1, 0), (1, 1)]  # every set, every image
+    # query g took GT g: the class loss equals cross-entropy against those targets
+    target = torch.tensor([[0, 2, 3, 3, 3], [1, 3, 3, 3, 3]])
+    weight = torch.tensor([1.0, 1.0, 1.0, 0.1])
+    expected = torch.nn.functional.cross_entropy(cls[1].flatten(0, 1), target.flatten(), weight=weight) * 2.0
+    assert torch.allclose(out['loss_cls'], expected)
