@@ -3,12 +3,14 @@
 # ignore): mmseg's tools/test.py flags, test-time augmentation (--tta) and MMSegInferencer.
 _base_ = ['./m2f_r18-q24_1xb8-3k_synthetic-panoptic.py']
 default_scope = 'mmseg'
+seg_data_preprocessor = dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+                             bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size_divisor=32, test_cfg=dict(size_divisor=32))
+# Top level too (as in mmseg's configs): the runner gives it to a model without one, e.g. --tta's SegTTAModel.
+data_preprocessor = dict(_delete_=True, **seg_data_preprocessor)
 model = dict(
     _delete_=True,
     type='EncoderDecoder',
-    data_preprocessor=dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-                           bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size_divisor=32,
-                           test_cfg=dict(size_divisor=32)),
+    data_preprocessor=seg_data_preprocessor,
     backbone={{_base_.model.backbone}},
     decode_head=dict(  # M2FHead's settings of the panoptic config, behind mmseg's decode-head interface
         type='M2FSegHead',

@@ -70,7 +70,8 @@ def run_tool(args, *, env=None, timeout=600, cwd=REPO) -> subprocess.CompletedPr
     otherwise block the test until they exit.
     """
     import tempfile
-    full_env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore',
+    # M2F_PYTHON: the launch scripts run this interpreter, whatever ./.venv holds
+    full_env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', M2F_PYTHON=sys.executable,
                     PYTHONPATH=osp.join(osp.dirname(osp.abspath(__file__)), 'engine') + os.pathsep + os.environ.get('PYTHONPATH', ''))
     full_env.update(env or {})
     with tempfile.TemporaryFile('w+') as out, tempfile.TemporaryFile('w+') as err:

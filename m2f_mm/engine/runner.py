@@ -27,7 +27,7 @@ from typing import Optional
 
 import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size, is_distributed
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -107,7 +107,9 @@ class M2FRunner(Runner):
                         revise_keys: list = [(r'^module.', '')]):  # noqa: B006  mmengine's signature
         checkpoint = load_checkpoint_file(filename, map_location=map_location)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-        model = self.model.module if is_model_wrapper(self.model) else self.model
+        model = self.model
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):  # DDP, or --tta's wrapper
+            model = model.module
         state, report = fitting_state(model, checkpoint, filename, partial=self.partial_load and not strict,
                                       rules=revise_keys)
         model.load_state_dict(state, strict=False)

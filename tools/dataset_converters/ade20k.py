@@ -140,7 +140,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument('root', help='ADEChallengeData2016 folder, e.g. data/ade/ADEChallengeData2016')
     parser.add_argument('--catid-mapping', required=True, help='instance -> semantic class table (see below)')
-    parser.add_argument('--splits', nargs='+', default=['train', 'val'], choices=sorted(SPLITS))
+    parser.add_argument('--splits', nargs='+', default=['train', 'val'], choices=sorted(SPLITS),
+                        help='which ADEChallengeData2016 splits to convert (default: train val)')
     args = parser.parse_args(argv)
     ins2sem = read_catid_mapping(args.catid_mapping)
     for split in args.splits:

@@ -108,8 +108,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument('root', help='Cityscapes folder holding gtFine/ and leftImg8bit/, e.g. data/cityscapes')
-    parser.add_argument('--tasks', nargs='+', default=list(TASKS), choices=TASKS)
-    parser.add_argument('--splits', nargs='+', default=['train', 'val'], choices=['train', 'val', 'test'])
+    parser.add_argument('--tasks', nargs='+', default=list(TASKS), choices=TASKS,
+                        help='which annotation files to write (default: all)')
+    parser.add_argument('--splits', nargs='+', default=['train', 'val'], choices=['train', 'val', 'test'],
+                        help='which gtFine splits to convert (default: train val)')
     args = parser.parse_args(argv)
     for task, path in run(osp.abspath(args.root), args.tasks, args.splits):
         print(f'{task}: wrote {path}')
