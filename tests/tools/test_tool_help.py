@@ -13,8 +13,6 @@ TOOLS = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'tools', '
 # (tool, extra argv): sub-commands have their own help.
 CALLS = [(t, []) for t in TOOLS] + [('tools/analysis_tools/analyze_logs.py', [c]) for c in ('plot_curve',
                                                                                             'cal_train_time')]
-# Outside this test's owner's files; kept visible here until their help strings are added.
-
 
 def undescribed(help_text: str) -> set:
     """Entries of the 'options' / 'positional arguments' sections with no description next to or under them."""
