@@ -14,6 +14,7 @@ TOOLS = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'tools', '
 CALLS = [(t, []) for t in TOOLS] + [('tools/analysis_tools/analyze_logs.py', [c]) for c in ('plot_curve',
                                                                                             'cal_train_time')]
 
+
 def undescribed(help_text: str) -> set:
     """Entries of the 'options' / 'positional arguments' sections with no description next to or under them."""
     missing, section = set(), False
