@@ -18,6 +18,7 @@ INSTALL_REQUIRES = [
     'regex',     # import mmseg.models needs it
     'matplotlib',
     'pillow',
+    'ninja',     # builds m2f_mm/ops' CPU kernel on first use (torch.utils.cpp_extension)
 ]
 
 setup(
@@ -27,6 +28,7 @@ setup(
     long_description=open('README.md', encoding='utf-8').read() if __import__('os').path.exists('README.md') else '',
     long_description_content_type='text/markdown',
     packages=find_packages(include=['m2f_mm', 'm2f_mm.*']),
+    package_data={'m2f_mm.ops': ['csrc/*.cpp']},  # compiled on first use, see m2f_mm/ops/_extension.py
     python_requires='>=3.8',
     install_requires=INSTALL_REQUIRES,
     extras_require={'dev': ['pytest', 'pytest-timeout', 'torchmetrics']},
