@@ -19,6 +19,7 @@ from .models import inference  # noqa: E402,F401  M2FFusionHead
 from .models import head, detector, seg_head  # noqa: E402,F401  M2FHead, M2FDetector(+hook), M2FSegHead
 from .datasets import panoptic  # noqa: E402,F401  M2FLoadPanopticAnnotations, M2FCocoPanopticDataset
 from .evaluation import metrics  # noqa: E402,F401  M2FCocoPanopticMetric, M2FSemSegMetric
+from .utils import amp  # noqa: E402,F401  M2FAmpOptimWrapper
 
 from .models.detector import M2FDetector  # noqa: E402
 from .models.head import M2FHead  # noqa: E402
