@@ -175,6 +175,32 @@ def make_batch(spec: dict) -> Dict[str, list]:
     return dict(inputs=inputs, data_samples=samples)
 
 
+def _timed(fn, add, name):
+    import time
+
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        add(name, time.perf_counter() - start)
+        return out
+    return wrapper
+
+
+def module_timers(model, side: str, spec: dict, add) -> None:
+    """Make ``add(name, seconds)`` receive the forward time of the backbone, the pixel decoder,
+    the whole head forward (pixel decoder + transformer decoder + prediction heads) and the loss
+    (matching + losses, given the head's outputs)."""
+    head = model.panoptic_head if spec['task'] == 'panoptic' else model.decode_head
+    model.extract_feat = _timed(model.extract_feat, add, 'backbone')
+    head.pixel_decoder.forward = _timed(head.pixel_decoder.forward, add, 'pixel decoder')
+    head.forward = _timed(head.forward, add, 'head forward (all)')
+    if side == 'ref':
+        head.loss_by_feat = _timed(head.loss_by_feat, add, 'loss (matching + losses)')
+    else:
+        from m2f_mm.models.losses import M2FCriterion
+        M2FCriterion.__call__ = _timed(M2FCriterion.__call__, add, 'loss (matching + losses)')
+
+
 def matching_timer(model, side: str, spec: dict, clock) -> None:
     """Make ``clock(seconds)`` receive the time spent matching (per call).
 
@@ -182,19 +208,10 @@ def matching_timer(model, side: str, spec: dict, clock) -> None:
     prediction set. Reference: ``Mask2FormerHead._get_targets_single`` (the same work plus the
     per-image target tensors) per image and set.
     """
-    import time
-
-    def timed(fn):
-        def wrapper(*args, **kwargs):
-            start = time.perf_counter()
-            out = fn(*args, **kwargs)
-            clock(time.perf_counter() - start)
-            return out
-        return wrapper
-
     head = model.panoptic_head if spec['task'] == 'panoptic' else model.decode_head
+    add = (lambda name, seconds: clock(seconds))
     if side == 'ref':
-        head._get_targets_single = timed(head._get_targets_single)
+        head._get_targets_single = _timed(head._get_targets_single, add, 'matching')
     else:
         from m2f_mm.models.losses import M2FCriterion
-        M2FCriterion._match_set = timed(M2FCriterion._match_set)
+        M2FCriterion._match_set = _timed(M2FCriterion._match_set, add, 'matching')

@@ -3,7 +3,7 @@
     python tools/analysis_tools/benchmark.py                 # compare: panoptic (mmdet) + semantic (mmseg)
     python tools/analysis_tools/benchmark.py compare --task panoptic --rounds 3 --steps 3
     python tools/analysis_tools/benchmark.py fps configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py --size 384
-    python tools/analysis_tools/benchmark.py profile --side ours --task panoptic   # top ops, one process
+    python tools/analysis_tools/benchmark.py profile --side ref --task panoptic [--top 25]   # where the time goes
 
 compare: every measurement runs in a fresh process (no allocator cache or high-water mark carried
 over); sides alternate (ref, ours, then ours, ref in the next round) so a drifting machine speed
@@ -70,7 +70,7 @@ def _autocast(spec: dict):
 def run_worker(spec: dict) -> dict:
     """One side, one phase, in this process: build, warm up, reset the peak, time the steps."""
     import torch
-    from bench_models import build_model, load_weights, make_batch, matching_timer
+    from bench_models import build_model, load_weights, make_batch, matching_timer, module_timers
     torch.set_num_threads(spec['threads'])
     side, device, train = spec['side'], spec['device'], spec['phase'] == 'train'
     model = build_model(spec, side)
@@ -78,8 +78,13 @@ def run_worker(spec: dict) -> dict:
     model.to(device).train(train)
     data = model.data_preprocessor(make_batch(spec), training=train)
     inputs, samples = data['inputs'], data['data_samples']
-    match_seconds = []
+    match_seconds, parts = [], {}
     sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
+
+    def add(name: str, seconds: float) -> None:
+        parts[name] = parts.get(name, 0.0) + seconds
+    if spec.get('breakdown'):
+        module_timers(model, side, spec, add)
     if train:
         matching_timer(model, side, spec, match_seconds.append)
         params = [p for p in model.parameters() if p.requires_grad]
@@ -87,13 +92,22 @@ def run_worker(spec: dict) -> dict:
         scaler = torch.amp.GradScaler(device.split(':')[0], enabled=spec['amp'] == 'float16')
 
         def step():
+            start = time.perf_counter()
             with _autocast(spec):
                 losses = model.loss(inputs, samples)
             loss, _ = model.parse_losses(losses)
+            sync()
+            add('forward + loss', time.perf_counter() - start)
+            start = time.perf_counter()
             scaler.scale(loss).backward()
+            sync()
+            add('backward', time.perf_counter() - start)
+            start = time.perf_counter()
             scaler.step(optim)
             scaler.update()
             optim.zero_grad(set_to_none=True)
+            sync()
+            add('optimizer', time.perf_counter() - start)
     else:
         def step():
             with torch.no_grad(), _autocast(spec):
@@ -106,14 +120,18 @@ def run_worker(spec: dict) -> dict:
     _reset_peak(device)
     base = _status_kib('VmRSS') / 1024 if not device.startswith('cuda') else \
         torch.cuda.memory_allocated() / 2 ** 20
-    times = []
+    times, part_steps = [], []
     for _ in range(spec['steps']):
+        parts.clear()
         start = time.perf_counter()
         step()
         sync()
         times.append(time.perf_counter() - start)
+        part_steps.append(dict(parts))
+    breakdown = {key: statistics.median(p.get(key, 0.0) for p in part_steps) for key in part_steps[0]}
     return dict(seconds=statistics.median(times), all_seconds=times, peak_mib=_peak_mib(device),
-                base_mib=base, match_seconds=sum(match_seconds) / spec['steps'] if train else None)
+                base_mib=base, match_seconds=sum(match_seconds) / spec['steps'] if train else None,
+                breakdown=breakdown)
 
 
 # ----------------------------------------------------------------------------- compare (parent)
@@ -242,7 +260,8 @@ def fps(args) -> None:
 
 
 def profile(args) -> None:
-    """torch.profiler's top operators of one side's training step (or inference), in this process."""
+    """Module timers of one side's training step (or inference) and, with --top, torch.profiler's
+    top operators, in this process."""
     import torch
     from bench_models import save_reference_weights
     task = args.task[0]
@@ -252,20 +271,28 @@ def profile(args) -> None:
     for key in ('size', 'classes', 'stuff_classes'):
         if getattr(args, key) is not None:
             spec[key] = getattr(args, key)
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         spec['weights'] = osp.join(tmp, 'weights.pth')
         save_reference_weights(spec, spec['weights'])
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-            res = run_worker(spec)
-    print(f"{args.side} {spec['phase']}: {res['seconds']:.3f} s per step (profiled, warm-up included below)")
-    print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=args.top))
+        res = run_worker(dict(spec, breakdown=True))
+        print(f"{REF_NAME[task] if args.side == 'ref' else 'm2f_mm'} {spec['phase']} ({task}, "
+              f"{spec['size']} px, {args.threads} threads): {res['seconds']:.3f} s per step, median of "
+              f"{args.steps}; of which (module timers, nested: the head forward includes the pixel decoder)")
+        for key, seconds in res['breakdown'].items():
+            print(f'  {key:28s} {seconds:7.3f} s')
+        if args.top:
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+                run_worker(dict(spec, steps=1, warmup=1))
+            print('torch.profiler, warm-up step + 1 step, top operators by self CPU time:')
+            print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=args.top))
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='mode')
     cmp_parser = sub.add_parser('compare', help='ours vs mmdet/mmseg, fresh processes, alternating (default)')
-    prof_parser = sub.add_parser('profile', help='torch.profiler top operators of one side')
+    prof_parser = sub.add_parser('profile', help='where one side spends its step: module timers (+ top operators)')
     for p in (cmp_parser, prof_parser):
         p.add_argument('--task', nargs='+', choices=['panoptic', 'semantic'], default=['panoptic', 'semantic'])
         p.add_argument('--size', type=int, help='square input side (default 384 panoptic, 512 semantic)')
@@ -283,7 +310,7 @@ def parse_args(argv=None):
         p.add_argument('--phases', default='train,infer', help='train, infer or both (comma-separated)')
     cmp_parser.add_argument('--rounds', type=int, default=3, help='fresh processes per side and phase')
     prof_parser.add_argument('--side', choices=['ours', 'ref'], default='ours')
-    prof_parser.add_argument('--top', type=int, default=25, help='operators to list')
+    prof_parser.add_argument('--top', type=int, default=0, help='also list this many torch.profiler operators')
     fps_parser = sub.add_parser('fps', help='inference throughput of one config')
     fps_parser.add_argument('config')
     fps_parser.add_argument('--checkpoint')
