@@ -23,7 +23,8 @@ __all__ = ['load_cpu_kernel', 'cpu_kernel_status']
 _SOURCE = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc', 'ms_deform_attn_cpu.cpp')
 _NAME = 'm2f_mm_ms_deform_attn_cpu'
 _lock = threading.Lock()
-_state = {'loaded': None, 'reason': None}  # loaded: None = not tried yet, True / False after
+# loaded: None = not tried yet, True / False after; registered: autograd / fake kernels attached
+_state = {'loaded': None, 'reason': None, 'registered': False}
 
 
 def _build() -> None:
@@ -35,7 +36,9 @@ def _build() -> None:
 
 
 def _register_python_side() -> None:
-    """Autograd and fake (meta) kernels, so autograd and torch.compile see one op."""
+    """Autograd and fake (meta) kernels, so autograd and torch.compile see one op (once per process)."""
+    if _state.get('registered'):
+        return
     def setup_context(ctx, inputs, output):
         ctx.save_for_backward(*inputs)
 
@@ -54,6 +57,8 @@ def _register_python_side() -> None:
     @torch.library.register_fake('m2f_mm::ms_deform_attn_backward')
     def _backward_fake(grad_output, value, shapes, start, loc, attn):
         return torch.empty_like(value), torch.empty_like(loc), torch.empty_like(attn)
+
+    _state['registered'] = True
 
 
 def load_cpu_kernel() -> bool:

@@ -142,7 +142,7 @@ def test_module_equals_mmcv_module_under_same_weights(kernel):
 def test_fallback_logs_once_and_matches(monkeypatch):
     """A failed build falls back to mmcv's path with one log line; the results do not change."""
     value, shapes, start, loc, attn = _inputs(LEVEL_SETS['square'])
-    monkeypatch.setattr(_extension, '_state', {'loaded': None, 'reason': None})
+    monkeypatch.setattr(_extension, '_state', dict(_extension._state, loaded=None, reason=None))
 
     def broken_build():
         raise RuntimeError('Ninja is required to load C++ extensions')
