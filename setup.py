@@ -21,6 +21,7 @@ INSTALL_REQUIRES = [
     'regex',     # import mmseg.models needs it
     'matplotlib',
     'pillow',
+    'ninja',     # builds m2f_mm/ops' CPU kernel on first use (torch.utils.cpp_extension)
 ]
 
 setup(
@@ -31,6 +32,7 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=['m2f_mm', 'm2f_mm.*']),
     python_requires='>=3.10',  # torch 2.13 needs Python >= 3.10
+    package_data={'m2f_mm.ops': ['csrc/*.cpp']},  # compiled on first use, see m2f_mm/ops/_extension.py
     install_requires=INSTALL_REQUIRES,
     extras_require={
         'dev': ['pytest', 'pytest-timeout', 'torchmetrics'],

@@ -28,6 +28,7 @@ if not _NUMPY_ONLY:
     from . import engine  # noqa: F401  M2FRunner, M2FNonFiniteGuardHook
     from .engine import pretrained_check  # noqa: F401  M2FPretrainedCheckHook (mmengine HOOKS: both scopes)
     from .visualization import visualizer  # noqa: F401  M2FDetLocalVisualizer
+    from .utils import amp  # noqa: F401  M2FAmpOptimWrapper
 
     from .engine import M2FRunner
     from .models.detector import M2FDetector

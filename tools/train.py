@@ -1,6 +1,7 @@
 """Train an m2f_mm model with mmengine's runner (same flags as mmdet's tools/train.py).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--amp] [--resume [CKPT]] [--partial-load] [--cfg-options k=v ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--amp [--amp-dtype float16|bfloat16]] [--resume [CKPT]]
+                          [--partial-load] [--cfg-options k=v ...]
     bash tools/dist_train.sh CONFIG NUM_PROCESSES [...]
 
 Runs with ``M2FRunner`` (m2f_mm/engine/runner.py) unless the config names another runner_type.
@@ -25,6 +26,8 @@ def parse_args():
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--amp', action='store_true', help='enable automatic-mixed-precision training')
+    parser.add_argument('--amp-dtype', choices=['float16', 'bfloat16'],
+                        help='autocast dtype for --amp (default: float16 on CUDA, bfloat16 on CPU)')
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale the lr with the batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest checkpoint in the work dir when no CKPT')
@@ -60,8 +63,15 @@ def build_cfg(args) -> Config:
         else:
             assert optim_wrapper == 'OptimWrapper', (
                 f'--amp needs an OptimWrapper config, got {optim_wrapper}')
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+            import torch
+            if torch.cuda.is_available():
+                cfg.optim_wrapper.type = 'AmpOptimWrapper'
+                cfg.optim_wrapper.loss_scale = 'dynamic'
+                if args.amp_dtype:
+                    cfg.optim_wrapper.dtype = args.amp_dtype
+            else:  # mmengine's AmpOptimWrapper needs a GPU; ours autocasts on CPU too
+                cfg.optim_wrapper.type = 'M2FAmpOptimWrapper'
+                cfg.optim_wrapper.dtype = args.amp_dtype or 'bfloat16'
     if args.auto_scale_lr:
         if 'auto_scale_lr' in cfg and 'enable' in cfg.auto_scale_lr and 'base_batch_size' in cfg.auto_scale_lr:
             cfg.auto_scale_lr.enable = True

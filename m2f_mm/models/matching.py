@@ -57,7 +57,9 @@ def class_cost(cls_logits: Tensor, gt_labels: Tensor) -> Tensor:
 def sigmoid_bce_cost(mask_point_logits: Tensor, gt_point_masks: Tensor) -> Tensor:
     """Mean over points of ``BCE(sigmoid(logit_q), target_g)`` for every pair.
 
-    Uses ``BCE = t * softplus(-x) + (1 - t) * softplus(x)`` so a pair costs two matmuls.
+    ``BCE = t * softplus(-x) + (1 - t) * softplus(x)`` and ``softplus(x) = softplus(-x) + x``, so
+    the sum over points is ``sum_p softplus(-x) + sum_p (1 - t) x``: one softplus over ``[Q, P]``
+    and one matmul per pair set (instead of two of each).
 
     Args:
         mask_point_logits: ``Tensor[Q, P]``; gt_point_masks: ``Tensor[G, P]`` in ``[0, 1]``.
@@ -67,12 +69,8 @@ def sigmoid_bce_cost(mask_point_logits: Tensor, gt_point_masks: Tensor) -> Tenso
     """
     with torch.no_grad(), _no_autocast(mask_point_logits.device):
         logits, targets = _fp32(mask_point_logits, gt_point_masks)
-        pos = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits),
-                                                 reduction='none')
-        neg = F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits),
-                                                 reduction='none')
-        cost = torch.einsum('qp,gp->qg', pos, targets) + \
-            torch.einsum('qp,gp->qg', neg, 1 - targets)
+        pos = F.softplus(-logits)  # BCE(x, 1)
+        cost = pos.sum(-1, keepdim=True) + logits @ (1 - targets).T
         return cost / logits.shape[1]
 
 

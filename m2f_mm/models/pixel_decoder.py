@@ -28,14 +28,16 @@ from mmengine.model import BaseModule, ModuleList, caffe2_xavier_init, normal_in
 from torch import Tensor
 
 from m2f_mm.models.mmdet_compat import encoder_layer_kwargs, sine_encoding_kwargs
+from m2f_mm.ops import MSDeformAttn
 from m2f_mm.registry import register_model
+
 
 class M2FDeformEncoderLayer(BaseModule):
     """Post-norm encoder layer: deformable self-attention -> LN -> FFN -> LN.
 
     Parameter names follow facebookresearch/Mask2Former (``norm1``, ``linear1`` ...), with
-    mmcv's ``MultiScaleDeformableAttention`` as ``self_attn`` (its CUDA kernel on GPU, its
-    pure-PyTorch path on CPU).
+    :class:`m2f_mm.ops.MSDeformAttn` (mmcv's ``MultiScaleDeformableAttention`` parameters) as
+    ``self_attn``: mmcv's CUDA kernel on GPU, m2f_mm's compiled kernel on CPU.
     """
 
     def __init__(self, *, embed_dims: int = 256, num_heads: int = 8, num_levels: int = 3,
@@ -43,7 +45,7 @@ class M2FDeformEncoderLayer(BaseModule):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.embed_dims = embed_dims
-        self.self_attn = MultiScaleDeformableAttention(
+        self.self_attn = MSDeformAttn(
             embed_dims=embed_dims, num_heads=num_heads, num_levels=num_levels, num_points=num_points,
             im2col_step=im2col_step, dropout=0.0, batch_first=True)
         self.norm1 = nn.LayerNorm(embed_dims)

@@ -69,17 +69,18 @@ class M2FSegHead(M2FHead):
         """x: backbone maps -> per-class scores [B, C, H, W] at the padded input size.
 
         Mask logits are upsampled a chunk of queries at a time and accumulated, so the [Q, H, W]
-        full-resolution stack never exists at once.
+        full-resolution stack never exists at once; each image accumulates straight into its slice
+        of the returned batch (no per-image copies to stack).
         """
         cls_logits, mask_logits = M2FHead.predict(self, x)
         meta = batch_img_metas[0]
         size = tuple(meta.get('pad_shape', meta['img_shape']))[:2]
         chunk = int((self.test_cfg or {}).get('query_chunk_size', 16))
-        scores = []
-        for cls_b, mask_b in zip(cls_logits, mask_logits):
+        scores = mask_logits.new_zeros((len(cls_logits), self.num_classes) + size, dtype=torch.float32)
+        for b, (cls_b, mask_b) in enumerate(zip(cls_logits, mask_logits)):
             acc = _Semantic(cls_b)
+            acc.sem = scores[b]  # [C, H, W] contiguous: update() accumulates in place
             queries = torch.arange(cls_b.shape[0], device=cls_b.device)
             for idx, logits in resized_chunks(mask_b, queries, chunk, size, None, None):
                 acc.update(idx, logits)
-            scores.append(acc.finish(size))
-        return torch.stack(scores)
+        return scores

@@ -1,0 +1,6 @@
+"""Custom operators: multi-scale deformable attention with a compiled CPU kernel."""
+from ._extension import cpu_kernel_status, load_cpu_kernel
+from .ms_deform_attn import MSDeformAttn, multi_scale_deformable_attention, sampling_dtype
+
+__all__ = ['MSDeformAttn', 'multi_scale_deformable_attention', 'sampling_dtype', 'load_cpu_kernel',
+           'cpu_kernel_status']
