@@ -12,8 +12,9 @@ step, and the next iteration dies in the matcher with no iteration, loss term or
 
 With ``mode='skip'`` the step is skipped instead (gradients dropped, parameters untouched) and
 counted in the log as ``nonfinite_skipped``. Under DDP the skip decision is all-reduced, so every
-rank skips the same steps. AMP wrappers keep their own rule for gradients (the loss scaler
-skips overflowing steps and lowers the scale); their loss terms are still checked.
+rank skips the same steps. Wrappers with a loss scaler (fp16 AMP) keep its rule for gradients (it
+skips overflowing steps and lowers the scale); their loss terms are still checked. bf16 AMP has no
+scaler, so its gradients are checked like fp32's.
 
 It works by wrapping two bound methods of the model and the optimizer wrapper in ``before_train``:
 that reaches every model (mmdet's detectors, mmseg's EncoderDecoder) and every wrapper type
@@ -27,7 +28,6 @@ from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from mmengine.optim import AmpOptimWrapper
 from mmengine.registry import HOOKS
 
 from .errors import M2FNonFiniteError
@@ -111,7 +111,7 @@ class M2FNonFiniteGuardHook(Hook):
         def checked_step(**kwargs):
             wrapper = runner.optim_wrapper
             norm = None
-            if not isinstance(wrapper, AmpOptimWrapper):  # AMP: the loss scaler owns this decision
+            if getattr(wrapper, 'loss_scaler', None) is None:  # a loss scaler (fp16 AMP) owns this decision
                 norm = gradient_norm(p for group in wrapper.param_groups for p in group['params'])
             bad = torch.tensor(float(bool(guard._bad_terms) or (norm is not None and not torch.isfinite(norm))))
             if guard.mode == 'skip' and get_world_size() > 1:
