@@ -27,7 +27,7 @@ torch.set_num_threads(1)
 variant, device, chunk = {variant!r}, {device!r}, {chunk}
 from mmdet.models.seg_heads.panoptic_fusion_heads import MaskFormerFusionHead
 from mmdet.structures import DetDataSample
-from m2f_mm.models.inference import M2FFusionHead
+from m2f_mm.models.fusion import M2FFusionHead
 g = torch.Generator().manual_seed(0)
 Q, C = {q}, {things} + {stuff}
 cls = torch.randn(1, Q, C + 1, generator=g)

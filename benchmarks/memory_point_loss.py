@@ -130,7 +130,7 @@ def worker(args) -> dict:
     import torch
     if args.config:
         return _worker_whole_step(args, torch)
-    from m2f_mm.models.losses import M2FCriterion
+    from m2f_mm.models.criterion import M2FCriterion
     torch.set_num_threads(max(1, int(os.environ.get('OMP_NUM_THREADS', '2'))))
     device = torch.device(args.device)
     criterion = M2FCriterion(num_classes=args.classes, num_points=args.num_points,

@@ -19,8 +19,8 @@ if not _NUMPY_ONLY:
 
     # Every module that registers something, explicitly (order: building blocks first).
     from .models import pixel_decoder, transformer_decoder  # noqa: F401  M2FPixelDecoder, M2FTransformerDecoder
-    from .models import matching, losses  # noqa: F401  M2FHungarianMatcher, M2FCriterion
-    from .models import inference  # noqa: F401  M2FFusionHead
+    from .models import matching, criterion  # noqa: F401  M2FHungarianMatcher, M2FCriterion
+    from .models import fusion  # noqa: F401  M2FFusionHead
     from .models import head, detector, seg_head  # noqa: F401  M2FHead, M2FDetector(+hook), M2FSegHead
     from .datasets import panoptic  # noqa: F401  M2FLoadPanopticAnnotations, M2FCocoPanopticDataset
     from .datasets import coco_format  # noqa: F401  M2F(Cityscapes)PanopticDataset, M2FInstanceDataset
@@ -33,8 +33,8 @@ if not _NUMPY_ONLY:
     from .engine import M2FRunner
     from .models.detector import M2FDetector
     from .models.head import M2FHead
-    from .models.inference import M2FFusionHead
-    from .models.losses import M2FCriterion
+    from .models.fusion import M2FFusionHead
+    from .models.criterion import M2FCriterion
     from .models.matching import M2FHungarianMatcher
     from .models.pixel_decoder import M2FPixelDecoder
     from .models.seg_head import M2FSegHead

@@ -166,7 +166,7 @@ class M2FHead(BaseModule):
         """The M2FCriterion, built on first use: the one switch for loss computation is whether the
         head has a ``criterion`` config.
 
-        Built lazily (m2f_mm.models.losses registers it on import) so inference works without it,
+        Built lazily (m2f_mm.models.criterion registers it on import) so inference works without it,
         and held outside the module tree so training and inference models have identical
         state_dict keys (a checkpoint loads strictly either way). It has no parameters.
         """
@@ -174,7 +174,7 @@ class M2FHead(BaseModule):
             if self.criterion_cfg is None:
                 raise RuntimeError("M2FHead.loss() needs criterion=dict(type='M2FCriterion', ...) in the head's "
                                    'config; this head was built for inference')
-            import m2f_mm.models.losses  # noqa: F401  registers M2FCriterion
+            import m2f_mm.models.criterion  # noqa: F401  registers M2FCriterion
             # object.__setattr__ bypasses nn.Module's sub-module registration on purpose.
             object.__setattr__(self, '_criterion', MODELS.build(self.criterion_cfg))
         return self._criterion

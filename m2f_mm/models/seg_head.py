@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from m2f_mm.models.head import M2FHead, refuse_training_keys
-from m2f_mm.models.inference import _Semantic, resized_chunks
+from m2f_mm.models.fusion import fuse
 from m2f_mm.models.targets import semantic_targets
 from m2f_mm.registry import register_seg_model
 
@@ -78,9 +78,5 @@ class M2FSegHead(M2FHead):
         chunk = int((self.test_cfg or {}).get('query_chunk_size', 16))
         scores = mask_logits.new_zeros((len(cls_logits), self.num_classes) + size, dtype=torch.float32)
         for b, (cls_b, mask_b) in enumerate(zip(cls_logits, mask_logits)):
-            acc = _Semantic(cls_b)
-            acc.sem = scores[b]  # [C, H, W] contiguous: update() accumulates in place
-            queries = torch.arange(cls_b.shape[0], device=cls_b.device)
-            for idx, logits in resized_chunks(mask_b, queries, chunk, size, None, None):
-                acc.update(idx, logits)
+            fuse(cls_b, mask_b, 0, ('semantic', ), pad_hw=size, chunk=chunk, semantic_out=scores[b])
         return scores

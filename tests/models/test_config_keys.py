@@ -8,7 +8,7 @@ from mmengine.structures import InstanceData
 from m2f_mm.evaluation.metrics import M2FCocoPanopticMetric
 from m2f_mm.models.detector import M2FDetector
 from m2f_mm.models.head import M2FHead
-from m2f_mm.models.inference import M2FFusionHead
+from m2f_mm.models.fusion import M2FFusionHead
 from m2f_mm.models.mmdet_compat import decoder_layer_kwargs, encoder_layer_kwargs, sine_encoding_kwargs
 from m2f_mm.registry import MODELS
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from mmdet.models.seg_heads.panoptic_fusion_heads import MaskFormerFusionHead
 from mmdet.structures import DetDataSample
 
-from m2f_mm.models.inference import M2FFusionHead, panoptic_inference
+from m2f_mm.models.fusion import M2FFusionHead, panoptic_inference
 
 NUM_THINGS, NUM_STUFF = 3, 2
 C = NUM_THINGS + NUM_STUFF

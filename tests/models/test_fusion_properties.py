@@ -9,7 +9,7 @@ import pytest
 import torch
 from mmdet.evaluation.functional import INSTANCE_OFFSET
 
-from m2f_mm.models.inference import instance_inference, panoptic_inference, semantic_inference
+from m2f_mm.models.fusion import instance_inference, panoptic_inference, semantic_inference
 
 CASES = 120
 

@@ -13,7 +13,7 @@ from mmdet.utils import register_all_modules
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 
-from m2f_mm.models.losses import M2FCriterion
+from m2f_mm.models.criterion import M2FCriterion
 from m2f_mm.models.matching import M2FHungarianMatcher
 from m2f_mm.models.targets import panoptic_targets
 

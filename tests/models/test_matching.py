@@ -6,7 +6,7 @@ import warnings
 import pytest
 import torch
 
-from m2f_mm.models.losses import M2FCriterion
+from m2f_mm.models.criterion import M2FCriterion
 from m2f_mm.models.matching import (M2FHungarianMatcher, class_cost, dice_cost,
                                     hungarian_match, sigmoid_bce_cost)
 from m2f_mm.registry import TASK_UTILS

@@ -120,7 +120,7 @@ def _gt_sample(h: int, w: int, seed: int):
 def test_training_losses_and_gradients_match_mmdet(models_and_batch):
     """Same seed -> same sampled points -> same 30 losses and gradients (targets, matching,
     point-sampled losses end to end; see CONTRACTS.md on the RNG order)."""
-    pytest.importorskip('m2f_mm.models.losses')
+    pytest.importorskip('m2f_mm.models.criterion')
     ref, ours, _, _ = models_and_batch
     torch.manual_seed(1)
     images = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8) for h, w in SIZES]

@@ -197,7 +197,7 @@ def module_timers(model, side: str, spec: dict, add) -> None:
     if side == 'ref':
         head.loss_by_feat = _timed(head.loss_by_feat, add, 'loss (matching + losses)')
     else:
-        from m2f_mm.models.losses import M2FCriterion
+        from m2f_mm.models.criterion import M2FCriterion
         M2FCriterion.__call__ = _timed(M2FCriterion.__call__, add, 'loss (matching + losses)')
 
 
@@ -213,5 +213,5 @@ def matching_timer(model, side: str, spec: dict, clock) -> None:
     if side == 'ref':
         head._get_targets_single = _timed(head._get_targets_single, add, 'matching')
     else:
-        from m2f_mm.models.losses import M2FCriterion
+        from m2f_mm.models.criterion import M2FCriterion
         M2FCriterion._match_set = _timed(M2FCriterion._match_set, add, 'matching')

@@ -51,7 +51,7 @@ def _import_m2f_models() -> None:
     """Register m2f_mm's models (m2f_mm/__init__ may not import every module)."""
     import importlib
     for name in ('m2f_mm', 'm2f_mm.models.pixel_decoder', 'm2f_mm.models.transformer_decoder', 'm2f_mm.models.head',
-                 'm2f_mm.models.inference', 'm2f_mm.models.detector', 'm2f_mm.models.seg_head'):
+                 'm2f_mm.models.fusion', 'm2f_mm.models.detector', 'm2f_mm.models.seg_head'):
         try:
             importlib.import_module(name)
         except ImportError:

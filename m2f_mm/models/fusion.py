@@ -145,11 +145,11 @@ class _Instance:
 
 
 class _Semantic:
-    """sum_q softmax(cls)[q, :C] * sigmoid(mask_q), accumulated in place."""
+    """sum_q softmax(cls)[q, :C] * sigmoid(mask_q), accumulated in place (into ``out`` when given)."""
 
-    def __init__(self, cls_logits: Tensor) -> None:
+    def __init__(self, cls_logits: Tensor, out: Optional[Tensor] = None) -> None:
         self.probs = F.softmax(cls_logits.float(), dim=-1)[:, :-1]           # [Q,C]
-        self.sem: Optional[Tensor] = None                                     # [C,H',W']
+        self.sem: Optional[Tensor] = out                                      # [C,H',W']
 
     def update(self, query_idx: Tensor, logits: Tensor) -> None:
         flat = logits.sigmoid().flatten(1)                                    # [q,H'W']
@@ -179,31 +179,71 @@ def resized_chunks(mask_logits: Tensor, query_idx: Tensor, chunk: int, pad_hw: O
         yield idx, x
 
 
+FUSIONS = ('panoptic', 'instance', 'semantic')
+
+
+def fuse(cls_logits: Tensor, mask_logits: Tensor, num_things: int, tasks: Sequence[str] = FUSIONS, *,
+         pad_hw: Optional[Sequence[int]] = None, img_hw: Optional[Sequence[int]] = None,
+         out_hw: Optional[Sequence[int]] = None, object_mask_thr: float = 0.8, iou_thr: float = 0.8,
+         filter_low_score: bool = False, max_per_image: int = 100, chunk: int = 16,
+         semantic_out: Optional[Tensor] = None) -> Dict[str, object]:
+    """One image's results for ``tasks`` from one pass over its queries' resized masks.
+
+    Every query a task needs is resized once, ``chunk`` queries at a time (h x w -> ``pad_hw``, crop
+    to ``img_hw``, -> ``out_hw``; each step skipped when None), and fed to every requested fusion.
+    ``M2FFusionHead`` (mmdet) and ``M2FSegHead`` (mmseg) both call this.
+
+    Args:
+        cls_logits: [Q, C+1]; mask_logits: [Q, h, w].
+        num_things: classes [0, num_things) are things (instance ids), the rest stuff.
+        tasks: a subset of ``('panoptic', 'instance', 'semantic')``.
+        semantic_out: optional [C, H', W'] fp32 buffer the semantic scores accumulate into.
+
+    Returns:
+        ``{'panoptic': IntTensor[H', W'] (label + instance * INSTANCE_OFFSET, VOID = C),
+        'instance': InstanceData(masks [N, H', W'] bool, bboxes [N, 4], scores [N], labels [N]),
+        'semantic': Tensor[C, H', W'] (sum over queries of class probability x mask probability)}``,
+        the requested keys only.
+    """
+    unknown = set(tasks) - set(FUSIONS)
+    if unknown:
+        raise ValueError(f'unknown fusion tasks {sorted(unknown)}; choose from {FUSIONS}')
+    accs: Dict[str, object] = {}
+    needed = []
+    if 'panoptic' in tasks:
+        accs['panoptic'] = _Panoptic(cls_logits, num_things, object_mask_thr, iou_thr, filter_low_score)
+        needed.append(accs['panoptic'].kept)
+    if 'instance' in tasks:
+        accs['instance'] = _Instance(cls_logits, num_things, max_per_image)
+        needed.append(accs['instance'].queries)
+    if 'semantic' in tasks:
+        accs['semantic'] = _Semantic(cls_logits, semantic_out)
+        needed.append(torch.arange(cls_logits.shape[0], device=cls_logits.device))
+    queries = torch.unique(torch.cat(needed)) if needed else cls_logits.new_zeros(0, dtype=torch.long)
+    for idx, logits in resized_chunks(mask_logits, queries, chunk, pad_hw, img_hw, out_hw):
+        for acc in accs.values():
+            acc.update(idx, logits)
+    shape = tuple(out_hw or img_hw or pad_hw or mask_logits.shape[-2:])[:2]
+    return {task: acc.finish(shape) for task, acc in accs.items()}
+
+
 def panoptic_inference(cls_logits: Tensor, mask_logits: Tensor, num_things: int, object_mask_thr: float = 0.8,
                        iou_thr: float = 0.8, filter_low_score: bool = False, chunk: int = 16) -> Tensor:
-    """cls_logits [Q,C+1], mask_logits [Q,H,W] (already at output size) -> IntTensor [H,W]."""
-    acc = _Panoptic(cls_logits, num_things, object_mask_thr, iou_thr, filter_low_score)
-    for idx, logits in resized_chunks(mask_logits, acc.kept, chunk, None, None, None):
-        acc.update(idx, logits)
-    return acc.finish(tuple(mask_logits.shape[-2:]))
+    """:func:`fuse`'s panoptic map of masks already at output size: [Q,C+1], [Q,H,W] -> IntTensor [H,W]."""
+    return fuse(cls_logits, mask_logits, num_things, ('panoptic', ), object_mask_thr=object_mask_thr,
+                iou_thr=iou_thr, filter_low_score=filter_low_score, chunk=chunk)['panoptic']
 
 
 def instance_inference(cls_logits: Tensor, mask_logits: Tensor, num_things: int, max_per_image: int = 100,
                        chunk: int = 16) -> InstanceData:
-    """cls_logits [Q,C+1], mask_logits [Q,H,W] -> InstanceData(masks [N,H,W] bool, bboxes [N,4], scores, labels)."""
-    acc = _Instance(cls_logits, num_things, max_per_image)
-    for idx, logits in resized_chunks(mask_logits, acc.queries, chunk, None, None, None):
-        acc.update(idx, logits)
-    return acc.finish(tuple(mask_logits.shape[-2:]))
+    """:func:`fuse`'s instances: [Q,C+1], [Q,H,W] -> InstanceData(masks [N,H,W] bool, bboxes, scores, labels)."""
+    return fuse(cls_logits, mask_logits, num_things, ('instance', ), max_per_image=max_per_image,
+                chunk=chunk)['instance']
 
 
 def semantic_inference(cls_logits: Tensor, mask_logits: Tensor, chunk: int = 16) -> Tensor:
-    """cls_logits [Q,C+1], mask_logits [Q,H,W] -> per-class scores [C,H,W] (argmax for labels)."""
-    acc = _Semantic(cls_logits)
-    all_queries = torch.arange(cls_logits.shape[0], device=cls_logits.device)
-    for idx, logits in resized_chunks(mask_logits, all_queries, chunk, None, None, None):
-        acc.update(idx, logits)
-    return acc.finish(tuple(mask_logits.shape[-2:]))
+    """:func:`fuse`'s semantic scores: [Q,C+1], [Q,H,W] -> per-class scores [C,H,W] (argmax for labels)."""
+    return fuse(cls_logits, mask_logits, 0, ('semantic', ), chunk=chunk)['semantic']
 
 
 # What test_cfg may hold (mmdet's Mask2Former keys + query_chunk_size and semantic_scores).
@@ -239,39 +279,27 @@ class M2FFusionHead(BaseModule):
         cfg = self.test_cfg
         chunk = int(cfg.get('query_chunk_size', 16))
         results = []
+        tasks = [task for task, default in (('panoptic', True), ('instance', False), ('semantic', False))
+                 if cfg.get(f'{task}_on', default)]
         for cls_b, mask_b, meta in zip(cls_logits, mask_logits, batch_img_metas):
             if 'batch_input_shape' not in meta:
                 raise KeyError('image metainfo needs batch_input_shape (the padded input size, which the data '
                                'preprocessor sets): the mask logits are cropped by it before resizing')
             pad_hw = tuple(meta['batch_input_shape'])[:2]
-            img_hw = tuple(meta.get('img_shape', pad_hw))[:2]
-            out_hw = tuple(meta['ori_shape'][:2]) if rescale else None
-            shape = out_hw or img_hw
-            accs: Dict[str, object] = {}
-            needed = []
-            if cfg.get('panoptic_on', True):
-                accs['pan'] = _Panoptic(cls_b, self.num_things_classes, cfg.get('object_mask_thr', 0.8),
-                                        cfg.get('iou_thr', 0.8), cfg.get('filter_low_score', False))
-                needed.append(accs['pan'].kept)
-            if cfg.get('instance_on', False):
-                accs['ins'] = _Instance(cls_b, self.num_things_classes, cfg.get('max_per_image', 100))
-                needed.append(accs['ins'].queries)
-            if cfg.get('semantic_on', False):
-                accs['sem'] = _Semantic(cls_b)
-                needed.append(torch.arange(cls_b.shape[0], device=cls_b.device))
-            queries = torch.unique(torch.cat(needed)) if needed else cls_b.new_zeros(0, dtype=torch.long)
-            for idx, logits in resized_chunks(mask_b, queries, chunk, pad_hw, img_hw, out_hw):
-                for acc in accs.values():
-                    acc.update(idx, logits)
+            fused = fuse(cls_b, mask_b, self.num_things_classes, tasks, pad_hw=pad_hw,
+                         img_hw=tuple(meta.get('img_shape', pad_hw))[:2],
+                         out_hw=tuple(meta['ori_shape'][:2]) if rescale else None,
+                         object_mask_thr=cfg.get('object_mask_thr', 0.8), iou_thr=cfg.get('iou_thr', 0.8),
+                         filter_low_score=cfg.get('filter_low_score', False),
+                         max_per_image=cfg.get('max_per_image', 100), chunk=chunk)
             result = {}
-            if 'pan' in accs:
-                result['pan_results'] = PixelData(sem_seg=accs['pan'].finish(shape)[None])
-            if 'ins' in accs:
-                result['ins_results'] = accs['ins'].finish(shape)
-            if 'sem' in accs:
-                sem = accs['sem'].finish(shape)
-                result['sem_results'] = PixelData(sem_seg=sem.argmax(0)[None])
+            if 'panoptic' in fused:
+                result['pan_results'] = PixelData(sem_seg=fused['panoptic'][None])
+            if 'instance' in fused:
+                result['ins_results'] = fused['instance']
+            if 'semantic' in fused:
+                result['sem_results'] = PixelData(sem_seg=fused['semantic'].argmax(0)[None])
                 if cfg.get('semantic_scores', False):
-                    result['sem_results'].seg_logits = sem
+                    result['sem_results'].seg_logits = fused['semantic']
             results.append(result)
         return results

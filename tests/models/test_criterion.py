@@ -9,7 +9,7 @@ import tempfile
 import pytest
 import torch
 
-from m2f_mm.models.losses import (M2FCriterion, classification_loss, dice_loss,
+from m2f_mm.models.criterion import (M2FCriterion, classification_loss, dice_loss,
                                   num_masks_across_ranks, sigmoid_bce_loss)
 from m2f_mm.registry import MODELS
 
@@ -56,7 +56,7 @@ def test_classification_loss_weighted_mean_by_hand():
 
 _RANK_SCRIPT = """
 import sys, torch, torch.distributed as dist
-from m2f_mm.models.losses import num_masks_across_ranks
+from m2f_mm.models.criterion import num_masks_across_ranks
 rank, path, count = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 dist.init_process_group('gloo', init_method='file://' + path, rank=rank, world_size=2)
 print(num_masks_across_ranks(count, torch.device('cpu')), num_masks_across_ranks(0, torch.device('cpu')))

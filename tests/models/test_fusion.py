@@ -7,7 +7,7 @@ Class logit v at one class and 0 at the other four gives prob e^v / (e^v + 4): v
 import pytest
 import torch
 
-from m2f_mm.models.inference import (M2FFusionHead, instance_inference, panoptic_inference,
+from m2f_mm.models.fusion import (M2FFusionHead, instance_inference, panoptic_inference,
                                      semantic_inference)
 from m2f_mm.registry import MODELS
 
