@@ -26,6 +26,7 @@ from mmcv.ops import MultiScaleDeformableAttention
 from mmdet.models.layers import SinePositionalEncoding
 from mmengine.model import BaseModule, ModuleList, caffe2_xavier_init, normal_init, xavier_init
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from m2f_mm.models.mmdet_compat import encoder_layer_kwargs, sine_encoding_kwargs
 from m2f_mm.ops import MSDeformAttn
@@ -107,9 +108,10 @@ class M2FPixelDecoder(BaseModule):
         out_channels: E, width of the per-pixel embedding.
         num_outs: how many encoder outputs to return as multi-scale features (coarsest first).
         norm_cfg / act_cfg: for the projections and FPN convs (GN(32) / ReLU in the paper).
-        encoder: ``dict(num_layers=6, layer_cfg=...)``; ``layer_cfg`` is either our typed keywords
-            (embed_dims, num_heads, num_levels, num_points, feedforward_channels) or mmdet's
-            ``self_attn_cfg`` + ``ffn_cfg``.
+        encoder: ``dict(num_layers=6, layer_cfg=..., num_cp=0)``; ``layer_cfg`` is either our typed
+            keywords (embed_dims, num_heads, num_levels, num_points, feedforward_channels) or mmdet's
+            ``self_attn_cfg`` + ``ffn_cfg``; ``num_cp`` layers (the first ones) recompute their
+            activations in backward (activation checkpointing: less memory, more time), as mmdet's.
         positional_encoding: kwargs of mmdet's ``SinePositionalEncoding``; num_feats must be D / 2.
             Defaults to ``dict(num_feats=D // 2, normalize=True)``.
     """
@@ -127,7 +129,9 @@ class M2FPixelDecoder(BaseModule):
         self.strides = list(strides)
         num_layers = encoder.pop('num_layers', 6)
         layer_cfg = encoder.pop('layer_cfg', {})
-        encoder.pop('num_cp', None)
+        self.num_cp = int(encoder.pop('num_cp', 0))  # activation checkpointing of the first num_cp layers
+        if not 0 <= self.num_cp <= num_layers:
+            raise ValueError(f'pixel_decoder.encoder.num_cp must be in [0, num_layers={num_layers}], got {self.num_cp}')
         if encoder:
             raise ValueError(f'pixel_decoder.encoder: unsupported keys {sorted(encoder)}')
         layers = [M2FDeformEncoderLayer.from_cfg(layer_cfg) for _ in range(num_layers)]
@@ -220,8 +224,13 @@ class M2FPixelDecoder(BaseModule):
         level_start_index = torch.as_tensor([0] + sizes[:-1], dtype=torch.long, device=query.device).cumsum(0)
         reference_points = grid_reference_points(shapes, query.device)[None, :, None, :].expand(
             batch, -1, self.num_levels, -1)  # [B, N, L, 2]
-        for layer in self.encoder.layers:
-            query = layer(query, query_pos, reference_points, spatial_shapes, level_start_index)
+        for i, layer in enumerate(self.encoder.layers):
+            args = (query, query_pos, reference_points, spatial_shapes, level_start_index)
+            if i < self.num_cp and self.training and torch.is_grad_enabled():
+                # recompute this layer's activations in backward instead of keeping them (memory for time)
+                query = checkpoint(layer, *args, use_reentrant=False)
+            else:
+                query = layer(*args)
 
         outs = [x.transpose(1, 2).reshape(batch, -1, h, w)
                 for x, (h, w) in zip(query.split(sizes, dim=1), shapes)]

@@ -103,3 +103,29 @@ def test_an_image_without_annotation_entry_is_named(tmp_path):
     pred = dict(img_id=3, img_path='x.jpg', pred_panoptic_seg=dict(sem_seg=torch.zeros(1, 2, 2, dtype=torch.int)))
     with pytest.raises(KeyError, match=r'image id 3 \(x\.jpg\).*has no entry in its annotations'):
         metric.process({}, [pred])
+
+
+def test_activation_checkpointing_gives_the_same_outputs_and_gradients():
+    """pixel_decoder.encoder.num_cp (mmdet's key) is honoured: same numbers, activations recomputed."""
+    from m2f_mm.models.pixel_decoder import M2FPixelDecoder
+    torch.manual_seed(0)
+    cfg = dict(in_channels=[8, 16, 32, 64], feat_channels=D, out_channels=D, norm_cfg=dict(type='GN', num_groups=8),
+               encoder=dict(num_layers=2, layer_cfg=dict(embed_dims=D, num_heads=2, feedforward_channels=16)))
+    plain = M2FPixelDecoder(**cfg).train()
+    plain.init_weights()
+    checkpointed = M2FPixelDecoder(**dict(cfg, encoder=dict(cfg['encoder'], num_cp=2))).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    feats = [torch.randn(2, c, 64 // s, 48 // s) for c, s in zip([8, 16, 32, 64], [4, 8, 16, 32])]
+    grads, calls = [], []
+    for model in (plain, checkpointed):
+        count = [0]
+        model.encoder.layers[0].register_forward_hook(lambda *args: count.__setitem__(0, count[0] + 1))
+        mask_features, multi_scale = model(feats)
+        (mask_features.square().mean() + sum(m.mean() for m in multi_scale)).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+        calls.append(count[0])
+    assert calls == [1, 2]  # the checkpointed layer ran again in backward: its activations were not kept
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-5), name
+    with pytest.raises(ValueError, match=r'num_cp must be in \[0, num_layers=2\]'):
+        M2FPixelDecoder(**dict(cfg, encoder=dict(cfg['encoder'], num_cp=3)))
