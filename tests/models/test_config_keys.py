@@ -105,6 +105,13 @@ def test_an_image_without_annotation_entry_is_named(tmp_path):
         metric.process({}, [pred])
 
 
+def _counting(forward, count):
+    def counted(*args, **kwargs):
+        count[0] += 1
+        return forward(*args, **kwargs)
+    return counted
+
+
 def test_activation_checkpointing_gives_the_same_outputs_and_gradients():
     """pixel_decoder.encoder.num_cp (mmdet's key) is honoured: same numbers, activations recomputed."""
     from m2f_mm.models.pixel_decoder import M2FPixelDecoder
@@ -118,8 +125,8 @@ def test_activation_checkpointing_gives_the_same_outputs_and_gradients():
     feats = [torch.randn(2, c, 64 // s, 48 // s) for c, s in zip([8, 16, 32, 64], [4, 8, 16, 32])]
     grads, calls = [], []
     for model in (plain, checkpointed):
-        count = [0]
-        model.encoder.layers[0].register_forward_hook(lambda *args: count.__setitem__(0, count[0] + 1))
+        count, layer = [0], model.encoder.layers[0]
+        layer.forward = _counting(layer.forward, count)
         mask_features, multi_scale = model(feats)
         (mask_features.square().mean() + sum(m.mean() for m in multi_scale)).backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
