@@ -11,7 +11,7 @@ panoptic, the top-k queries for instance, all for semantic), so memory is O(chun
 (+ the N x H' x W' instance masks returned) instead of O(Q x H x W); per-segment areas come from
 ``bincount`` instead of a Python loop.
 
-Differences from mmdet's ``MaskFormerFusionHead`` (deliberate, tested in test_fusion_parity.py):
+Differences from mmdet's ``MaskFormerFusionHead`` (deliberate, tested in tests/parity/test_mmdet_fusion.py):
 - ``filter_low_score=True`` (what the paper's code always does and mmdet's Mask2Former configs set):
   a segment whose pixels all have sigmoid < 0.5 after the filter is dropped *without consuming an
   instance id*, as in facebookresearch/Mask2Former ``panoptic_inference`` (``mask.sum() > 0``);

@@ -21,7 +21,8 @@ from mmengine.optim import DefaultOptimWrapperConstructor
 
 from m2f_mm.checkpoints import convert_mmdet_to_m2f
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # the helpers beside this file (importlib import mode)
+# the config-building helpers of tests/configs/ (importlib import mode: no package imports)
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs'))
 from zoo_build import REPO, build_model  # noqa: E402
 
 MMDET = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'mask2former')
