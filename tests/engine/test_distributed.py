@@ -7,6 +7,7 @@ import os
 import os.path as osp
 import socket
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -99,7 +100,7 @@ def test_two_processes_train_identically_and_only_rank0_writes(tiny_data, tmp_pa
     out2, config2 = _train_two(tools, tiny_data, tmp_path / 'nodes')
     port = str(tools.free_port())
     env = dict(os.environ, OMP_NUM_THREADS='1', NNODES='2', MASTER_ADDR='127.0.0.1', PORT=port,
-               PYTHONPATH=osp.join(tools.repo, 'tests', 'engine'))
+               PYTHONPATH=osp.join(tools.repo, 'tests', 'engine'), M2F_PYTHON=sys.executable)
     nodes = [subprocess.Popen(['bash', 'tools/dist_train.sh', config2, '1', '--work-dir', str(tmp_path / f'n{r}')],
                               cwd=tools.repo, env=dict(env, NODE_RANK=str(r)), stdout=subprocess.DEVNULL,
                               stderr=open(tmp_path / f'node{r}.err', 'w'))

@@ -70,7 +70,7 @@ def _autocast(spec: dict):
 def run_worker(spec: dict) -> dict:
     """One side, one phase, in this process: build, warm up, reset the peak, time the steps."""
     import torch
-    from bench_models import build_model, load_weights, make_batch, matching_timer, module_timers
+    from _bench_models import build_model, load_weights, make_batch, matching_timer, module_timers
     torch.set_num_threads(spec['threads'])
     side, device, train = spec['side'], spec['device'], spec['phase'] == 'train'
     model = build_model(spec, side)
@@ -152,7 +152,7 @@ def _fmt_ratio(ours, ref, goal):
 
 
 def compare(args) -> None:
-    from bench_models import save_reference_weights
+    from _bench_models import save_reference_weights
     phases = [p for p in ('train', 'infer') if p in args.phases.split(',')]
     for task in args.task:
         base = dict(task=task, batch=args.batch, queries=args.queries, device=args.device, amp=args.amp,
@@ -263,7 +263,7 @@ def profile(args) -> None:
     """Module timers of one side's training step (or inference) and, with --top, torch.profiler's
     top operators, in this process."""
     import torch
-    from bench_models import save_reference_weights
+    from _bench_models import save_reference_weights
     task = args.task[0]
     spec = dict(task=task, batch=args.batch, queries=args.queries, device=args.device, amp=args.amp,
                 threads=args.threads, steps=args.steps, warmup=args.warmup, seed=0, things=args.things,
@@ -290,7 +290,8 @@ def profile(args) -> None:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    sub = parser.add_subparsers(dest='mode')
+    sub = parser.add_subparsers(dest='mode', help='compare (default): side by side with mmdet / mmseg; '
+                                'profile: module timers of one side; fps: inference throughput of a config')
     cmp_parser = sub.add_parser('compare', help='ours vs mmdet/mmseg, fresh processes, alternating (default)')
     prof_parser = sub.add_parser('profile', help='where one side spends its step: module timers (+ top operators)')
     for p in (cmp_parser, prof_parser):
