@@ -111,6 +111,8 @@ def variant_config(name: str, overrides: dict, seed: int, args, imports=()) -> s
 def run_ablations(args, extra: List[str]) -> Dict[str, List[Dict]]:
     groups = {}
     for variant, (_, _, overrides, _) in abl.VARIANTS.items():
+        if variant not in args.variants:
+            continue
         groups[variant] = []
         for seed in abl.seeds_of(variant, args.seeds):
             name = abl.run_name(variant, seed)
@@ -163,6 +165,9 @@ def main():
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
                         help='seeds of the main comparison (masked attention on / off) and of the baseline '
                              '(default: 0 1 2); the other ablations use the first')
+    parser.add_argument('--variants', nargs='+', choices=list(abl.VARIANTS), default=list(abl.VARIANTS),
+                        metavar='NAME', help='the ablation runs to train (default: all of '
+                        f'{", ".join(abl.VARIANTS)}); with --reuse, a later run with all of them assembles the table')
     parser.add_argument('--quick', action='store_true', help='a few iterations on a handful of images')
     parser.add_argument('--reuse', action='store_true', help='reuse runs already trained and scored in --work-root')
     args = parser.parse_args()
