@@ -7,6 +7,9 @@ claims (tools/demo/run_demo.py --ablations trains them side by side):
 - criterion.full_mask=True: losses on every pixel, no random points (also tests/models/test_losses.py);
 - pixel_decoder type M2FFPNPixelDecoder: M2FPixelDecoder's output contract from a plain top-down FPN.
 """
+import os.path as osp
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -19,25 +22,19 @@ from m2f_mm.models.head import M2FHead, shift_set_index
 from m2f_mm.models.pixel_decoder import M2FPixelDecoder
 from m2f_mm.models.transformer_decoder import attention_mask_from_logits
 
-IN_CHANNELS = [8, 16, 32, 64]
-D, THINGS, STUFF, Q, LAYERS = 32, 3, 2, 7, 5
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # the helpers beside this file (importlib import mode)
+from test_head import D, IN_CHANNELS, Q, THINGS, _head_cfg  # noqa: E402
+
+LAYERS = 5
 H, W = 64, 96  # levels: 1/32 = 2 x 3, 1/16 = 4 x 6, 1/8 = 8 x 12; masks 16 x 24
 
 
 def _head(**kwargs) -> M2FHead:
     decoder = dict(num_layers=LAYERS, layer_cfg=dict(embed_dims=D, num_heads=4, feedforward_channels=64))
     decoder.update(kwargs.pop('decoder', {}))
-    cfg = dict(
-        in_channels=IN_CHANNELS, strides=[4, 8, 16, 32], feat_channels=D, out_channels=D,
-        num_things_classes=THINGS, num_stuff_classes=STUFF, num_queries=Q, num_transformer_feat_level=3,
-        pixel_decoder=dict(type='M2FPixelDecoder', num_outs=3, norm_cfg=dict(type='GN', num_groups=8),
-                           encoder=dict(num_layers=1, layer_cfg=dict(embed_dims=D, num_heads=4, num_levels=3,
-                                                                     num_points=2, feedforward_channels=48))),
-        transformer_decoder=decoder, positional_encoding=dict(num_feats=D // 2, normalize=True),
-        criterion=dict(type='M2FCriterion', num_points=64))
-    cfg.update(kwargs)
+    kwargs.setdefault('criterion', dict(type='M2FCriterion', num_points=64))
     torch.manual_seed(0)
-    head = M2FHead(**cfg)
+    head = M2FHead(**_head_cfg(transformer_decoder=decoder, **kwargs))
     head.init_weights()
     return head
 
