@@ -4,7 +4,7 @@ claims (tools/demo/run_demo.py --ablations trains them side by side):
 - transformer_decoder.use_masked_attention=False: cross-attention gets no attention mask;
 - learnable_query_features=False: zero query features, not a parameter, set 0 not supervised;
 - transformer_decoder.feature_levels=[0]: every layer attends to the 1/32 level;
-- criterion.full_mask=True: losses on every pixel, no random points (also tests/models/test_losses.py);
+- criterion.full_mask=True: losses on every pixel, no random points (also tests/models/test_criterion.py);
 - pixel_decoder type M2FFPNPixelDecoder: M2FPixelDecoder's output contract from a plain top-down FPN.
 """
 import os.path as osp

@@ -26,7 +26,7 @@ from mmdet.registry import MODELS
 from mmengine.config import Config, ConfigDict
 from mmengine.structures import PixelData
 
-from m2f_mm.models.inference import semantic_inference
+from m2f_mm.models.fusion import semantic_inference
 
 MMDET_CONFIG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'mask2former',
                         'mask2former_r50_8xb2-lsj-50e_coco-panoptic.py')
