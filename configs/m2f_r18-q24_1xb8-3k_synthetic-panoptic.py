@@ -1,10 +1,12 @@
 # The main job: a tiny Mask2Former trained from scratch on the bundled synthetic data, on CPU.
 # `make demo` (tools/demo/run_demo.py) generates the data, trains, evaluates PQ / mask AP / mIoU and draws.
+# The file name is kept (the README, tests and other configs refer to it), but since the benchmark moved to
+# 192 px images (docs/demo.md) the schedule is 2000 iterations: what fits in the 20-minute budget on 2 cores.
 _base_ = ['_base_/models/m2f_tiny.py', '_base_/datasets/synthetic_panoptic.py', '_base_/runtime_det.py']
 custom_imports = dict(imports=['m2f_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
-max_iters = 3000
+max_iters = 2000
 embed_multi = dict(lr_mult=1.0, decay_mult=0.0)
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -19,14 +21,14 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False,
          milestones=[int(max_iters * 0.9), int(max_iters * 0.95)], gamma=0.1),
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=1000)
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=500)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
 custom_hooks = [dict(type='M2FClassCheckHook')]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000, max_keep_ckpts=1, save_last=True),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500, max_keep_ckpts=1, save_last=True),
     visualization=dict(type='DetVisualizationHook'))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))

@@ -8,7 +8,7 @@ the COCO panoptic result (``segments_info`` and the id PNG) computed by m2f_mm::
 
     from m2f_mm.apis import M2FDetInferencer
     inferencer = M2FDetInferencer(model='configs/m2f_r18-q24_1xb8-3k_synthetic-panoptic.py',
-                                  weights='iter_3000.pth', device='cpu')
+                                  weights='iter_2000.pth', device='cpu')
     result = inferencer('image.jpg', out_dir='outputs/inferencer')   # vis/ and preds/ under out_dir
 
 ``MMSegInferencer`` (mmseg) works with m2f_mm's mmseg configs unchanged. mmdet's and mmseg's own

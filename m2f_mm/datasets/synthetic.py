@@ -1,11 +1,6 @@
-"""Deterministic synthetic shape scenes written in COCO / mmseg on-disk formats.
+"""The bundled synthetic benchmark written in COCO / mmseg on-disk formats.
 
-A scene is 2-4 textured stuff regions (``sky``, ``grass``, ``water``) with 2-8 thing instances
-(``circle``, ``square``, ``triangle``, ``star``) painted on top: sizes from ~6 px to ~45% of the
-short side, touching and occluding one another (every instance keeps >= half of its area
-visible), hue noise that overlaps between some classes (so shape matters), thin VOID lines on
-some stuff boundaries and, rarely, one ``iscrowd=1`` cluster of small same-class shapes.
-
+Scenes come from :mod:`m2f_mm.datasets.synthetic_scene` (what is drawn, and why: docs/demo.md).
 Layout written by :func:`generate_dataset` (``S`` = ``train`` / ``val``)::
 
     OUT/S/{image_id:012d}.jpg                    RGB image
@@ -24,55 +19,29 @@ Shape legend: H x W image height x width.
 """
 from __future__ import annotations
 
-import colorsys
 import json
-import math
 import os
 import shutil
-from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 from pycocotools import mask as mask_utils
 
 from ..utils.panoptic_ids import id2rgb
+from .synthetic_scene import (CATEGORY_IDS, CLASS_INDEX, CLASSES, ID_STRIDE, MIN_AREA,  # noqa: F401
+                              PALETTE, SPLIT_STREAMS, STUFF_CLASSES, STUFF_IDS, THING_CLASSES, THING_IDS,
+                              Scene, generate_scene, image_rng, rasterize_shape)
 
-THING_CLASSES = ('circle', 'square', 'triangle', 'star')
-STUFF_CLASSES = ('sky', 'grass', 'water')
-CLASSES = THING_CLASSES + STUFF_CLASSES
-THING_IDS = (1, 2, 3, 5)
-STUFF_IDS = (10, 12, 13)
-CATEGORY_IDS = THING_IDS + STUFF_IDS
-CLASS_INDEX = {cat_id: i for i, cat_id in enumerate(CATEGORY_IDS)}
-PALETTE = ((220, 20, 60), (250, 190, 0), (190, 0, 190), (255, 110, 0), (135, 206, 235),
-           (34, 139, 34), (0, 80, 140))
 IGNORE_INDEX = 255
-ID_STRIDE = 100_000  # segment id = category_id * ID_STRIDE + k: uses all of R, G and B
-SPLIT_STREAMS = {'train': 0, 'val': 1}
 SPLIT_ID_OFFSET = {'train': 0, 'val': 1_000_000}
 GENERATOR = 'm2f_mm.datasets.synthetic'
-VERSION = 1
+VERSION = 2  # 2: 192 px default, more / smaller things, clutter, illumination (docs/demo.md)
+DEFAULT_SIZE = (192, 192)
+DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL = 1000, 100
 MIN_SIDE, MAX_SIDE = 32, 2048  # valid image side lengths
 MAX_IMAGES = 1_000_000
 MAX_SEED = 2**32 - 1
-MIN_AREA = 12  # smallest visible thing area (pixels)
-THING_HUES = (0.0, 0.14, 0.85, 0.06)  # circle red, square yellow, triangle magenta, star orange
-HUE_NOISE = 0.06
-CROWD_PROB = 0.08
-VOID_PROB = 0.7
-
-
-@dataclass
-class Scene:
-    """One generated scene.
-
-    image: uint8[H, W, 3] RGB. pan_ids: int64[H, W] panoptic segment id, 0 = VOID.
-    segments: ``{'id', 'category_id', 'iscrowd'}`` for every non-zero id of ``pan_ids``.
-    """
-    image: np.ndarray
-    pan_ids: np.ndarray
-    segments: list
 
 
 def validate_args(num_train: int, num_val: int, size: Sequence[int], seed: int) -> None:
@@ -89,175 +58,6 @@ def validate_args(num_train: int, num_val: int, size: Sequence[int], seed: int) 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
             or not 0 <= seed <= MAX_SEED:
         raise ValueError(f'seed must be an integer in [0, {MAX_SEED}], got {seed!r}')
-
-
-def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
-    """The independent random stream of image ``index`` of ``split``."""
-    return np.random.default_rng([seed, SPLIT_STREAMS[split], index])
-
-
-def _smooth_field(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray,
-                  amp: float) -> np.ndarray:
-    """float[H, W] sum of three random low-frequency sinusoids of total amplitude ~``amp``."""
-    h, w = yy.shape
-    out = np.zeros_like(yy)
-    for _ in range(3):
-        fy, fx = rng.uniform(0.5, 2.0, size=2) * 2 * math.pi / np.array([h, w])
-        out += np.sin(fy * yy * rng.choice([-1, 1]) + fx * xx + rng.uniform(0, 2 * math.pi))
-    return out * (amp / 3)
-
-
-def stuff_layout(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split the image into 2-4 wavy Voronoi regions.
-
-    Returns region: int64[H, W] region index, region_class: int64[K] stuff index per region.
-    """
-    k = int(rng.integers(2, 5))
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    centres = rng.uniform((0, 0), (h, w), size=(k, 2)).astype(np.float32)
-    dist = np.stack([np.hypot(yy - cy, xx - cx) + _smooth_field(rng, yy, xx, 0.12 * min(h, w))
-                     for cy, cx in centres])
-    return dist.argmin(0), rng.integers(0, len(STUFF_CLASSES), size=k)
-
-
-def stuff_texture(rng: np.random.Generator, stuff: int, h: int, w: int) -> np.ndarray:
-    """float32[H, W, 3] texture of stuff class ``stuff`` (0 sky, 1 grass, 2 water)."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    phase = rng.uniform(0, 2 * math.pi)
-    if stuff == 0:  # sky: pale blue, smooth vertical gradient, faint noise
-        base = rng.uniform((140, 185, 228), (180, 215, 250))
-        tex = base - 30 * (yy / h - 0.5)[..., None]
-        sigma = 3.0
-    elif stuff == 1:  # grass: green, slanted thin stripes, strong noise
-        base = rng.uniform((40, 115, 25), (80, 160, 60))
-        stripes = 20 * np.sin(2 * math.pi * (xx + rng.uniform(-0.4, 0.4) * yy)
-                              / rng.uniform(3, 6) + phase)
-        tex = base + stripes[..., None] * np.array([0.5, 1.0, 0.4])
-        sigma = 12.0
-    else:  # water: dark blue-teal, horizontal wavy bands
-        base = rng.uniform((15, 65, 115), (40, 100, 150))
-        warp = 2 * np.sin(2 * math.pi * xx / rng.uniform(12, 24))
-        waves = 22 * np.sin(2 * math.pi * (yy + warp) / rng.uniform(5, 9) + phase)
-        tex = base + waves[..., None] * np.array([0.4, 0.8, 1.0])
-        sigma = 5.0
-    return (tex + rng.normal(0, sigma, size=(h, w, 3))).astype(np.float32)
-
-
-def rasterize_shape(kind: int, cx: float, cy: float, r: float, angle: float,
-                    h: int, w: int) -> np.ndarray:
-    """bool[H, W] mask of thing ``kind`` (index into THING_CLASSES) of size ``r`` at (cx, cy).
-
-    Areas are ~3 r^2 for every kind; the part outside the image is cut off.
-    """
-    canvas = Image.new('L', (w, h), 0)
-    draw = ImageDraw.Draw(canvas)
-    if kind == 0:
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=1)
-    else:
-        if kind == 1:
-            radii, n = [0.9 * math.sqrt(2) * r], 4
-        elif kind == 2:
-            radii, n = [1.5 * r], 3
-        else:
-            radii, n = [1.6 * r, 0.65 * r], 10
-        pts = [(cx + radii[i % len(radii)] * math.cos(angle + 2 * math.pi * i / n),
-                cy + radii[i % len(radii)] * math.sin(angle + 2 * math.pi * i / n))
-               for i in range(n)]
-        draw.polygon(pts, fill=1)
-    return np.asarray(canvas, dtype=bool)
-
-
-def _thing_colour(rng: np.random.Generator, kind: int) -> np.ndarray:
-    """float[3] RGB colour: the class hue plus noise, random saturation and value."""
-    hue = (THING_HUES[kind] + rng.uniform(-HUE_NOISE, HUE_NOISE)) % 1.0
-    return 255 * np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.55, 1), rng.uniform(0.6, 1)))
-
-
-def _paint(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, kind: int,
-           cx: float, cy: float, r: float) -> None:
-    """Paint ``mask`` of ``image`` (float32[H, W, 3]) with a shaded colour of class ``kind``."""
-    ys, xs = np.nonzero(mask)
-    theta = rng.uniform(0, 2 * math.pi)
-    ramp = ((xs - cx) * math.cos(theta) + (ys - cy) * math.sin(theta)) / max(r, 1.0)
-    image[ys, xs] = _thing_colour(rng, kind)[None] * (1 + 0.18 * np.clip(ramp, -1, 1))[:, None]
-
-
-def _fits(mask: np.ndarray, owner: np.ndarray, areas: list) -> bool:
-    """Whether ``mask`` is big enough and leaves >= half of every earlier instance visible."""
-    if mask.sum() < MIN_AREA:
-        return False
-    if not areas:
-        return True
-    taken = owner >= 0
-    visible = np.bincount(owner[taken], minlength=len(areas))
-    covered = np.bincount(owner[mask & taken], minlength=len(areas))
-    return bool(np.all(visible - covered >= np.maximum(MIN_AREA, 0.5 * np.array(areas))))
-
-
-def generate_scene(rng: np.random.Generator, h: int, w: int) -> Scene:
-    """Draw one scene of size H x W from ``rng``."""
-    region, region_class = stuff_layout(rng, h, w)
-    image = np.zeros((h, w, 3), np.float32)
-    for s in np.unique(region_class):
-        sel = np.isin(region, np.flatnonzero(region_class == s))
-        image[sel] = stuff_texture(rng, int(s), h, w)[sel]
-    owner = np.full((h, w), -1, np.int64)  # index into `placed`, -1 = stuff
-    placed: list[tuple[int, int]] = []  # (thing kind, iscrowd)
-    areas: list[int] = []
-    circles: list[tuple[float, float, float]] = []
-    r_max = 0.225 * min(h, w)
-    if rng.random() < CROWD_PROB:  # one crowd: a cluster of 4-7 small shapes of one class
-        kind, cx, cy = int(rng.integers(len(THING_CLASSES))), rng.uniform(12, w - 12), \
-            rng.uniform(12, h - 12)
-        parts = [(rng.uniform(cx - 10, cx + 10), rng.uniform(cy - 10, cy + 10), rng.uniform(3, 5.5))
-                 for _ in range(int(rng.integers(4, 8)))]
-        union = np.zeros((h, w), bool)
-        for px, py, pr in parts:
-            part = rasterize_shape(kind, px, py, pr, rng.uniform(0, 2 * math.pi), h, w)
-            _paint(rng, image, part, kind, px, py, pr)
-            union |= part
-        owner[union] = 0
-        placed.append((kind, 1))
-        areas.append(int(union.sum()))
-        circles.append((cx, cy, 12.0))
-    for _ in range(int(rng.integers(2, 9))):
-        kind = int(rng.integers(len(THING_CLASSES)))
-        r = rng.uniform(3, 5) if rng.random() < 0.25 else math.exp(rng.uniform(math.log(5),
-                                                                                 math.log(r_max)))
-        for _attempt in range(5):
-            if circles and rng.random() < 0.35:  # touch / overlap an earlier instance
-                ox, oy, orad = circles[int(rng.integers(len(circles)))]
-                phi, dist = rng.uniform(0, 2 * math.pi), (orad + r) * rng.uniform(0.8, 1.05)
-                cx, cy = ox + dist * math.cos(phi), oy + dist * math.sin(phi)
-            else:
-                cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-            mask = rasterize_shape(kind, cx, cy, r, rng.uniform(0, 2 * math.pi), h, w)
-            if _fits(mask, owner, areas):
-                _paint(rng, image, mask, kind, cx, cy, r)
-                owner[mask] = len(placed)
-                placed.append((kind, 0))
-                areas.append(int(mask.sum()))
-                circles.append((cx, cy, r))
-                break
-    void = np.zeros((h, w), bool)
-    if rng.random() < VOID_PROB:  # 1-px unlabeled lines where stuff regions meet
-        void[:, 1:] |= region[:, 1:] != region[:, :-1]
-        void[1:, :] |= region[1:, :] != region[:-1, :]
-    pan = np.zeros((h, w), np.int64)
-    segments = []
-    counts = [0] * len(THING_CLASSES)
-    for j, (kind, crowd) in enumerate(placed):
-        counts[kind] += 1
-        seg_id = THING_IDS[kind] * ID_STRIDE + counts[kind]
-        pan[owner == j] = seg_id
-        segments.append(dict(id=seg_id, category_id=THING_IDS[kind], iscrowd=crowd))
-    for s, cat_id in enumerate(STUFF_IDS):
-        sel = np.isin(region, np.flatnonzero(region_class == s)) & ~void & (owner < 0)
-        if sel.any():
-            pan[sel] = cat_id * ID_STRIDE
-            segments.append(dict(id=cat_id * ID_STRIDE, category_id=cat_id, iscrowd=0))
-    image += rng.normal(0, 3, size=image.shape)
-    return Scene(np.clip(np.rint(image), 0, 255).astype(np.uint8), pan, segments)
 
 
 def segments_info(pan_ids: np.ndarray, segments: list) -> list:
@@ -389,8 +189,8 @@ def _prepare_out_dir(out_dir: str) -> None:
     os.makedirs(out_dir, exist_ok=True)
 
 
-def generate_dataset(out_dir: str, num_train: int = 200, num_val: int = 50,
-                     size: Sequence[int] = (128, 128), seed: int = 0,
+def generate_dataset(out_dir: str, num_train: int = DEFAULT_NUM_TRAIN, num_val: int = DEFAULT_NUM_VAL,
+                     size: Sequence[int] = DEFAULT_SIZE, seed: int = 0,
                      progress: Optional[Callable[[], None]] = None) -> dict:
     """Write the whole synthetic set (train + val + meta.json) under ``out_dir``.
 

@@ -10,6 +10,10 @@ Shape legend:
     L       feature levels the decoder attends to (3: 1/32, 1/16, 1/8)
     H, W    padded batch input (``batch_input_shape``); h, w = H/4, W/4
     G       ground-truth segments of one image
+
+``learnable_query_features=False`` is the paper's ablation of learnable query features: the queries
+enter the decoder as zeros (as in MaskFormer / DETR; the query positions stay learnable), so every
+query makes the same prediction before the first layer, and that set (set 0) is not supervised.
 """
 import copy
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -62,6 +66,16 @@ def refuse_training_keys(train_cfg: Optional[Dict], where: str) -> None:
                          "criterion=dict(type='M2FCriterion', ...) and leave train_cfg empty")
 
 
+def shift_set_index(key: str, by: int) -> str:
+    """Loss key of prediction set ``i`` -> that of set ``i + by``: ``'d{i}.loss_x'`` -> ``'d{i+by}.loss_x'``.
+
+    The last set's keys (no ``d{i}.`` prefix) are unchanged."""
+    prefix, dot, rest = key.partition('.')
+    if dot and prefix[:1] == 'd' and prefix[1:].isdigit():
+        return f'd{int(prefix[1:]) + by}.{rest}'
+    return key
+
+
 def _masks_to_tensor(masks, device: torch.device) -> Tensor:
     """mmdet BitmapMasks / PolygonMasks or a tensor -> BoolTensor[G, H, W]."""
     if hasattr(masks, 'to_tensor'):
@@ -81,6 +95,7 @@ def _pad_to(x: Tensor, size: Tuple[int, int], value: int) -> Tensor:
 class M2FHead(BaseModule):
     """See module docstring. Config keys mirror mmdet's ``Mask2FormerHead`` where they overlap;
     the losses live in one ``criterion`` (``M2FCriterion``) instead of loss_cls/mask/dice.
+    ``learnable_query_features=False``: zero query features, set 0 not supervised (the ablation).
     """
 
     def __init__(self, *, in_channels: Sequence[int], feat_channels: int = 256, out_channels: int = 256,
@@ -88,7 +103,8 @@ class M2FHead(BaseModule):
                  num_transformer_feat_level: int = 3, pixel_decoder: Optional[Dict] = None,
                  enforce_decoder_input_project: bool = False, transformer_decoder: Optional[Dict] = None,
                  positional_encoding: Optional[Dict] = None, criterion: Optional[Dict] = None,
-                 strides: Optional[Sequence[int]] = None, ignore_index: int = 255, train_cfg: Optional[Dict] = None,
+                 strides: Optional[Sequence[int]] = None, ignore_index: int = 255,
+                 learnable_query_features: bool = True, train_cfg: Optional[Dict] = None,
                  test_cfg: Optional[Dict] = None, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.num_things_classes = num_things_classes
@@ -127,7 +143,9 @@ class M2FHead(BaseModule):
             for _ in range(num_transformer_feat_level)])
         self.positional_encoding = SinePositionalEncoding(
             **sine_encoding_kwargs(positional_encoding, dims, 'positional_encoding'))
-        self.query_feat = nn.Embedding(num_queries, dims)   # learnable query features
+        self.learnable_query_features = bool(learnable_query_features)
+        # learnable query features, or none (zeros, not a parameter: checkpoints of the two differ)
+        self.query_feat = nn.Embedding(num_queries, dims) if self.learnable_query_features else None
         self.query_embed = nn.Embedding(num_queries, dims)  # learnable query positions
         self.level_embed = nn.Embedding(num_transformer_feat_level, dims)
         self.class_embed = nn.Linear(dims, self.num_classes + 1)
@@ -219,8 +237,11 @@ class M2FHead(BaseModule):
                             + self.level_embed.weight[lvl].view(1, 1, -1))
             pos = self.positional_encoding(feat.new_zeros((1, h, w), dtype=torch.bool))
             memory_pos.append(pos.flatten(2).transpose(1, 2))  # [1, K_l, D], same for every image
-        query = self.query_feat.weight.unsqueeze(0).expand(batch, -1, -1)
         query_pos = self.query_embed.weight.unsqueeze(0).expand(batch, -1, -1)
+        if self.query_feat is None:
+            query = torch.zeros_like(query_pos)
+        else:
+            query = self.query_feat.weight.unsqueeze(0).expand(batch, -1, -1)
         return self.transformer_decoder(query, query_pos, memories, memory_pos, shapes,
                                         predict=lambda q: self._predict(q, mask_features))
 
@@ -260,9 +281,20 @@ class M2FHead(BaseModule):
         """feats: backbone maps [B, C_i, H_i, W_i] -> dict of losses (mmdet's names, see CONTRACTS)."""
         cls_sets, mask_sets = self(feats, batch_data_samples)
         labels, masks = self.get_targets(batch_data_samples, cls_sets[0].device)
+        return self.supervised_losses(cls_sets, mask_sets, labels, masks)
+
+    def supervised_losses(self, cls_sets: List[Tensor], mask_sets: List[Tensor], labels: List[Tensor],
+                          masks: List[Tensor]) -> Dict[str, Tensor]:
+        """The criterion on the supervised prediction sets: all of them, or all but set 0 when the
+        query features are not learnable (loss keys keep their set index: ``d0.*`` is absent then).
+
+        cls_sets / mask_sets: as ``forward`` returns; labels / masks: per image LongTensor[G] and
+        Tensor[G, H, W] (``get_targets``)."""
+        first = 0 if self.learnable_query_features else 1
         # Outside the module tree, so model.to(device) does not move the criterion's buffers.
         criterion = self.criterion.to(cls_sets[0].device)
-        return criterion(cls_sets, mask_sets, labels, masks)
+        losses = criterion(cls_sets[first:], mask_sets[first:], labels, masks)
+        return {shift_set_index(key, first): value for key, value in losses.items()}
 
     def predict(self, feats: Sequence[Tensor], batch_data_samples=None) -> Tuple[Tensor, Tensor]:
         """Last set only: (cls logits [B, Q, C+1], mask logits [B, Q, h, w]), NOT upsampled

@@ -63,7 +63,7 @@ class M2FSegHead(M2FHead):
                                  f'num_classes to the dataset\'s class count or map the label to {self.ignore_index}')
             labels.append(image_labels.long())
             masks.append(image_masks)
-        return self.criterion.to(device)(cls_sets, mask_sets, labels, masks)
+        return self.supervised_losses(cls_sets, mask_sets, labels, masks)
 
     def predict(self, x: Sequence[Tensor], batch_img_metas: List[dict], test_cfg: Dict = None) -> Tensor:
         """x: backbone maps -> per-class scores [B, C, H, W] at the padded input size.

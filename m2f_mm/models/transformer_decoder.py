@@ -13,6 +13,10 @@ followed by a residual add and LayerNorm (post-norm), no dropout. Layers visit t
 round-robin (1/32, 1/16, 1/8, 1/32, ...). Before every layer, the mask predicted from the
 previous queries restricts cross-attention to the pixels whose sigmoid is >= 0.5.
 
+The paper's ablations are switches of :class:`M2FTransformerDecoder`: ``use_masked_attention=False``
+(plain cross-attention) and ``feature_levels=[0]`` (every layer attends to the 1/32 level only,
+no high-resolution features).
+
 Attention implementation and its memory cost: ``F.scaled_dot_product_attention`` with a BOOLEAN
 mask of shape [B, 1, Q, K] that broadcasts over heads. The mask costs B*Q*K bytes, 1/heads of the
 [B*heads, Q, K] mask mmdet builds with ``repeat``. SDPA turns it into an additive float mask of the
@@ -158,14 +162,22 @@ class M2FTransformerDecoder(BaseModule):
         return_intermediate: accepted for mmdet-config compatibility; all sets are always returned.
         use_masked_attention: False turns the cross-attention into plain (unmasked) attention, the
             paper's ablation; predictions are still made after every layer for deep supervision.
+        feature_levels: the multi-scale maps the layers visit round-robin, as indices into the pixel
+            decoder's list (0 = the coarsest, 1/32). None (default) = all of them, the paper's
+            efficient multi-scale strategy; ``[0]`` = the single 1/32 level of the paper's ablation.
     """
 
     def __init__(self, *, num_layers: int = 9, layer_cfg: Optional[dict] = None, return_intermediate: bool = True,
-                 use_masked_attention: bool = True, init_cfg: Optional[dict] = None) -> None:
+                 use_masked_attention: bool = True, feature_levels: Optional[Sequence[int]] = None,
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.use_masked_attention = use_masked_attention
         if num_layers < 1:
             raise ValueError(f'transformer_decoder.num_layers must be >= 1, got {num_layers}')
+        if feature_levels is not None and (not len(feature_levels) or min(feature_levels) < 0):
+            raise ValueError(f'transformer_decoder.feature_levels must be None or a non-empty list of level '
+                             f'indices >= 0 (0 = the coarsest level), got {feature_levels!r}')
+        self.feature_levels = None if feature_levels is None else [int(lvl) for lvl in feature_levels]
         self.layers = ModuleList([M2FTransformerDecoderLayer.from_cfg(layer_cfg or {}) for _ in range(num_layers)])
         self.embed_dims = self.layers[0].embed_dims
         self.num_heads = self.layers[0].num_heads
@@ -197,7 +209,10 @@ class M2FTransformerDecoder(BaseModule):
             cls_per_set, mask_per_set: num_layers + 1 entries each; set 0 comes from the initial
             queries, set i from layer i.
         """
-        num_levels = len(memories)
+        levels = list(range(len(memories))) if self.feature_levels is None else self.feature_levels
+        if max(levels) >= len(memories):
+            raise ValueError(f'transformer_decoder.feature_levels={levels} but the pixel decoder gives '
+                             f'{len(memories)} levels (indices 0..{len(memories) - 1})')
         cls_sets, mask_sets = [], []
 
         def predict_and_mask(q: Tensor, next_level: int) -> Tensor:
@@ -208,13 +223,13 @@ class M2FTransformerDecoder(BaseModule):
                 return None
             return attention_mask_from_logits(mask, memory_shapes[next_level])
 
-        blocked = predict_and_mask(query, 0)
+        blocked = predict_and_mask(query, levels[0])
         for i, layer in enumerate(self.layers):
-            level = i % num_levels
+            level = levels[i % len(levels)]
             query = layer(query, query_pos, memories[level], memory_pos[level], blocked)
             # The mask after the last layer is never used; skip its resize.
             if i + 1 < len(self.layers):
-                blocked = predict_and_mask(query, (i + 1) % num_levels)
+                blocked = predict_and_mask(query, levels[(i + 1) % len(levels)])
             else:
                 cls, mask = predict(self.decoder_norm(query))
                 cls_sets.append(cls)

@@ -71,3 +71,50 @@ def plot_curves(records: Sequence[dict], out_file: str, keys: Sequence[str] = ('
     fig.savefig(out_file, dpi=100)
     plt.close(fig)
     return {key: len(values) for key, values in data.items()}
+
+
+def _mean_curve(curves: Sequence[List[Tuple[int, float]]]) -> Tuple[List[int], List[float], List[float], List[float]]:
+    """Curves of several runs -> (iterations all share, mean, min, max) at those iterations."""
+    common = sorted(set.intersection(*[{it for it, _ in c} for c in curves])) if curves else []
+    values = [[dict(c)[it] for c in curves] for it in common]
+    return common, [sum(v) / len(v) for v in values], [min(v) for v in values], [max(v) for v in values]
+
+
+def plot_run_groups(groups: Dict[str, Sequence[str]], out_file: str,
+                    loss_keys: Sequence[str] = ('loss_cls', 'loss_mask', 'loss_dice'),
+                    metric_key: str = 'coco_panoptic/PQ', title: str = '') -> Dict[str, int]:
+    """Training loss (left: the sum of ``loss_keys``, by default the last prediction set's terms, which
+    runs with different numbers of supervised sets share) and validation ``metric_key`` (right) against
+    the iteration, one colour per group of runs (label -> training work dirs, e.g. one per seed): the
+    mean over the group's runs, with the min-max band when it has several. Returns how many validation
+    points each group has."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(12, 4.5))
+    counts = {}
+    for i, (label, work_dirs) in enumerate(groups.items()):
+        colour = f'C{i % 10}'
+        data = []
+        for work_dir in work_dirs:
+            found = series(read_scalars(work_dir), list(loss_keys) + [metric_key])
+            parts = [dict(found[k]) for k in loss_keys]
+            found['loss'] = [(it, sum(p[it] for p in parts)) for it in sorted(set.intersection(*map(set, parts)))]
+            data.append(found)
+        for ax, key in ((ax_loss, 'loss'), (ax_metric, metric_key)):
+            its, avg, low, high = _mean_curve([d[key] for d in data if d[key]])
+            if not its:
+                continue
+            suffix = f' ({len(work_dirs)} seeds)' if len(work_dirs) > 1 else ''
+            ax.plot(its, avg, '-' if ax is ax_loss else 'o-', color=colour, label=label + suffix, lw=1.2)
+            if len(work_dirs) > 1:
+                ax.fill_between(its, low, high, color=colour, alpha=0.2)
+        counts[label] = len(_mean_curve([d[metric_key] for d in data if d[metric_key]])[0])
+    ax_loss.set(xlabel='iteration', ylabel=' + '.join(loss_keys), yscale='log', title='training loss (last set)')
+    ax_metric.set(xlabel='iteration', ylabel=f'validation {metric_key} (%)', title=f'validation {metric_key}')
+    ax_metric.legend(fontsize=8, loc='lower right')
+    fig.suptitle(title or 'm2f_mm runs (mean over seeds, band = min..max)')
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=100)
+    plt.close(fig)
+    return counts

@@ -79,18 +79,27 @@ def test_whole_tree_deterministic_and_streams_independent(data, tmp_path):
     assert files['train/000000000001.jpg'] != files['val/000001000001.jpg']
 
 
+def _thing_hued(image: np.ndarray) -> np.ndarray:
+    """bool[H, W]: saturated pixels in the things' hue range (red .. yellow, magenta), which no stuff
+    texture has (sky and water are blue, grass green)."""
+    hsv = np.asarray(Image.fromarray(image).convert('HSV'), np.float32) / 255
+    return ((hsv[..., 0] < 0.2) | (hsv[..., 0] > 0.79)) & (hsv[..., 1] > 0.4)
+
+
 def test_scene_properties():
-    scenes = [generate_scene(image_rng(0, 'train', i), 128, 128) for i in range(60)]
-    small = touching = crowds = void_scenes = 0
-    seen = set()
+    """Design version 2 at its default 192 x 192 (docs/demo.md): many things of resolvable size that
+    touch and occlude, thing-coloured clutter labelled as stuff, rare crowds, thin VOID lines."""
+    scenes = [generate_scene(image_rng(0, 'train', i), 192, 192) for i in range(60)]
+    touching = crowds = void_scenes = cluttered = 0
+    seen, num_things, sides = set(), [], []
     for scene in scenes:
         infos = segments_info(scene.pan_ids, scene.segments)
-        assert scene.image.shape == (128, 128, 3) and scene.image.dtype == np.uint8
+        assert scene.image.shape == (192, 192, 3) and scene.image.dtype == np.uint8
         assert 1 <= sum(s['category_id'] in STUFF_IDS for s in infos) <= len(STUFF_IDS)
         things = [s for s in infos if s['category_id'] in THING_IDS]
-        assert len(things) >= 1
         assert all(s['area'] >= MIN_AREA for s in things)  # occlusion never leaves slivers
-        small += any(max(s['bbox'][2:]) <= 10 and not s['iscrowd'] for s in things)
+        num_things.append(sum(not s['iscrowd'] for s in things))
+        sides += [max(s['bbox'][2:]) for s in things if not s['iscrowd']]
         crowds += any(s['iscrowd'] for s in infos)
         void_scenes += bool((scene.pan_ids == 0).any())
         assert (scene.pan_ids == 0).mean() < 0.06  # VOID is thin lines only
@@ -98,10 +107,21 @@ def test_scene_properties():
         right = (scene.pan_ids[:, 1:] != scene.pan_ids[:, :-1]) & is_thing[:, 1:] & is_thing[:, :-1]
         down = (scene.pan_ids[1:] != scene.pan_ids[:-1]) & is_thing[1:] & is_thing[:-1]
         touching += bool(right.any() or down.any())  # two instances share an edge
+        hued = _thing_hued(scene.image)
+        is_stuff = np.isin(scene.pan_ids // 100_000, STUFF_IDS)
+        cluttered += int((hued & is_stuff).sum()) >= 20  # distractors painted in thing hues, labelled stuff
+        assert hued[is_thing].mean() > 0.5  # the things themselves are thing-hued
         seen |= {s['category_id'] for s in infos}
-    assert small >= 10 and touching >= 10 and void_scenes >= 20
-    assert 1 <= crowds <= 15  # present but rare
+    assert 7 <= np.mean(num_things) <= 12 and min(num_things) >= 2 and max(num_things) <= 16
+    assert np.percentile(sides, 10) >= 8 and np.median(sides) >= 14  # resolvable at stride 4
+    assert touching >= 40 and void_scenes >= 30 and cluttered >= 50
+    assert 1 <= crowds <= 12  # present but rare
     assert seen == set(THING_IDS + STUFF_IDS)
+    # counts scale with the image area: a quarter of the pixels holds about a quarter of the things
+    small = [generate_scene(image_rng(0, 'train', i), 96, 96) for i in range(60)]
+    small_things = np.mean([sum(s['category_id'] in THING_IDS and not s['iscrowd'] for s in sc.segments)
+                            for sc in small])
+    assert 0.15 * np.mean(num_things) <= small_things <= 0.4 * np.mean(num_things)
 
 
 def test_png_id_encoding_and_crowd_rle_roundtrip():

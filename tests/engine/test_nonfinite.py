@@ -1,4 +1,5 @@
 """A non-finite loss term or gradient norm stops training before the optimizer steps, or is skipped."""
+import re
 import types
 
 import pytest
@@ -76,7 +77,8 @@ def test_huge_lr_stops_the_real_tool_then_skip_mode_trains_to_the_end(tiny_data,
     out = tools.run(['tools/train.py', config, '--work-dir', str(tmp_path / 'raise')] + opts)
     assert out.returncode == 1, out.stderr[-2000:]
     message = out.stderr.strip().splitlines()[-1]
-    assert message.startswith('m2f_mm: non-finite loss at iteration 2: loss_cls=nan')
+    # which terms overflow first depends on the data (the synthetic scenes): any, named with its value
+    assert re.match(r'm2f_mm: non-finite loss at iteration 2: loss_(cls|mask|dice)=(nan|inf)', message), message
     assert 'prediction sets: final, d0' in message and '/train/' in message and 'lower optim_wrapper' in message
     out = tools.run(['tools/train.py', config, '--work-dir', str(tmp_path / 'skip')] + opts + ['nonfinite_steps=skip'])
     assert out.returncode == 0, out.stderr[-2000:]

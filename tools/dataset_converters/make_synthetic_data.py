@@ -1,9 +1,10 @@
 """Generate the bundled synthetic panoptic dataset (COCO panoptic + instance JSON, mmseg label PNGs).
 
-    python tools/dataset_converters/make_synthetic_data.py [--out data/synthetic] [--num-train 200]
-        [--num-val 50] [--size 128 128] [--seed 0]
+    python tools/dataset_converters/make_synthetic_data.py [--out data/synthetic] [--num-train 1000]
+        [--num-val 100] [--size 192 192] [--seed 0]
 
-Deterministic from --seed; see m2f_mm/datasets/synthetic.py for the layout and the class list.
+Deterministic from --seed; see m2f_mm/datasets/synthetic.py for the layout and the class list,
+m2f_mm/datasets/synthetic_scene.py for what a scene holds and docs/demo.md for why.
 """
 import argparse
 import os.path as osp
@@ -15,7 +16,8 @@ import _env_guard  # noqa: E402,F401  (must come first: checks mmcv, registers m
 
 from mmengine.utils import ProgressBar  # noqa: E402
 
-from m2f_mm.datasets.synthetic import generate_dataset, validate_args  # noqa: E402
+from m2f_mm.datasets.synthetic import (DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_SIZE,  # noqa: E402
+                                       generate_dataset, validate_args)
 
 
 def main() -> int:
@@ -26,9 +28,9 @@ def main() -> int:
     parser.add_argument('--out', default='data/synthetic',
                         help='output folder: created, or a previous synthetic set there is replaced; '
                              'refused when it holds other files')
-    parser.add_argument('--num-train', type=int, default=200, help='number of training images (1 to 1000000)')
-    parser.add_argument('--num-val', type=int, default=50, help='number of validation images (1 to 1000000)')
-    parser.add_argument('--size', type=int, nargs=2, default=[128, 128], metavar=('H', 'W'),
+    parser.add_argument('--num-train', type=int, default=DEFAULT_NUM_TRAIN, help='number of training images (1 to 1000000)')
+    parser.add_argument('--num-val', type=int, default=DEFAULT_NUM_VAL, help='number of validation images (1 to 1000000)')
+    parser.add_argument('--size', type=int, nargs=2, default=list(DEFAULT_SIZE), metavar=('H', 'W'),
                         help='image height and width in pixels (each 32 to 2048)')
     parser.add_argument('--seed', type=int, default=0,
                         help='random seed (0 to 2**32-1); the same seed writes the same files')

@@ -1,30 +1,48 @@
 """The main job, end to end on CPU: make the synthetic data, train Mask2Former, evaluate, draw.
 
-    python tools/demo/run_demo.py                  # README's first command (via `make demo`)
-    python tools/demo/run_demo.py --ablation       # + the same run without masked attention, side by side
-    python tools/demo/run_demo.py --quick          # a few iterations on a handful of images (the test suite)
+    python tools/demo/run_demo.py                       # README's first command (via `make demo`)
+    python tools/demo/run_demo.py --ablations --reuse   # + the paper's ablations side by side (`make ablations`)
+    python tools/demo/run_demo.py --baseline mmdet --reuse  # + mmdet 3.3.0's own Mask2Former on the same data
+    python tools/demo/run_demo.py --quick [...]         # a few iterations on a handful of images (the test suite)
 
 Steps, each a real tool a user would also run by hand:
     tools/dataset_converters/make_synthetic_data.py -> tools/train.py -> tools/test.py -> tools/demo/demo_report.py
-Outputs land in ``--out`` (default ``outputs/demo``): curves.png, overlays.png, results.md.
+Outputs land in ``--out`` (default ``outputs/demo``): curves.png, overlays.png, results.md; with
+--ablations ablations.md / .png / .json, with --baseline baseline.md / .png / .json.
+
+--ablations trains each switch of tools/demo/_ablations.py (VARIANTS) with the same data and schedule:
+masked attention on and off with every --seeds seed, the others with the first seed. An ablation run
+is scored by the validation at its last iteration (the same data and metrics as tools/test.py).
+Peak memory is the training process's peak resident set size (ru_maxrss; on CUDA, mmengine's logged
+peak allocation). --reuse skips runs whose work dir already holds metrics.json.
 """
 import argparse
 import glob
 import json
 import os
 import os.path as osp
+import statistics
 import subprocess
 import sys
 import time
 from typing import Dict, List
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # tools/demo: _ablations, _mmdet_baseline
+import _ablations as abl  # noqa: E402
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'configs/m2f_r18-q24_1xb8-3k_synthetic-panoptic.py'
 
 
-def run(cmd: List[str]) -> None:
+def run(cmd: List[str], env: Dict[str, str] = None) -> float:
+    """Run ``cmd`` in the repository; raise if it fails; return its peak RSS in MB (Linux ru_maxrss, KiB)."""
     print('\n$ ' + ' '.join(cmd), flush=True)
-    subprocess.run(cmd, cwd=REPO, check=True)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)  # the child's own rusage (max over it and its workers)
+    proc.returncode = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return usage.ru_maxrss / 1024
 
 
 def latest_metrics(work_dir: str) -> Dict[str, float]:
@@ -36,7 +54,25 @@ def latest_metrics(work_dir: str) -> Dict[str, float]:
         return json.load(f)
 
 
-def train_and_test(name: str, config: str, args, extra: List[str]) -> Dict[str, float]:
+def training_log(work_dir: str) -> Dict[str, float]:
+    """From the run's scalars.json: the last validation metrics, median s/iter, peak CUDA memory (MB)."""
+    from m2f_mm.visualization.curves import read_scalars
+    records = read_scalars(work_dir)
+    vals = [r for r in records if 'iter' not in r and any(k.startswith('coco_panoptic/') for k in r)]
+    times = [r['time'] for r in records if 'iter' in r and 'time' in r]
+    out = {k: v for k, v in (vals[-1] if vals else {}).items() if k != 'step'}
+    if times:
+        out['sec_per_iter'] = statistics.median(times)
+    memory = [r['memory'] for r in records if 'memory' in r]  # mmengine logs it on CUDA only
+    if memory:
+        out['peak_cuda_mb'] = max(memory)
+    return out
+
+
+def train_and_score(name: str, config: str, args, extra: List[str], *, test: bool = True,
+                    env: Dict[str, str] = None) -> Dict[str, float]:
+    """Train ``config`` in ``work_root/name``; score it with tools/test.py (``test``) or by its last
+    validation; cache the result in metrics.json (``--reuse`` reads it back)."""
     py = sys.executable
     work_dir = osp.join(args.work_root, name)
     done_file = osp.join(REPO, work_dir, 'metrics.json')
@@ -45,19 +81,72 @@ def train_and_test(name: str, config: str, args, extra: List[str]) -> Dict[str, 
         with open(done_file) as f:
             return json.load(f)
     start = time.perf_counter()
-    run([py, 'tools/train.py', config, '--work-dir', work_dir] + extra)
+    peak = run([py, 'tools/train.py', config, '--work-dir', work_dir] + extra, env=env)
     train_minutes = (time.perf_counter() - start) / 60
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+    with open(osp.join(REPO, work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
-    test_dir = osp.join(work_dir, 'test')
-    run([py, 'tools/test.py', config, checkpoint, '--work-dir', test_dir] + extra)
-    metrics = latest_metrics(test_dir)
-    metrics['train_minutes'] = train_minutes
-    metrics['checkpoint'] = checkpoint
-    metrics['work_dir'] = work_dir
+    log = training_log(osp.join(REPO, work_dir))
+    if test:
+        test_dir = osp.join(work_dir, 'test')
+        run([py, 'tools/test.py', config, checkpoint, '--work-dir', test_dir] + extra, env=env)
+        metrics = dict(log, **latest_metrics(osp.join(REPO, test_dir)))
+    else:
+        metrics = log
+    metrics.update(train_minutes=train_minutes, peak_rss_mb=peak, checkpoint=checkpoint, work_dir=work_dir,
+                   config=config)
     with open(done_file, 'w') as f:
         json.dump(metrics, f, indent=1)
     return metrics
+
+
+def variant_config(name: str, overrides: dict, seed: int, args, imports=()) -> str:
+    """Write the leaf config of one run (``work_root/configs/NAME.py``) and return its path."""
+    path = abl.config_path(osp.join(REPO, args.work_root), name)
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(abl.leaf_config(osp.join(REPO, args.config), overrides, seed, imports))
+    return path
+
+
+def run_ablations(args, extra: List[str]) -> Dict[str, List[Dict]]:
+    groups = {}
+    for variant, (_, _, overrides, _) in abl.VARIANTS.items():
+        if variant not in args.variants:
+            continue
+        groups[variant] = []
+        for seed in abl.seeds_of(variant, args.seeds):
+            name = abl.run_name(variant, seed)
+            config = variant_config(name, overrides, seed, args)
+            groups[variant].append(train_and_score(name, config, args, extra, test=False))
+    return groups
+
+
+def run_baseline(args, extra: List[str]) -> Dict[str, List[Dict]]:
+    from mmengine.config import Config
+
+    from _mmdet_baseline import mmdet_model
+    model = mmdet_model(Config.fromfile(osp.join(REPO, args.config)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [osp.join(REPO, 'tools', 'demo')] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
+    groups = {'masked': [], abl.MMDET: []}
+    for seed in args.seeds:
+        name = abl.run_name('masked', seed)
+        config = variant_config(name, {}, seed, args)
+        groups['masked'].append(train_and_score(name, config, args, extra, test=False))
+        name = abl.run_name(abl.MMDET, seed)
+        config = variant_config(name, dict(model=dict(model, _delete_=True)), seed, args, imports=['_mmdet_baseline'])
+        groups[abl.MMDET].append(train_and_score(name, config, args, extra, test=False, env=env))
+    return groups
+
+
+def write_report(stem: str, groups: Dict[str, List[Dict]], table: str) -> None:
+    """``stem``.md (the tables) and ``stem``.json (every run's results, by group)."""
+    with open(osp.join(REPO, stem + '.md'), 'w') as f:
+        f.write(table)
+    with open(osp.join(REPO, stem + '.json'), 'w') as f:
+        json.dump(groups, f, indent=1)
+    print(table)
+    print(f'wrote {stem}.md, {stem}.json')
 
 
 def main():
@@ -69,10 +158,21 @@ def main():
                         help='where curves.png, overlays.png, results.md go (default: outputs/demo)')
     parser.add_argument('--work-root', default='work_dirs/demo',
                         help='training / test work dirs, one per run (default: work_dirs/demo)')
-    parser.add_argument('--ablation', action='store_true', help='also train without masked attention')
+    parser.add_argument('--ablations', '--ablation', action='store_true',
+                        help="train the paper's ablation switches side by side (tools/demo/_ablations.py)")
+    parser.add_argument('--baseline', choices=['mmdet'],
+                        help="also train mmdet 3.3.0's own Mask2Former with the same data, schedule and seeds")
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+                        help='seeds of the main comparison (masked attention on / off) and of the baseline '
+                             '(default: 0 1 2); the other ablations use the first')
+    parser.add_argument('--variants', nargs='+', choices=list(abl.VARIANTS), default=list(abl.VARIANTS),
+                        metavar='NAME', help='the ablation runs to train (default: all of '
+                        f'{", ".join(abl.VARIANTS)}); with --reuse, a later run with all of them assembles the table')
     parser.add_argument('--quick', action='store_true', help='a few iterations on a handful of images')
-    parser.add_argument('--reuse', action='store_true', help='reuse runs already trained and tested in --work-root')
+    parser.add_argument('--reuse', action='store_true', help='reuse runs already trained and scored in --work-root')
     args = parser.parse_args()
+    if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
+        parser.error(f'--seeds must be distinct non-negative integers, got {args.seeds}')
     py = sys.executable
     os.makedirs(osp.join(REPO, args.out), exist_ok=True)
 
@@ -86,22 +186,37 @@ def main():
              f'test_evaluator.0.seg_prefix={args.data}/annotations/panoptic_val/',
              f'test_evaluator.1.ann_file={args.data}/annotations/instances_val.json']
     if args.quick:
-        extra += ['train_cfg.max_iters=6', 'train_cfg.val_interval=6', 'default_hooks.logger.interval=2',
-                  'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-                  'train_dataloader.persistent_workers=False',
+        extra += ['train_cfg.max_iters=4', 'train_cfg.val_interval=2', 'default_hooks.logger.interval=1',
+                  'log_processor.window_size=1', 'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+                  'train_dataloader.persistent_workers=False', 'default_hooks.checkpoint.interval=4',
                   'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0']
     gen = [py, 'tools/dataset_converters/make_synthetic_data.py', '--out', args.data]
-    gen += ['--num-train', '6', '--num-val', '3'] if args.quick else []
+    gen += ['--num-train', '6', '--num-val', '3', '--size', '96', '96'] if args.quick else []
     if not osp.exists(osp.join(REPO, args.data, 'meta.json')):
         run(gen)
     else:
         print(f'using the existing synthetic data in {args.data} (delete it to regenerate)')
 
-    runs = {'masked attention (paper)': train_and_test('masked', args.config, args, extra)}
-    if args.ablation:
-        runs['no masked attention'] = train_and_test(
-            'unmasked', args.config, args, extra + ['model.panoptic_head.transformer_decoder.use_masked_attention=False'])
+    if args.ablations or args.baseline:
+        from m2f_mm.visualization.curves import plot_run_groups
+        labels = {name: spec[0] for name, spec in abl.VARIANTS.items()}
+        labels.update(masked='m2f_mm Mask2Former', mmdet="mmdet 3.3.0's Mask2Former")
+        if args.ablations:
+            groups = run_ablations(args, extra)
+            plot_run_groups(abl.curve_groups(groups, {n: s[0] for n, s in abl.VARIANTS.items()}),
+                            osp.join(REPO, args.out, 'ablations.png'), title='ablations (mean over seeds)')
+            write_report(osp.join(args.out, 'ablations'), groups,
+                         abl.ablation_table(groups) + '\n' + abl.seed_table(groups, args.seeds, abl.MAIN_PAIR))
+        if args.baseline:
+            groups = run_baseline(args, extra)
+            plot_run_groups(abl.curve_groups(groups, labels), osp.join(REPO, args.out, 'baseline.png'),
+                            title="m2f_mm vs mmdet's Mask2Former (same data, schedule, seeds)")
+            write_report(osp.join(args.out, 'baseline'), groups,
+                         abl.baseline_table(groups['masked'], groups[abl.MMDET]) + '\n'
+                         + abl.seed_table(groups, args.seeds, ('masked', abl.MMDET)))
+        return
 
+    runs = {'masked attention (paper)': train_and_score('masked', args.config, args, extra)}
     first = runs['masked attention (paper)']
     runs_file = osp.join(args.out, 'runs.json')
     with open(osp.join(REPO, runs_file), 'w') as f:
