@@ -4,8 +4,10 @@
 - ``mmdet.py``: mmdet 3.x / mmseg 1.x Mask2Former -> m2f_mm (``tools/model_converters/mmdet_to_m2f.py``).
 - ``d2_keys.py`` + ``d2.py``: facebookresearch/Mask2Former (detectron2) -> m2f_mm and back
   (``tools/model_converters/d2_to_m2f.py``).
+- ``class_order.py``: the class rows of a converted classifier, from a dataset's file order to things first.
 - ``safe_load.py``: the restricted unpickler every loader in m2f_mm uses (no code runs while loading).
 """
+from .class_order import categories_of, reorder_class_rows, things_first_order
 from .d2 import (CheckpointFormatError, CheckpointMismatchError, ConversionResult, backbone_name,
                  convert_d2_checkpoint, d2_head_summary, extract_d2_weights, load_d2_checkpoint, to_d2_layout)
 from .mmdet import MMDET_TABLE, convert_mmdet_to_m2f, detect_layout, state_dict_prefixes
@@ -16,5 +18,6 @@ __all__ = [
     'MMDET_TABLE', 'convert_mmdet_to_m2f', 'detect_layout', 'state_dict_prefixes', 'CheckpointFormatError',
     'CheckpointMismatchError', 'ConversionResult', 'backbone_name', 'convert_d2_checkpoint', 'd2_head_summary',
     'extract_d2_weights', 'load_d2_checkpoint', 'to_d2_layout', 'install_checkpoint_loader', 'load_checkpoint_file',
-    'load_local_checkpoint', 'load_pickle', 'safe_local_loading'
+    'load_local_checkpoint', 'load_pickle', 'safe_local_loading', 'categories_of', 'reorder_class_rows',
+    'things_first_order'
 ]

@@ -5,6 +5,7 @@ with their exact key names: a random reference model converted with ``convert_d2
 give our model the same outputs.
 """
 import copy
+import json
 import math
 import os.path as osp
 import pickle
@@ -531,6 +532,21 @@ def test_cli(tmp_path, d2_model, capsys):
     bad.write_bytes(open(src, 'rb').read()[:1000])
     assert cli.main([str(bad), dst]) == 2
     assert 'broken.pkl' in capsys.readouterr().err
+
+    # --things-first: the classifier rows follow the annotation file's things-first order
+    n = NUM_THINGS + NUM_STUFF
+    cats = [dict(id=i, name=f'c{i}', isthing=int(i % 2 == 1)) for i in range(n)]  # interleaved, stuff first
+    ann = tmp_path / 'panoptic_val.json'
+    ann.write_text(json.dumps(dict(images=[], annotations=[], categories=cats)))
+    assert cli.main([src, dst, '--config', cfg_path, '--things-first', str(ann)]) == 0
+    reordered = torch.load(dst, map_location='cpu', weights_only=True)['state_dict']
+    order = [i for i in range(n) if i % 2 == 1] + [i for i in range(n) if i % 2 == 0] + [n]
+    for wb in ('weight', 'bias'):
+        key = 'panoptic_head.class_embed.' + wb
+        assert torch.equal(reordered[key], ckpt['state_dict'][key][order])
+    ann.write_text(json.dumps(dict(categories=cats[:-1])))
+    assert cli.main([src, dst, '--config', cfg_path, '--things-first', str(ann)]) == 1
+    assert f'has {n - 1} categories but the checkpoint has {n} classes' in capsys.readouterr().err
 
     # a .pth holding the same dict (tensors) is accepted too
     pth = str(tmp_path / 'model_final.pth')

@@ -2,6 +2,7 @@
 
     python tools/model_converters/d2_to_m2f.py IN.pkl OUT.pth [--config CFG] [--cfg-options K=V ...]
                                                [--partial] [--trust-pickle] [--head-prefix P]
+                                               [--things-first ANN_JSON]
 
 IN is a model-zoo ``model_final_*.pkl`` (pickle of numpy arrays) or a detectron2 ``.pth`` with the
 same ``{'model': ...}`` dict. With ``--config`` the model is built from the config (no weights are
@@ -9,6 +10,11 @@ downloaded) and the checkpoint must fit it exactly: every shape equal, every mod
 every checkpoint weight used (``--partial`` relaxes the last two and lists what is left out).
 Without ``--config`` keys are only renamed (head under ``--head-prefix``, default
 ``panoptic_head.``; use ``decode_head.`` for mmseg configs).
+
+The official ADE20K and Cityscapes *panoptic* models number their classes in the dataset's file
+order (things and stuff interleaved, or stuff first); m2f_mm puts things first. ``--things-first``
+with that dataset's COCO panoptic annotation file reorders the classifier's rows to match (the
+shapes agree either way, so without it such a model loads but names the wrong classes).
 
 Exit status: 0 written, 1 the checkpoint does not fit the config, 2 unreadable / not a
 Mask2Former checkpoint. The official weights are CC BY-NC 4.0 (non-commercial); the license is
@@ -22,7 +28,8 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from m2f_mm.checkpoints import (CheckpointFormatError, CheckpointMismatchError, backbone_name,  # noqa: E402
-                                convert_d2_checkpoint, d2_head_summary, extract_d2_weights, load_d2_checkpoint)
+                                categories_of, convert_d2_checkpoint, d2_head_summary, extract_d2_weights,
+                                load_d2_checkpoint, reorder_class_rows, things_first_order)
 
 LICENSE = ('CC BY-NC 4.0 (https://creativecommons.org/licenses/by-nc/4.0/); official Mask2Former weights '
            'from facebookresearch/Mask2Former MODEL_ZOO.md, non-commercial use only')
@@ -44,6 +51,10 @@ def parse_args(argv=None):
                              'only for files you trust')
     parser.add_argument('--head-prefix', choices=['panoptic_head.', 'decode_head.'], default=None,
                         help='where the head goes (default: from --config, else panoptic_head.)')
+    parser.add_argument('--things-first', metavar='ANN_JSON',
+                        help="reorder the class rows from this COCO panoptic annotation file's category order "
+                             '(the order the official ADE20K / Cityscapes panoptic models use) to things first, '
+                             "m2f_mm's label order")
     return parser.parse_args(argv)
 
 
@@ -102,6 +113,18 @@ def main(argv=None) -> int:
         print(f'error: {err}', file=sys.stderr)
         return 2
 
+    state = result.state_dict
+    if args.things_first:
+        try:
+            order = things_first_order(categories_of(args.things_first))
+            prefix = next(k for k in state if k.endswith('class_embed.weight'))[:-len('class_embed.weight')]
+            state = reorder_class_rows(state, order, prefix=prefix)
+        except (OSError, ValueError, StopIteration) as err:
+            print(f'error: --things-first {args.things_first}: {err or "no class_embed in the converted weights"}',
+                  file=sys.stderr)
+            return 1
+        print(f'class rows reordered to things first ({sum(1 for i, k in enumerate(order) if i != k)} of '
+              f'{len(order)} classes moved)')
     if result.unmapped_source_keys:
         print(f'warning: {len(result.unmapped_source_keys)} checkpoint weight(s) not converted:', file=sys.stderr)
         for key in result.unmapped_source_keys:
@@ -119,8 +142,10 @@ def main(argv=None) -> int:
                 config=args.config, partial=bool(args.partial))
     if isinstance(obj, dict) and isinstance(obj.get('__author__'), str):
         meta['author'] = obj['__author__']
-    torch.save(dict(state_dict=result.state_dict, meta=meta), args.dst)
-    print(f'wrote {len(result.state_dict)} tensors to {args.dst}')
+    if args.things_first:
+        meta['class_order'] = f'things first, from {osp.basename(args.things_first)}'
+    torch.save(dict(state_dict=state, meta=meta), args.dst)
+    print(f'wrote {len(state)} tensors to {args.dst}')
     return 0
 
 

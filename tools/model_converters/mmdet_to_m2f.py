@@ -1,8 +1,8 @@
-"""Convert an mmdet 3.x Mask2Former checkpoint to m2f_mm's M2FDetector key layout.
+"""Convert an mmdet 3.x (or mmseg 1.x) Mask2Former checkpoint to m2f_mm's key layout.
 
     python tools/model_converters/mmdet_to_m2f.py IN.pth OUT.pth [--trust-pickle] [--allow-unmapped]
 
-Backbone / neck keys pass through unchanged; every panoptic_head key is renamed
+Backbone / neck keys pass through unchanged; every panoptic_head (mmdet) or decode_head (mmseg) key is renamed
 (m2f_mm.checkpoints.MMDET_RULES). Exits with status 1 if a head key has no rule, unless
 --allow-unmapped (those keys are then dropped and listed).
 """
@@ -18,7 +18,7 @@ from m2f_mm.checkpoints import convert_mmdet_to_m2f, detect_layout, load_checkpo
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('src', help='mmdet checkpoint (.pth)')
+    parser.add_argument('src', help='mmdet or mmseg checkpoint (.pth)')
     parser.add_argument('dst', help='output checkpoint (.pth)')
     parser.add_argument('--trust-pickle', action='store_true',
                         help='load with plain pickle, running whatever the file asks for; never needed for genuine '
