@@ -113,6 +113,10 @@ def test_tables_by_hand():
     seeds = abl.seed_table(groups, [0, 1], abl.MAIN_PAIR).splitlines()
     assert seeds[2] == '| 0 | 60.0 | 58.0 | +2.0 |' and seeds[3] == '| 1 | 62.0 | 57.0 | +5.0 |'
     assert seeds[4].endswith('| 3.5 ± 2.1 (n=2) |')
+    # runs tagged with their seed are paired by it, so a run missing in the middle leaves its own row empty
+    tagged = {'masked': [run(60.0, 0.3, seed=0), run(64.0, 0.3, seed=2)], 'unmasked': [run(58.0, 0.3, seed=2)]}
+    rows = abl.seed_table(tagged, [0, 1, 2], abl.MAIN_PAIR).splitlines()
+    assert rows[2:5] == ['| 0 | 60.0 | - | - |', '| 1 | - | - | - |', '| 2 | 64.0 | 58.0 | +6.0 |']
     base = abl.baseline_table(groups['masked'], [run(60.0, 0.30, sec_per_iter=1.0, peak_rss_mb=2000.0)])
     assert '| PQ | 61.0 ± 1.4 (n=2) | 60.0 | +1.0 |' in base
     assert '| training time per iteration | 0.50 s | 1.00 s | x0.50 |' in base
@@ -145,5 +149,13 @@ def test_quick_ablations_and_baseline_write_the_tables(tmp_path):
     mmdet_run = Config.fromfile(str(work / 'mmdet' / 'mmdet.py'))
     assert mmdet_run.model.panoptic_head.type == 'Mask2FormerHead'
     assert results['baseline']['masked'][0] == results['ablations']['masked'][0]  # reused, not retrained
+    # --finished-only trains nothing: seed 2 was never run, so its row is empty and the table is otherwise the same
+    result = subprocess.run([sys.executable, 'tools/demo/run_demo.py'] + common
+                            + ['--ablations', '--finished-only', '--seeds', '0', '1', '2'],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert 'not run: ' in result.stdout and 'masked-seed2' in result.stdout and not (work / 'masked-seed2').exists()
+    assembled = (out / 'ablations.md').read_text()
+    assert '| 2 | - | - | - |' in assembled and assembled.split('| seed |')[0] == table.split('| seed |')[0]
     baseline = (out / 'baseline.md').read_text()
     assert '| m2f_mm | mmdet 3.3.0 Mask2Former |' in baseline and '| training time per iteration |' in baseline

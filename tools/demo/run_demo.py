@@ -14,7 +14,8 @@ Outputs land in ``--out`` (default ``outputs/demo``): curves.png, overlays.png, 
 masked attention on and off with every --seeds seed, the others with the first seed. An ablation run
 is scored by the validation at its last iteration (the same data and metrics as tools/test.py).
 Peak memory is the training process's peak resident set size (ru_maxrss; on CUDA, mmengine's logged
-peak allocation). --reuse skips runs whose work dir already holds metrics.json.
+peak allocation). --reuse skips runs whose work dir already holds metrics.json; --finished-only trains
+nothing and writes the tables from the runs that have finished (e.g. while others are still training).
 """
 import argparse
 import glob
@@ -25,7 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # tools/demo: _ablations, _mmdet_baseline
 import _ablations as abl  # noqa: E402
@@ -70,16 +71,19 @@ def training_log(work_dir: str) -> Dict[str, float]:
 
 
 def train_and_score(name: str, config: str, args, extra: List[str], *, test: bool = True,
-                    env: Dict[str, str] = None) -> Dict[str, float]:
+                    env: Dict[str, str] = None) -> Optional[Dict[str, float]]:
     """Train ``config`` in ``work_root/name``; score it with tools/test.py (``test``) or by its last
     validation; cache the result in metrics.json (``--reuse`` reads it back)."""
     py = sys.executable
     work_dir = osp.join(args.work_root, name)
     done_file = osp.join(REPO, work_dir, 'metrics.json')
-    if args.reuse and osp.exists(done_file):
+    if (args.reuse or args.finished_only) and osp.exists(done_file):
         print(f'reusing the finished run in {work_dir} (--reuse)')
         with open(done_file) as f:
             return json.load(f)
+    if args.finished_only:
+        print(f'not run: {work_dir} has no metrics.json (--finished-only trains nothing)')
+        return None
     start = time.perf_counter()
     peak = run([py, 'tools/train.py', config, '--work-dir', work_dir] + extra, env=env)
     train_minutes = (time.perf_counter() - start) / 60
@@ -117,8 +121,14 @@ def run_ablations(args, extra: List[str]) -> Dict[str, List[Dict]]:
         for seed in abl.seeds_of(variant, args.seeds):
             name = abl.run_name(variant, seed)
             config = variant_config(name, overrides, seed, args)
-            groups[variant].append(train_and_score(name, config, args, extra, test=False))
+            _add_run(groups[variant], train_and_score(name, config, args, extra, test=False), seed)
     return groups
+
+
+def _add_run(runs: List[Dict], result: Optional[Dict], seed: int) -> None:
+    """Append a finished run's results tagged with its seed (the per-seed table pairs runs by it)."""
+    if result is not None:
+        runs.append(dict(result, seed=seed))
 
 
 def run_baseline(args, extra: List[str]) -> Dict[str, List[Dict]]:
@@ -132,10 +142,10 @@ def run_baseline(args, extra: List[str]) -> Dict[str, List[Dict]]:
     for seed in args.seeds:
         name = abl.run_name('masked', seed)
         config = variant_config(name, {}, seed, args)
-        groups['masked'].append(train_and_score(name, config, args, extra, test=False))
+        _add_run(groups['masked'], train_and_score(name, config, args, extra, test=False), seed)
         name = abl.run_name(abl.MMDET, seed)
         config = variant_config(name, dict(model=dict(model, _delete_=True)), seed, args, imports=['_mmdet_baseline'])
-        groups[abl.MMDET].append(train_and_score(name, config, args, extra, test=False, env=env))
+        _add_run(groups[abl.MMDET], train_and_score(name, config, args, extra, test=False, env=env), seed)
     return groups
 
 
@@ -170,6 +180,9 @@ def main():
                         f'{", ".join(abl.VARIANTS)}); with --reuse, a later run with all of them assembles the table')
     parser.add_argument('--quick', action='store_true', help='a few iterations on a handful of images')
     parser.add_argument('--reuse', action='store_true', help='reuse runs already trained and scored in --work-root')
+    parser.add_argument('--finished-only', action='store_true',
+                        help='train nothing: assemble the tables and curves from the runs already finished in '
+                             '--work-root; the others are listed as not run')
     args = parser.parse_args()
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
         parser.error(f'--seeds must be distinct non-negative integers, got {args.seeds}')
