@@ -68,10 +68,10 @@ def _model_step(args, torch, device):
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.structures import InstanceData, PixelData
-    cfg = Config.fromfile(os.path.join(ROOT, args.config) if not os.path.isabs(args.config) else args.config)
+    from m2f_mm.config import load_resolved
+    cfg = load_resolved(os.path.join(ROOT, args.config) if not os.path.isabs(args.config) else args.config)
     init_default_scope('mmdet')
     cfg.model.backbone.init_cfg = None
     cfg.model.data_preprocessor.pop('batch_augments', None)

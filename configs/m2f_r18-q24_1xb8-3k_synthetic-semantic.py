@@ -14,7 +14,7 @@ model = dict(
     backbone={{_base_.model.backbone}},
     decode_head=dict(  # M2FHead's settings of the panoptic config, behind mmseg's decode-head interface
         type='M2FSegHead',
-        num_classes=7,  # the synthetic data's 4 thing + 3 stuff classes, without the split
+        num_classes=None,  # the dataset's: annotations/classes.json (m2f_mm/config/)
         in_channels={{_base_.model.panoptic_head.in_channels}},
         strides={{_base_.model.panoptic_head.strides}},
         feat_channels={{_base_.model.panoptic_head.feat_channels}},
@@ -43,8 +43,8 @@ tta_pipeline = [
         [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]]),
 ]
 tta_model = dict(type='SegTTAModel')
-split = dict(type=dataset_type, data_root={{_base_.data_root}}, metainfo=dict(
-    classes={{_base_.metainfo.classes}}, palette={{_base_.metainfo.palette}}), img_suffix='.jpg', seg_map_suffix='.png')
+# data_root and the classes (annotations/classes.json) come from the config's data_root (m2f_mm/config/)
+split = dict(type=dataset_type, img_suffix='.jpg', seg_map_suffix='.png')
 train_dataloader = dict(dataset=dict(
     _delete_=True, data_prefix=dict(img_path='train', seg_map_path='annotations/semantic_train'),
     pipeline=train_pipeline, **split))

@@ -10,7 +10,7 @@ model = dict(
 train_dataloader = dict(batch_size=1, num_workers=1)
 
 max_iters = 737500  # 100 epochs at batch 16; milestones of the original (see _base_/schedules/schedule_50e.py)
-param_scheduler = dict(end=max_iters, milestones=[655556, 710184])
+param_scheduler = dict(milestones=[655556 / max_iters, 710184 / max_iters])  # fractions of max_iters
 interval = 5000
-train_cfg = dict(max_iters=max_iters, val_interval=interval,
-                 dynamic_intervals=[(max_iters // interval * interval + 1, max_iters)])
+train_cfg = dict(max_iters=max_iters, val_interval=interval / max_iters,
+                 dynamic_intervals=[((max_iters // interval * interval + 1) / max_iters, 1.0)])

@@ -122,6 +122,8 @@ def main():
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    from m2f_mm.config import resolve_config
+    resolve_config(cfg, 'test')  # classes from the test data first; a config the data contradicts stops here
     if args.partial_load:
         cfg.partial_load = True
     try:

@@ -5,7 +5,8 @@ _base_ = ['mmdet::_base_/default_runtime.py', './m2f_runner.py']
 env_cfg = dict(dist_cfg=dict(backend='auto'))  # nccl with CUDA, gloo without
 custom_hooks = [dict(type='M2FClassCheckHook'), dict(type='M2FPretrainedCheckHook')]
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, save_last=True, max_keep_ckpts=3, interval=5000))
+    # interval=None: at every validation (train_cfg.val_interval; m2f_mm/config/schedule.py)
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, save_last=True, max_keep_ckpts=3, interval=None))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
 # An all-VOID panoptic map (e.g. an undertrained model) draws as the image instead of crashing mmdet's visualizer.
 visualizer = dict(type='M2FDetLocalVisualizer')

@@ -8,9 +8,12 @@
 mmdet configs fill ``pred_panoptic_seg`` / ``pred_instances`` / ``pred_sem_seg`` (as their
 ``test_cfg`` enables), mmseg configs ``pred_sem_seg``; all at the original image size.
 
-Unlike ``mmdet.apis.init_detector`` / ``mmseg.apis.init_model``, a checkpoint without class names
-falls back to the config's dataset classes (not COCO's / Cityscapes'), and images need no annotation
-entry: every annotation loader is dropped from the test pipeline.
+Unlike ``mmdet.apis.init_detector`` / ``mmseg.apis.init_model``, a checkpoint is enough: the config it
+was trained with is stored in it (``meta.cfg``), so ``init_model(None, 'iter_2000.pth')`` works, and with a
+repository config the model takes the checkpoint's classes (``meta.dataset_meta``) whatever data the
+config names (m2f_mm/config). A checkpoint without class names falls back to the config's dataset
+classes (not COCO's / Cityscapes'), and images need no annotation entry: every annotation loader is
+dropped from the test pipeline.
 """
 import copy
 import logging
@@ -39,7 +42,8 @@ def config_scope(cfg: Config) -> str:
 
 
 def dataset_meta_from_config(cfg: Config) -> dict:
-    """The test dataset's metainfo: its class's ``METAINFO`` updated with the config's ``metainfo``."""
+    """The test dataset's metainfo: its class's ``METAINFO`` updated with the config's ``metainfo`` (which
+    :func:`m2f_mm.config.resolve_config` fills from the dataset's files when they are on this machine)."""
     dataset = cfg.test_dataloader.dataset
     scope = config_scope(cfg)
     registry = __import__(f'{scope}.registry', fromlist=['DATASETS']).DATASETS
@@ -52,35 +56,73 @@ def dataset_meta_from_config(cfg: Config) -> dict:
     return meta
 
 
-def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) -> Config:
-    """A config from a path or a Config (copied), with ``cfg_options`` merged in."""
-    if isinstance(config, (str, bytes)) or hasattr(config, '__fspath__'):
+def load_config(config: Union[str, Config, None], cfg_options: Optional[dict] = None,
+                checkpoint: Optional[dict] = None, checkpoint_name: str = 'the checkpoint') -> Config:
+    """A config from a path or a Config (copied), or, for ``config=None``, the one stored in ``checkpoint``
+    (mmengine's runner saves it as ``meta.cfg``), with ``cfg_options`` merged in (not resolved)."""
+    if config is None:
+        text = config_text_of(checkpoint)
+        if text is None:
+            raise ValueError(f'{checkpoint_name} holds no config (meta.cfg), so a config must be given: '
+                             'init_model(CONFIG, CHECKPOINT) / image_demo.py IMAGE CONFIG --weights CHECKPOINT')
+        cfg = Config.fromstring(text, file_format='.py')
+    elif isinstance(config, (str, bytes)) or hasattr(config, '__fspath__'):
         if not osp.isfile(config):
             raise FileNotFoundError(f'config file {config!r} does not exist')
         cfg = Config.fromfile(config)
     elif isinstance(config, Config):
         cfg = copy.deepcopy(config)
     else:
-        raise TypeError(f'config must be a file path or a Config, got {type(config).__name__}')
+        raise TypeError(f'config must be a file path, a Config or None, got {type(config).__name__}')
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg
 
 
-def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
+def config_text_of(checkpoint: Optional[dict]) -> Optional[str]:
+    """The config a checkpoint was trained with (mmengine saves it in ``meta.cfg`` and the message hub)."""
+    if not isinstance(checkpoint, dict):
+        return None
+    text = (checkpoint.get('meta') or {}).get('cfg')
+    if not text:
+        text = ((checkpoint.get('message_hub') or {}).get('runtime_info') or {}).get('cfg')
+    return text if isinstance(text, str) and text.strip() else None
+
+
+def prepare_inference_config(config, checkpoint: Optional[dict], cfg_options: Optional[dict] = None,
+                             checkpoint_name: str = 'the checkpoint') -> Config:
+    """The config to build an inference model from: ``config`` (or the checkpoint's own, when None) resolved
+    for the checkpoint's classes (:func:`m2f_mm.config.resolve_config`, purpose 'inference')."""
+    from ..config import resolve_config
+    cfg = load_config(config, cfg_options, checkpoint, checkpoint_name)
+    meta = (checkpoint.get('meta') or {}) if isinstance(checkpoint, dict) else {}
+    resolve_config(cfg, 'inference', dataset_meta=meta.get('dataset_meta'),
+                   meta_source=f'{checkpoint_name} (meta.dataset_meta)')
+    return cfg
+
+
+def init_model(config: Union[str, Config, None], checkpoint: Optional[str] = None, device: str = 'cpu',
                cfg_options: Optional[dict] = None, partial: bool = False) -> torch.nn.Module:
     """Build the config's model in eval mode on ``device`` and load ``checkpoint`` (None: random weights).
 
-    The model gets ``cfg`` (the config used) and ``dataset_meta`` (the checkpoint's ``meta.dataset_meta``,
-    else the config's test-dataset classes and palette). The checkpoint is read without running code
-    and must fit the model (:class:`~m2f_mm.engine.errors.M2FCheckpointError` names keys, shapes and the
-    fix); ``partial=True`` loads what fits and logs what stayed at initialisation.
+    ``config=None`` takes the config stored in the checkpoint. The model's classes are the checkpoint's
+    (``meta.dataset_meta``), else those of the config's data; the model gets ``cfg`` (the resolved
+    config) and ``dataset_meta``. The checkpoint is read without running code and must fit the model
+    (:class:`~m2f_mm.engine.errors.M2FCheckpointError` names keys, shapes and the fix); ``partial=True``
+    loads what fits and logs what stayed at initialisation.
     """
     check_environment()
     if str(device).startswith('cuda') and not torch.cuda.is_available():
         raise ValueError(f'device {device!r} was asked for, but torch.cuda.is_available() is False '
                          f'(torch {torch.__version__}); use device="cpu" or install a CUDA build of torch')
-    cfg = load_config(config, cfg_options)
+    ckpt = None
+    if checkpoint is not None:
+        if not osp.isfile(checkpoint):
+            raise FileNotFoundError(f'checkpoint file {checkpoint!r} does not exist')
+        ckpt = load_checkpoint_file(checkpoint)
+    if config is None and checkpoint is None:
+        raise ValueError('init_model needs a config, a checkpoint, or both')
+    cfg = prepare_inference_config(config, ckpt, cfg_options, checkpoint or 'the checkpoint')
     scope = config_scope(cfg)
     init_default_scope(scope)
     if checkpoint is not None and cfg.model.get('backbone', {}).get('init_cfg') is not None:
@@ -88,10 +130,7 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, dev
     registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
     model = registry.build(cfg.model)
     meta = {}
-    if checkpoint is not None:
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint file {checkpoint!r} does not exist')
-        ckpt = load_checkpoint_file(checkpoint)
+    if ckpt is not None:
         state, report = fitting_state(model, ckpt, checkpoint, partial=partial)
         model.load_state_dict(state, strict=False)
         if report.blocking or report.unexpected:

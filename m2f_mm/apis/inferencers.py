@@ -7,8 +7,9 @@ its ``pred2dict`` -- used whenever predictions are returned as dicts or saved --
 the COCO panoptic result (``segments_info`` and the id PNG) computed by m2f_mm::
 
     from m2f_mm.apis import M2FDetInferencer
+    inferencer = M2FDetInferencer(model=None, weights='iter_2000.pth', device='cpu')  # the checkpoint's config
     inferencer = M2FDetInferencer(model='configs/m2f_r18-q24_1xb8-3k_synthetic-panoptic.py',
-                                  weights='iter_2000.pth', device='cpu')
+                                  weights='iter_2000.pth', device='cpu')    # or a config (classes: the checkpoint's)
     result = inferencer('image.jpg', out_dir='outputs/inferencer')   # vis/ and preds/ under out_dir
 
 ``MMSegInferencer`` (mmseg) works with m2f_mm's mmseg configs unchanged. mmdet's and mmseg's own
@@ -27,9 +28,11 @@ import numpy as np
 from mmdet.apis import DetInferencer
 from PIL import Image
 
-from ..checkpoints.safe_load import safe_local_loading
+from mmengine.config import Config
+
+from ..checkpoints.safe_load import load_checkpoint_file, safe_local_loading
 from ..engine.checkpoint import fitting_state
-from .inference import dataset_meta_from_config
+from .inference import dataset_meta_from_config, prepare_inference_config
 from .results import panoptic_to_coco
 
 
@@ -43,6 +46,12 @@ class M2FDetInferencer(DetInferencer):
     """
 
     def _init_model(self, cfg, weights, device: str = 'cpu'):
+        # the model's classes are the checkpoint's, whatever data the config names; model=None takes the
+        # checkpoint's own config (m2f_mm/config); cfg is updated in place, as mmengine does for model=None
+        checkpoint = load_checkpoint_file(weights) if weights else None
+        resolved = prepare_inference_config(Config(dict(cfg)) if cfg else None, checkpoint,
+                                            checkpoint_name=weights or 'the checkpoint')
+        cfg.update(resolved._cfg_dict)
         with safe_local_loading():  # mmengine checkpoints load without running code (no global change)
             return super()._init_model(cfg, weights, device)
 

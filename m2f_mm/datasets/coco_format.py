@@ -26,6 +26,7 @@ from mmdet.datasets import CocoDataset
 from mmengine.fileio import get_local_path
 
 from ..registry import register_dataset
+from ..utils.palette import distinct_palette
 from .panoptic import M2FCocoPanopticDataset
 
 
@@ -60,15 +61,22 @@ class _ClassesFromAnnFile:
     METAINFO: dict = {}
     THINGS_FIRST = True
 
+    def __init__(self, *args, metainfo: Optional[dict] = None, **kwargs) -> None:
+        # the classes the config gives; a subclass's METAINFO is a fallback, not a filter of the file
+        self._config_classes = tuple((metainfo or {}).get('classes') or ()) or None
+        super().__init__(*args, metainfo=metainfo, **kwargs)
+
     def _index(self) -> None:
         """Load the annotation file into ``self.coco`` and fix label order and metainfo classes."""
         with get_local_path(self.ann_file, backend_args=self.backend_args) as local_path:
             self.coco = self.COCOAPI(local_path)
         cats = self.coco.load_cats(self.coco.get_cat_ids())
-        given = self._metainfo.get('classes')
+        given = self._config_classes
         self.cat_ids, things, stuff = ordered_categories(cats, given, self.THINGS_FIRST)
         names = {c['id']: c['name'] for c in cats}
         self._metainfo.update(classes=tuple(names[i] for i in self.cat_ids))
+        if len(self._metainfo.get('palette') or ()) != len(self.cat_ids):
+            self._metainfo.update(palette=distinct_palette(len(self.cat_ids)))
         if self.THINGS_FIRST:
             self._metainfo.update(thing_classes=tuple(things), stuff_classes=tuple(stuff))
         self.cat2label = {cat_id: label for label, cat_id in enumerate(self.cat_ids)}
@@ -83,7 +91,7 @@ class _ClassesFromAnnFile:
             anns = self.coco.load_anns(self.coco.get_ann_ids(img_ids=[img_id]))
             data_list.append(self.parse_data_info(dict(raw_img_info=img_info, raw_ann_info=anns)))
         del self.coco
-        return data_list
+        return [info for info in data_list if info is not None]
 
 
 @register_dataset
@@ -101,8 +109,10 @@ class M2FPanopticDataset(_ClassesFromAnnFile, M2FCocoPanopticDataset):
         """Path of an image from its ``file_name`` in the annotation file."""
         return osp.join(self.data_prefix['img'], file_name)
 
-    def parse_data_info(self, raw_data_info: dict) -> dict:
+    def parse_data_info(self, raw_data_info: dict) -> Optional[dict]:
         data_info = super().parse_data_info(raw_data_info)
+        if data_info is None:  # an image left out for a bad annotation (bad_annotations='skip' / 'collect')
+            return None
         img_info = raw_data_info['raw_img_info']
         data_info['img_path'] = self.image_path(img_info['file_name'])
         png = self._png_names.get(img_info['img_id'])

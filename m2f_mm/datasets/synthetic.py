@@ -201,6 +201,9 @@ def generate_dataset(out_dir: str, num_train: int = DEFAULT_NUM_TRAIN, num_val: 
     size = [int(s) for s in size]
     stats = {split: write_split(out_dir, split, n, size, seed, progress)
              for split, n in (('train', num_train), ('val', num_val))}
+    # the semantic label PNGs' classes (label k = classes[k]), read by the semantic configs
+    _dump(dict(classes=list(CLASSES), palette=[list(c) for c in PALETTE]),
+          os.path.join(out_dir, 'annotations', 'classes.json'))
     meta = dict(
         generator=GENERATOR, version=VERSION, classes=list(CLASSES),
         thing_classes=list(THING_CLASSES), stuff_classes=list(STUFF_CLASSES),
@@ -215,7 +218,7 @@ def generate_dataset(out_dir: str, num_train: int = DEFAULT_NUM_TRAIN, num_val: 
             instances='annotations/instances_S.json: things only, RLE masks (crowd: '
                       'uncompressed RLE, iscrowd=1)',
             semantic='annotations/semantic_S/*.png: index into `classes` (things first, then '
-                     'stuff), 255 = VOID; crowd pixels keep their class',
+                     'stuff; also in annotations/classes.json), 255 = VOID; crowd pixels keep their class',
             seeds='image i of split S comes from numpy default_rng([seed, 0 train / 1 val, i])'))
     _dump(meta, os.path.join(out_dir, 'meta.json'))
     return meta

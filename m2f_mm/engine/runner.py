@@ -42,10 +42,18 @@ RNG_KEY = 'm2f_rng_states'
 
 
 def _accepts(dataset_type, argument: str) -> bool:
-    """Whether the registered dataset class ``dataset_type`` takes ``argument``."""
+    """Whether the registered dataset class ``dataset_type`` takes ``argument`` (through ``**kwargs`` too)."""
     from m2f_mm.registry import DATASETS  # mmdet's; m2f_mm's datasets are in mmseg's too
     cls = DATASETS.get(dataset_type) if isinstance(dataset_type, str) else dataset_type
-    return cls is not None and argument in inspect.signature(cls.__init__).parameters
+    for klass in (cls.__mro__ if cls is not None else ()):
+        if '__init__' not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters
+        if argument in params:
+            return True
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return False
+    return False
 
 
 @RUNNERS.register_module()
@@ -62,6 +70,19 @@ class M2FRunner(Runner):
         # safe-by-default loading without running code.
         install_checkpoint_loader()
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def from_cfg(cls, cfg) -> 'M2FRunner':
+        """mmengine's ``from_cfg`` on the resolved config (``m2f_mm.config.resolve_config``): ``data_root``
+        moved into every dataloader and evaluator, classes and class counts from the data, schedule
+        fractions as iterations; a config the data contradicts stops here, before anything is built."""
+        from m2f_mm.config import resolve_config
+        cfg = copy.deepcopy(cfg)
+        resolution = resolve_config(cfg, purpose='train')
+        runner = super().from_cfg(cfg)
+        for line in resolution.lines():
+            runner.logger.info(line)
+        return runner
 
     # -- launching ---------------------------------------------------------------------------------
     def setup_env(self, env_cfg: dict) -> None:
@@ -149,6 +170,13 @@ class M2FRunner(Runner):
             self.register_hook(M2FClassCheckHook())
 
     def train(self):
+        from m2f_mm.config import check_data_files
+        check_data_files(self.cfg, ['train', 'val'] if self._val_loop is not None else ['train'])
         if self.distributed:
             check_world_fits(len(self.train_dataloader.dataset), self.world_size)
         return super().train()
+
+    def test(self):
+        from m2f_mm.config import check_data_files
+        check_data_files(self.cfg, ['test'])
+        return super().test()

@@ -42,6 +42,7 @@ from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
 from ..registry import register_model
+from .mmdet_compat import require_class_counts
 
 
 class _Panoptic:
@@ -255,7 +256,8 @@ TEST_CFG_KEYS = {'panoptic_on', 'instance_on', 'semantic_on', 'object_mask_thr',
 class M2FFusionHead(BaseModule):
     """Turns the last decoder set's (cls_logits, mask_logits) into results; see the module docstring."""
 
-    def __init__(self, num_things_classes: int = 80, num_stuff_classes: int = 53, test_cfg: Optional[dict] = None,
+    def __init__(self, num_things_classes: Optional[int] = 80, num_stuff_classes: Optional[int] = 53,
+                 test_cfg: Optional[dict] = None,
                  loss_panoptic: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if loss_panoptic is not None:  # mmdet's configs carry loss_panoptic=None; there is no such loss
@@ -264,6 +266,8 @@ class M2FFusionHead(BaseModule):
         unknown = set(test_cfg or {}) - TEST_CFG_KEYS
         if unknown:
             raise ValueError(f'test_cfg: unknown keys {sorted(unknown)}; M2FFusionHead reads {sorted(TEST_CFG_KEYS)}')
+        require_class_counts('panoptic_fusion_head', num_things_classes=num_things_classes,
+                             num_stuff_classes=num_stuff_classes)
         self.num_things_classes, self.num_stuff_classes = num_things_classes, num_stuff_classes
         self.num_classes = num_things_classes + num_stuff_classes
         self.test_cfg = dict(test_cfg or {})

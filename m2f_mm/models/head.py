@@ -26,7 +26,7 @@ from mmdet.models.layers import SinePositionalEncoding
 from mmengine.model import BaseModule, ModuleList, caffe2_xavier_init
 from torch import Tensor
 
-from m2f_mm.models.mmdet_compat import sine_encoding_kwargs
+from m2f_mm.models.mmdet_compat import require_class_counts, sine_encoding_kwargs
 from m2f_mm.models.transformer_decoder import M2FTransformerDecoder
 from m2f_mm.registry import MODELS, register_model
 
@@ -99,7 +99,7 @@ class M2FHead(BaseModule):
     """
 
     def __init__(self, *, in_channels: Sequence[int], feat_channels: int = 256, out_channels: int = 256,
-                 num_things_classes: int = 80, num_stuff_classes: int = 53, num_queries: int = 100,
+                 num_things_classes: Optional[int] = 80, num_stuff_classes: Optional[int] = 53, num_queries: int = 100,
                  num_transformer_feat_level: int = 3, pixel_decoder: Optional[Dict] = None,
                  enforce_decoder_input_project: bool = False, transformer_decoder: Optional[Dict] = None,
                  positional_encoding: Optional[Dict] = None, criterion: Optional[Dict] = None,
@@ -107,6 +107,8 @@ class M2FHead(BaseModule):
                  learnable_query_features: bool = True, train_cfg: Optional[Dict] = None,
                  test_cfg: Optional[Dict] = None, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        require_class_counts('panoptic_head', num_things_classes=num_things_classes,
+                             num_stuff_classes=num_stuff_classes)
         self.num_things_classes = num_things_classes
         self.num_stuff_classes = num_stuff_classes
         self.num_classes = num_things_classes + num_stuff_classes

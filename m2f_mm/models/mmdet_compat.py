@@ -88,3 +88,19 @@ def sine_encoding_kwargs(cfg: Optional[dict], dims: int, where: str) -> Dict:
     if cfg.get('num_feats', 0) * 2 != dims:
         raise ValueError(f'{where}.num_feats * 2 must equal the width {dims}, got num_feats={cfg.get("num_feats")}')
     return cfg
+
+
+def require_class_counts(where: str, **counts: Optional[int]) -> None:
+    """Raise when a class count is unset (None): m2f_mm fills them from the data when it builds the model.
+
+    The configs leave class counts to the data (``m2f_mm/config``); a model built from such a config
+    without m2f_mm's resolution (e.g. mmdet's ``DetInferencer`` with a repository config) lands here.
+    """
+    unset = [name for name, value in counts.items() if value is None]
+    if unset:
+        from m2f_mm.engine.errors import M2FConfigError
+        raise M2FConfigError(
+            f'{where}.{" / ".join(unset)} is None, meaning "the dataset\'s": m2f_mm fills it from the data when it '
+            'builds the model (tools/*.py, M2FRunner, m2f_mm.apis.init_model, M2FDetInferencer). This model was '
+            'built from an unresolved config: build it through one of those, pass the config saved with the '
+            'checkpoint (work_dir/CONFIG.py, or model=None to an inferencer), or set the counts')

@@ -9,12 +9,13 @@ input size (it crops the padding and resizes to the original image itself). Ever
 decoder, masked-attention decoder, matching, losses) is :class:`M2FHead`'s, so semantic results from
 mmseg and the semantic output of :class:`M2FDetector` come from one implementation.
 """
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from torch import Tensor
 
 from m2f_mm.models.head import M2FHead, refuse_training_keys
+from m2f_mm.models.mmdet_compat import require_class_counts
 from m2f_mm.models.fusion import fuse
 from m2f_mm.models.targets import semantic_targets
 from m2f_mm.registry import register_seg_model
@@ -32,8 +33,9 @@ class M2FSegHead(M2FHead):
             ``pixel_decoder``, ``transformer_decoder``, ``criterion``, ``test_cfg`` ...).
     """
 
-    def __init__(self, *, num_classes: int, align_corners: bool = False, ignore_index: int = 255,
+    def __init__(self, *, num_classes: Optional[int], align_corners: bool = False, ignore_index: int = 255,
                  **kwargs) -> None:
+        require_class_counts('decode_head', num_classes=num_classes)
         for key in ('num_things_classes', 'num_stuff_classes'):
             if key in kwargs:
                 raise ValueError(f'M2FSegHead takes num_classes, not {key} (semantic segmentation has no '

@@ -475,7 +475,8 @@ def test_configs_have_the_official_architectures(config, queries, classes, backb
     """The configs for the official checkpoints build models with the official shapes (Swin-L:
     embed 192, depths 2-2-18-2, heads 6-12-24-48, window 12; detectron2 R50)."""
     from mmdet.registry import MODELS
-    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+    from m2f_mm.config import load_resolved
+    cfg = load_resolved(osp.join(REPO, 'configs', config))  # class counts: the dataset's (COCO's METAINFO)
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(cfg.model)
     d2 = to_d2_layout(model.state_dict())

@@ -5,6 +5,8 @@ import mmdet
 import pytest
 import torch
 from mmengine.config import Config
+
+from m2f_mm.config import load_resolved
 from mmengine.registry import DefaultScope
 
 from m2f_mm.checkpoints import convert_mmdet_to_m2f, detect_layout, state_dict_prefixes
@@ -12,7 +14,8 @@ from m2f_mm.checkpoints import convert_mmdet_to_m2f, detect_layout, state_dict_p
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MMDET_CFG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'mask2former',
                      'mask2former_r50_8xb2-lsj-50e_coco-panoptic.py')
-OUR_CFG = osp.join(REPO, 'configs', '_base_', 'models', 'm2f_r50.py')
+# the COCO panoptic leaf config, resolved as a run resolves it: 80 thing + 53 stuff classes, as mmdet's
+OUR_CFG = osp.join(REPO, 'configs', 'm2f_r50_8xb2-lsj-50e_coco-panoptic.py')
 D = 64
 
 
@@ -49,7 +52,7 @@ def mmdet_and_ours():
         _backbone(ref_cfg.model)
         _shrink(ref_cfg.model.panoptic_head, mmdet_style=True)
         ref = MODELS.build(ref_cfg.model)
-        our_cfg = Config.fromfile(OUR_CFG)
+        our_cfg = load_resolved(OUR_CFG)
         _backbone(our_cfg.model)
         _shrink(our_cfg.model.panoptic_head, mmdet_style=False)
         ours = MODELS.build(our_cfg.model)

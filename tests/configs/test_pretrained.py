@@ -10,11 +10,11 @@ from mmengine.registry import HOOKS, DefaultScope
 from m2f_mm.engine.pretrained_check import M2FPretrainedCheckHook, missing_pretrained_files
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # the helpers beside this file (importlib import mode)
-from zoo_build import LEAF_CONFIGS, REPO, skip_weight_init  # noqa: E402
+from zoo_build import LEAF_CONFIGS, REPO, resolved, skip_weight_init  # noqa: E402
 
 
 def _swin_l(checkpoint: str):
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'm2f_swin-l_coco-panoptic.py'))
+    cfg = resolved(osp.join(REPO, 'configs', 'm2f_swin-l_coco-panoptic.py'))
     cfg.model.backbone.init_cfg.checkpoint = checkpoint
     from mmdet.registry import MODELS
     with skip_weight_init(), DefaultScope.overwrite_default_scope('mmdet'):

@@ -65,10 +65,22 @@ def build_model(cfg: Config) -> torch.nn.Module:
         return registry.build(model_cfg)
 
 
+def resolved(path: str) -> Config:
+    """The config as a run sees it (m2f_mm.config.resolve_config): class counts from the data, which is not on
+    this machine, so from the datasets' METAINFO; the synthetic semantic config, whose label PNGs carry no names,
+    gets the synthetic classes as a checkpoint trained on that data would give them."""
+    from m2f_mm.config import resolve_config
+    from m2f_mm.datasets.synthetic_dataset import SYNTHETIC_METAINFO
+    cfg = Config.fromfile(path)
+    meta = SYNTHETIC_METAINFO if osp.basename(path).endswith('synthetic-semantic.py') else None
+    resolve_config(cfg, 'train' if meta is None else 'inference', dataset_meta=meta)
+    return cfg
+
+
 @functools.lru_cache(maxsize=None)
 def built(path: str) -> Tuple[int, int, int, str]:
     """-> (parameters, queries, classes, head module path) of the config's model."""
-    cfg = Config.fromfile(path)
+    cfg = resolved(path)
     assert cfg.custom_imports['imports'] == ['m2f_mm']
     model = build_model(cfg)
     head = model.panoptic_head if cfg.default_scope == 'mmdet' else model.decode_head

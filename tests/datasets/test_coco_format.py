@@ -225,7 +225,9 @@ def test_cityscapes_converter_answers_help(capsys):
 
 # ------------------------------------------------------------------------ 2 training iterations each
 def _tiny(cfg: Config, data_root: str) -> Config:
-    """The config with m2f_tiny.py's model (its class counts kept), small images, 2 iterations, no workers."""
+    """The config with m2f_tiny.py's model (its class counts kept), small images, 2 iterations, no workers, on
+    ``data_root``: the one setting that moves every dataloader and evaluator (m2f_mm/config)."""
+    from m2f_mm.config import resolve_config
     tiny = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'models', 'm2f_tiny.py')).model
     head = cfg.model.panoptic_head
     tiny.panoptic_head.update(num_things_classes=head.num_things_classes, num_stuff_classes=head.num_stuff_classes,
@@ -238,27 +240,26 @@ def _tiny(cfg: Config, data_root: str) -> Config:
     for aug in tiny.data_preprocessor.get('batch_augments') or []:
         aug.size = (64, 64)
     cfg.model = tiny
-    old_root = cfg.train_dataloader.dataset.data_root
+    cfg.data_root = data_root
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
         loader.update(batch_size=2, num_workers=0, persistent_workers=False)
-        loader.dataset.data_root = data_root
         for step in loader.dataset.pipeline:
             if step['type'] == 'RandomChoiceResize':
                 step.update(scales=[64, 80], max_size=128)
             elif step['type'] == 'RandomCrop':
                 step.crop_size = (64, 64)
     cfg.train_dataloader.pop('batch_sampler', None)
-    for evaluator in cfg.val_evaluator if isinstance(cfg.val_evaluator, list) else [cfg.val_evaluator]:
-        for key in ('ann_file', 'seg_prefix'):
-            if key in evaluator:
-                assert evaluator[key].startswith(old_root)
-                evaluator[key] = evaluator[key].replace(old_root, data_root, 1)
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2, val_interval=2)
     cfg.param_scheduler = []
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=100)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     cfg.default_hooks.pop('visualization', None)
     cfg.visualizer = dict(type='DetLocalVisualizer', vis_backends=[])
+    resolve_config(cfg, 'train')
+    for evaluator in cfg.val_evaluator if isinstance(cfg.val_evaluator, list) else [cfg.val_evaluator]:
+        for key in ('ann_file', 'seg_prefix'):
+            if key in evaluator:  # the evaluators followed data_root
+                assert evaluator[key].startswith(data_root), (key, evaluator[key])
     return cfg
 
 

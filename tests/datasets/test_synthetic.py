@@ -62,7 +62,7 @@ def test_whole_tree_deterministic_and_streams_independent(data, tmp_path):
     again = str(tmp_path / 'again')
     generate_dataset(again, NUM_TRAIN, NUM_VAL, SIZE, seed)
     files = _files(out)
-    assert len(files) == 1 + 4 + 3 * (NUM_TRAIN + NUM_VAL)  # meta + 4 JSON + (jpg, pan, sem) per image
+    assert len(files) == 1 + 5 + 3 * (NUM_TRAIN + NUM_VAL)  # meta + 4 JSON + classes + (jpg, pan, sem) per image
     assert _files(again) == files
     # each image has its own stream: fewer images -> the same first images
     fewer = str(tmp_path / 'fewer')
@@ -235,13 +235,28 @@ def test_mmseg_base_seg_dataset_reads_semantic_pngs(data):
         assert np.array_equal(sem == 255, ids == 0)
 
 
-def test_config_metainfo_matches_generator():
+def test_config_metainfo_matches_generator(tmp_path):
+    """The classes the main-job config resolves to: the generator's, from the files it writes and (without them)
+    from the dataset type's METAINFO; and the classes file the semantic config reads."""
+    import json
+
     from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'datasets', 'synthetic_panoptic.py'))
-    meta = cfg.train_dataloader.dataset.metainfo
-    assert tuple(meta.classes) == CLASSES and tuple(meta.thing_classes) == THING_CLASSES
-    assert tuple(meta.stuff_classes) == STUFF_CLASSES
-    assert [tuple(c) for c in meta.palette] == list(PALETTE)
+
+    from m2f_mm.config import resolve_config
+    from m2f_mm.datasets.synthetic import generate_dataset
+    config = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py')
+    out = str(tmp_path / 'data')
+    generate_dataset(out, num_train=1, num_val=1, size=(64, 64))
+    for options in ({}, {'data_root': out + '/'}):
+        cfg = Config.fromfile(config)
+        cfg.merge_from_dict(options)
+        resolve_config(cfg, 'train')
+        meta = cfg.train_dataloader.dataset.metainfo
+        assert tuple(meta.classes) == CLASSES and tuple(meta.thing_classes) == THING_CLASSES
+        assert tuple(meta.stuff_classes) == STUFF_CLASSES
+        assert [tuple(c) for c in meta.palette] == list(PALETTE)
+    classes_file = json.load(open(osp.join(out, 'annotations', 'classes.json')))
+    assert tuple(classes_file['classes']) == CLASSES and [tuple(c) for c in classes_file['palette']] == list(PALETTE)
 
 
 def test_generate_dataset_refuses_foreign_dir_and_replaces_its_own(tmp_path):

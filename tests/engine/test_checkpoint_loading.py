@@ -56,15 +56,15 @@ def test_fitting_state_strict_and_partial():
 @pytest.fixture(scope='module')
 def tiny_checkpoints(tmp_path_factory):
     """Checkpoints of the tiny model with 12 instead of 24 queries, and of an unrelated model."""
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
     import m2f_mm  # noqa: F401
     from m2f_mm.registry import MODELS
     init_default_scope('mmdet')
     root = tmp_path_factory.mktemp('ckpts')
-    cfg = Config.fromfile(osp.join(osp.dirname(__file__), '..', '..', 'configs',
-                                   'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py'))
+    from m2f_mm.config import load_resolved
+    cfg = load_resolved(osp.join(osp.dirname(__file__), '..', '..', 'configs',
+                                 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py'))
     cfg.model.panoptic_head.num_queries = 12
     torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict(), meta=dict()), root / 'q12.pth')
     torch.save(dict(state_dict={'encoder.fc.weight': torch.ones(3, 3)}), root / 'unrelated.pth')

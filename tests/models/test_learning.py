@@ -8,9 +8,10 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData, PixelData
 
 import m2f_mm  # noqa: F401
-from m2f_mm.datasets.synthetic import CLASS_INDEX, THING_IDS, generate_scene, image_rng
+from m2f_mm.datasets.synthetic import CLASS_INDEX, STUFF_CLASSES, THING_CLASSES, THING_IDS, generate_scene, image_rng
 
 STEPS = 40
+NUM_THINGS, NUM_STUFF = len(THING_CLASSES), len(STUFF_CLASSES)
 
 
 def _sample(index: int):
@@ -39,6 +40,8 @@ def test_total_loss_falls_on_a_fixed_batch():
     """
     torch.manual_seed(0)
     cfg = Config.fromfile('configs/_base_/models/m2f_tiny.py')
+    cfg.model.panoptic_head.update(num_things_classes=NUM_THINGS, num_stuff_classes=NUM_STUFF)
+    cfg.model.panoptic_fusion_head.update(num_things_classes=NUM_THINGS, num_stuff_classes=NUM_STUFF)
     cfg.model.panoptic_head.num_queries = 12
     cfg.model.panoptic_head.criterion.num_points = 256
     cfg.model.panoptic_head.transformer_decoder.num_layers = 3

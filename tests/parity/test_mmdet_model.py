@@ -12,6 +12,8 @@ import mmdet
 import pytest
 import torch
 from mmengine.config import Config
+
+from m2f_mm.config import load_resolved
 from mmengine.registry import DefaultScope
 
 from m2f_mm.checkpoints import convert_mmdet_to_m2f
@@ -20,7 +22,8 @@ from m2f_mm.models.transformer_decoder import attention_mask_from_logits
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MMDET_CFG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'mask2former',
                      'mask2former_r50_8xb2-lsj-50e_coco-panoptic.py')
-OUR_CFG = osp.join(REPO, 'configs', '_base_', 'models', 'm2f_r50.py')
+# the COCO panoptic leaf config, resolved as a run resolves it: 80 thing + 53 stuff classes, as mmdet's
+OUR_CFG = osp.join(REPO, 'configs', 'm2f_r50_8xb2-lsj-50e_coco-panoptic.py')
 SIZES = [(64, 96), (80, 100)]  # 100 is not a multiple of 32 -> the batch is padded to 96 x 128
 
 
@@ -44,7 +47,7 @@ def models_and_batch():
                 p.add_(torch.randn_like(p) * 0.02)
         ref.eval()
 
-        our_cfg = Config.fromfile(OUR_CFG)
+        our_cfg = load_resolved(OUR_CFG)
         our_cfg.model.backbone.init_cfg = None
         ours = MODELS.build(our_cfg.model).eval()
 

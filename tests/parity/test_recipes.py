@@ -23,7 +23,7 @@ from m2f_mm.checkpoints import convert_mmdet_to_m2f
 
 # the config-building helpers of tests/configs/ (importlib import mode: no package imports)
 sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs'))
-from zoo_build import REPO, build_model  # noqa: E402
+from zoo_build import REPO, build_model, resolved  # noqa: E402
 
 MMDET = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'mask2former')
 MMSEG = osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs', 'mask2former')
@@ -188,7 +188,7 @@ def differences(ours: dict, ref: dict) -> Dict[str, str]:
 @pytest.mark.parametrize('name', sorted(PAIRS))
 def test_recipe_matches_reference(name):
     lib, ref_name = PAIRS[name].split('/')
-    ours = recipe(Config.fromfile(osp.join(REPO, 'configs', name)), ours=True)
+    ours = recipe(resolved(osp.join(REPO, 'configs', name)), ours=True)  # as a run resolves it (m2f_mm/config)
     ref = recipe(Config.fromfile(osp.join(MMDET if lib == 'mmdet' else MMSEG, ref_name)), ours=False)
     diffs = differences(ours, ref)
     report = '\n'.join(f'  {k}: {v}' for k, v in diffs.items())

@@ -47,11 +47,13 @@ def run_tool(args, timeout=600, check=True) -> subprocess.CompletedProcess:
     return result
 
 
-def _untrained(config: str, path: str) -> str:
+def _untrained(config: str, path: str, data: str) -> str:
     from m2f_mm.apis import init_model
     torch.manual_seed(0)
-    model = init_model(osp.join(REPO, config))
-    torch.save({'state_dict': model.state_dict(), 'meta': {'dataset_meta': model.dataset_meta}}, path)
+    model = init_model(osp.join(REPO, config), cfg_options={'data_root': data + '/'})  # classes: the data's
+    # what the runner saves: the classes and the (resolved) config
+    torch.save({'state_dict': model.state_dict(), 'meta': {'dataset_meta': model.dataset_meta,
+                                                        'cfg': model.cfg.pretty_text}}, path)
     return path
 
 
@@ -75,6 +77,6 @@ def tiny(tmp_path_factory):
     return dict(
         data=data, val_images=val,
         panoptic=dict(trained=_train(PANOPTIC, data, str(root / 'pan'), 30),
-                      untrained=_untrained(PANOPTIC, str(root / 'pan_untrained.pth'))),
+                      untrained=_untrained(PANOPTIC, str(root / 'pan_untrained.pth'), data)),
         semantic=dict(trained=_train(SEMANTIC, data, str(root / 'sem'), 6),
-                      untrained=_untrained(SEMANTIC, str(root / 'sem_untrained.pth'))))
+                      untrained=_untrained(SEMANTIC, str(root / 'sem_untrained.pth'), data)))

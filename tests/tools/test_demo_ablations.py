@@ -18,7 +18,9 @@ import _ablations as abl  # noqa: E402
 
 def _build(config: str):
     from mmdet.registry import MODELS
-    return MODELS.build(Config.fromfile(config).model)
+
+    from m2f_mm.config import load_resolved
+    return MODELS.build(load_resolved(config).model)  # class counts: the synthetic data's
 
 
 def test_every_variant_is_one_switch_of_the_real_model(tmp_path):
@@ -63,7 +65,9 @@ def test_mmdet_baseline_is_mmdets_mask2former_with_our_sizes():
 
     from m2f_mm.checkpoints import convert_mmdet_to_m2f
     from _mmdet_baseline import mmdet_model
-    cfg = Config.fromfile(MAIN)
+
+    from m2f_mm.config import load_resolved
+    cfg = load_resolved(MAIN)
     torch.manual_seed(0)
     theirs = MODELS.build(ConfigDict(mmdet_model(cfg)))
     theirs.init_weights()
@@ -92,8 +96,9 @@ def test_mmdet_baseline_refuses_an_ablated_config(tmp_path):
     from _mmdet_baseline import mmdet_model
     path = tmp_path / 'unmasked.py'
     path.write_text(abl.leaf_config(MAIN, abl.VARIANTS['unmasked'][2], seed=0))
+    from m2f_mm.config import load_resolved
     with pytest.raises(ValueError, match='mirrors the paper model only'):
-        mmdet_model(Config.fromfile(str(path)))
+        mmdet_model(load_resolved(str(path)))
 
 
 def test_tables_by_hand():

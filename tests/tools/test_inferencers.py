@@ -14,8 +14,8 @@ def test_det_inferencer_draws_our_panoptic_config(tiny, tmp_path, state):
     from mmdet.apis import DetInferencer
 
     from m2f_mm.checkpoints import safe_local_loading
-    with safe_local_loading():
-        inferencer = DetInferencer(model=osp.join(REPO, PANOPTIC), weights=tiny['panoptic'][state], device='cpu')
+    with safe_local_loading():  # model=None: the config the checkpoint was trained with
+        inferencer = DetInferencer(model=None, weights=tiny['panoptic'][state], device='cpu')
     image = tiny['val_images'][0]
     result = inferencer(image, out_dir=str(tmp_path), return_datasamples=True)
     sample = result['predictions'][0]
@@ -59,8 +59,8 @@ def test_mmseg_inferencer_with_our_semantic_config(tiny, tmp_path, state):
     from mmseg.apis import MMSegInferencer
 
     from m2f_mm.checkpoints import safe_local_loading
-    with safe_local_loading():
-        inferencer = MMSegInferencer(model=osp.join(REPO, SEMANTIC), weights=tiny['semantic'][state], device='cpu')
+    with safe_local_loading():  # model=None: the config the checkpoint was trained with
+        inferencer = MMSegInferencer(model=None, weights=tiny['semantic'][state], device='cpu')
     image = tiny['val_images'][0]
     sample = inferencer(image, return_datasamples=True)
     sem = sample.pred_sem_seg.data
@@ -70,3 +70,24 @@ def test_mmseg_inferencer_with_our_semantic_config(tiny, tmp_path, state):
     assert np.array(Image.open(tmp_path / 'vis' / osp.basename(image))).shape == (64, 64, 3)
     label_png = np.array(Image.open(tmp_path / 'pred' / '00000000_pred.png'))
     assert np.array_equal(label_png, sem[0].numpy())
+
+
+def test_mmdet_inferencer_with_a_config_that_leaves_classes_to_the_data_names_the_fix(tiny):
+    from mmdet.apis import DetInferencer
+
+    from m2f_mm.checkpoints import safe_local_loading
+    from m2f_mm.engine.errors import M2FConfigError
+    with safe_local_loading(), pytest.raises(M2FConfigError) as err:
+        DetInferencer(model=osp.join(REPO, PANOPTIC), weights=tiny['panoptic']['trained'], device='cpu')
+    assert 'panoptic_head.num_things_classes / num_stuff_classes is None' in str(err.value)
+    assert 'model=None to an inferencer' in str(err.value)
+
+
+def test_m2f_det_inferencer_takes_the_checkpoint_classes_with_a_repository_config(tiny):
+    from m2f_mm.apis import M2FDetInferencer
+    inferencer = M2FDetInferencer(model=osp.join(REPO, 'configs', 'm2f_r50_8xb2-lsj-50e_coco-panoptic.py'),
+                                  weights=None, device='cpu')
+    assert inferencer.model.panoptic_head.num_classes == 133  # no checkpoint: COCO's classes (the config's data)
+    inferencer = M2FDetInferencer(model=None, weights=tiny['panoptic']['trained'], device='cpu')
+    assert inferencer.model.panoptic_head.num_classes == 7
+    assert list(inferencer.model.dataset_meta['classes'])[:2] == ['circle', 'square']

@@ -66,7 +66,9 @@ def test_ade20k_config_flags_become_mmseg_settings(tmp_path):
 
     from .conftest import REPO, load_tool
     test_tool = load_tool('tools/test.py')
+    from m2f_mm.config import resolve_config
     cfg = Config.fromfile(osp.join(REPO, 'configs/m2f_r50_8xb2-160k_ade20k-512x512.py'))
+    resolve_config(cfg, 'test')  # as tools/test.py does first
     args = argparse.Namespace(show=False, show_dir=str(tmp_path / 'vis'), wait_time=2, out=str(tmp_path / 'preds'))
     test_tool.apply_show_args(cfg, args)
     assert test_tool.apply_out_arg(cfg, args) is None

@@ -40,6 +40,8 @@ def _tiny_model(device: str):
     cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'models', 'm2f_tiny.py'))
     head = cfg.model.panoptic_head
     head.num_queries, head.criterion.num_points = 12, 128
+    head.num_things_classes, head.num_stuff_classes = 4, 3  # the synthetic classes
+    cfg.model.panoptic_fusion_head.update(num_things_classes=4, num_stuff_classes=3)
     head.transformer_decoder.num_layers, head.pixel_decoder.encoder.num_layers = 3, 1
     model = MODELS.build(cfg.model)
     model.init_weights()

@@ -212,10 +212,10 @@ def _report(task, spec, results, phases, elapsed, args) -> None:
 def fps(args) -> None:
     """Inference throughput of one model built from a config (ours, mmdet's or mmseg's)."""
     import torch
-    from mmengine.config import Config
     from mmengine.registry import DefaultScope
     torch.set_num_threads(args.threads)
-    cfg = Config.fromfile(args.config)
+    from m2f_mm.config import load_resolved
+    cfg = load_resolved(args.config)  # class counts from the config's data (or its dataset's METAINFO)
     scope = cfg.get('default_scope', 'mmdet')
     if scope == 'mmseg':
         from mmseg.registry import MODELS

@@ -49,6 +49,9 @@ def main(argv=None) -> int:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    from m2f_mm.config import check_data_files, resolve_config
+    resolve_config(cfg, 'data')  # data_root into every split, classes from the annotation files
+    check_data_files(cfg, [args.split])
     scope = cfg.get('default_scope', 'mmdet')
     init_default_scope(scope)
     registries = __import__(f'{scope}.registry', fromlist=['DATASETS', 'VISUALIZERS'])
@@ -66,4 +69,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    _env_guard.run_tool(main)

@@ -103,9 +103,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if any(s % 32 for s in args.shape):
         parser.error(f'--shape must be multiples of 32 (the padded batch), got {args.shape}')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    from m2f_mm.config import load_resolved
+    cfg = load_resolved(args.config, args.cfg_options)  # class counts from the config's data
     model, module, inputs = build(cfg, args.shape)
     total, by_module, unsupported = count(module, inputs, args.backend)
     params = sum(p.numel() for p in model.parameters())
@@ -128,4 +127,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    _env_guard.run_tool(main)

@@ -13,7 +13,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
 import _env_guard  # noqa: E402,F401  (must come first: checks mmcv, registers m2f_mm)
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 
@@ -28,9 +28,8 @@ def main():
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    from m2f_mm.config import load_resolved
+    cfg = load_resolved(args.config, args.cfg_options)  # class counts from the config's data
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     cfg.model.backbone.init_cfg = None  # no pretrained download for a shape demo
     model = MODELS.build(cfg.model).eval()

@@ -9,7 +9,6 @@ RUNS.json maps a run name to its test metrics (tools/demo/run_demo.py writes it)
 predictions) and ``DIR/results.md`` (the metrics table).
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
@@ -38,16 +37,14 @@ def draw_overlays(config: str, checkpoint: str, out_file: str, num_images: int =
     import torch
     from mmdet.evaluation.functional import INSTANCE_OFFSET
     from mmdet.registry import DATASETS, MODELS
-    from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
     from PIL import Image
 
     from m2f_mm.checkpoints import safe_local_loading
 
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    from m2f_mm.config import load_resolved
+    cfg = load_resolved(config, cfg_options, purpose='test')
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     model = MODELS.build(cfg.model)

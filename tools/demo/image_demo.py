@@ -1,7 +1,10 @@
 """Predict on an image or a folder of images and write overlays and the raw results.
 
-    python tools/demo/image_demo.py IMAGE_OR_DIR CONFIG --weights CKPT [--task panoptic instance semantic]
+    python tools/demo/image_demo.py IMAGE_OR_DIR [CONFIG] --weights CKPT [--task panoptic instance semantic]
         [--out-dir outputs/image_demo] [--device cpu|cuda] [--score-thr 0.5] [--cfg-options K=V ...]
+
+CONFIG is optional: a checkpoint written by tools/train.py holds the config it was trained with and its
+classes. With a repository config, the model still takes the checkpoint's classes.
 
 Works with the mmdet configs (panoptic, instance and semantic from one model) and the mmseg configs
 (semantic). Writes, under --out-dir:
@@ -29,7 +32,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('inputs', metavar='IMAGE_OR_DIR', help='an image file, or a folder: every image in it')
-    parser.add_argument('config', help='an m2f_mm config (mmdet or mmseg)')
+    parser.add_argument('config', nargs='?', default=None,
+                        help='an m2f_mm config (mmdet or mmseg); default: the config stored in the checkpoint')
     parser.add_argument('--weights', required=True, help='checkpoint (.pth) trained with the config')
     parser.add_argument('--task', nargs='+', choices=TASKS, default=None,
                         help='tasks to predict and draw (default: every task the config enables; mmdet '
@@ -54,11 +58,10 @@ def list_images(inputs: str):
     raise SystemExit(f'image_demo: {inputs!r} is neither an image file nor a folder')
 
 
-def task_options(config: str, tasks, cfg_options):
+def task_options(cfg, tasks, cfg_options):
     """Turn --task into the config switches: mmdet configs compute exactly the asked tasks; mmseg
     configs only do semantic. -> (cfg_options, tasks to draw or None for all)."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(config)
+    config = cfg.filename or 'the config'
     options = dict(cfg_options or {})
     if cfg.get('default_scope', 'mmdet') == 'mmseg':
         if tasks and set(tasks) - {'semantic'}:
@@ -80,9 +83,14 @@ def main(argv=None) -> int:
     from m2f_mm.visualization import instance_figure, panoptic_figure, semantic_figure
     from PIL import Image
 
+    from m2f_mm.apis.inference import load_config
+    from m2f_mm.checkpoints.safe_load import load_checkpoint_file
+
     images = list_images(args.inputs)
-    options, tasks = task_options(args.config, args.task, args.cfg_options)
     try:
+        checkpoint = load_checkpoint_file(args.weights) if args.config is None else None
+        options, tasks = task_options(load_config(args.config, None, checkpoint, args.weights), args.task,
+                                      args.cfg_options)
         model = init_model(args.config, args.weights, device=args.device, cfg_options=options)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f'image_demo: {err}')
@@ -120,4 +128,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    _env_guard.run_tool(main)

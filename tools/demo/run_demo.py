@@ -132,10 +132,10 @@ def _add_run(runs: List[Dict], result: Optional[Dict], seed: int) -> None:
 
 
 def run_baseline(args, extra: List[str]) -> Dict[str, List[Dict]]:
-    from mmengine.config import Config
 
     from _mmdet_baseline import mmdet_model
-    model = mmdet_model(Config.fromfile(osp.join(REPO, args.config)))
+    from m2f_mm.config import load_resolved
+    model = mmdet_model(load_resolved(osp.join(REPO, args.config)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [osp.join(REPO, 'tools', 'demo')] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
     groups = {'masked': [], abl.MMDET: []}

@@ -78,6 +78,8 @@ def main(argv=None) -> int:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    from m2f_mm.config import resolve_config
+    resolve_config(cfg, 'data')  # data_root into every split, classes from the annotation files
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     problems, total = [], 0
     for split in args.split:

@@ -1,4 +1,6 @@
-"""Print the whole config after inheritance and --cfg-options (optionally save it).
+"""Print the whole config after inheritance and --cfg-options (optionally save it), as a run resolves it:
+data_root in every dataset, classes and class counts from the data when it is on this machine, the
+schedule in iterations (m2f_mm/config).
 
     python tools/misc/print_config.py CONFIG [--cfg-options K=V ...] [--save-path FULL.py]
 """
@@ -9,7 +11,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
 import _env_guard  # noqa: E402,F401  (must come first: checks the install, registers m2f_mm)
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -19,9 +21,9 @@ def main(argv=None) -> int:
                         help='override settings before printing, e.g. model.panoptic_head.num_queries=200')
     parser.add_argument('--save-path', help='also write the resolved config here (.py, .json or .yaml)')
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    from m2f_mm.config import load_resolved
+    # what a run builds: data_root in every dataset, classes and class counts from the data, schedule in iterations
+    cfg = load_resolved(args.config, args.cfg_options, purpose='data')
     print(cfg.pretty_text)
     if args.save_path:
         cfg.dump(args.save_path)
@@ -30,4 +32,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    _env_guard.run_tool(main)

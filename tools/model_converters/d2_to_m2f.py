@@ -71,11 +71,9 @@ def _import_m2f_models() -> None:
 
 def build_target_state(config: str, cfg_options: dict) -> dict:
     """state_dict of the model the config describes (built without loading pretrained weights)."""
-    from mmengine.config import Config
     from mmengine.registry import DefaultScope
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    from m2f_mm.config import load_resolved
+    cfg = load_resolved(config, cfg_options)  # class counts from the config's data
     _import_m2f_models()
     scope = cfg.get('default_scope', None) or 'mmdet'
     if scope == 'mmseg':

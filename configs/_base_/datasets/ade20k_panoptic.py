@@ -29,15 +29,14 @@ test_pipeline = [
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 train_dataloader = dict(dataset=dict(
-    type=dataset_type, data_root=data_root, ann_file='ade20k_panoptic_train.json',
+    type=dataset_type, ann_file='ade20k_panoptic_train.json',
     data_prefix=dict(img='images/training/', seg='ade20k_panoptic_train/'), pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(
-    type=dataset_type, data_root=data_root, ann_file='ade20k_panoptic_val.json',
+    type=dataset_type, ann_file='ade20k_panoptic_val.json',
     data_prefix=dict(img='images/validation/', seg='ade20k_panoptic_val/'), pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = [
-    dict(type='M2FCocoPanopticMetric', ann_file=data_root + 'ade20k_panoptic_val.json',
-         seg_prefix=data_root + 'ade20k_panoptic_val/'),
+    dict(type='M2FCocoPanopticMetric'),  # the val dataset's JSON and PNGs
     dict(type='M2FSemSegMetric', prefix='sem_seg'),
 ]
 test_evaluator = val_evaluator

@@ -16,6 +16,5 @@ val_dataloader = dict(dataset=dict(
     type=dataset_type, ann_file='annotations/instancesonly_filtered_gtFine_val.json',
     data_prefix=dict(_delete_=True, img='leftImg8bit/val/'), pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(_delete_=True, type='CocoMetric',
-                     ann_file=_base_.data_root + 'annotations/instancesonly_filtered_gtFine_val.json', metric=['segm'])
+val_evaluator = dict(_delete_=True, type='CocoMetric', metric=['segm'])  # ann_file: the val dataset's
 test_evaluator = val_evaluator

@@ -14,4 +14,7 @@ train_pipeline = [
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs'),
 ]
-train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
+# data_root=None: every dataset takes the config's top-level data_root (m2f_mm/config/data.py)
+train_dataloader = dict(batch_size=2, dataset=dict(data_root=None, pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(data_root=None))
+test_dataloader = dict(dataset=dict(data_root=None))

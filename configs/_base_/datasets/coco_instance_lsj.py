@@ -1,5 +1,6 @@
 # COCO instance segmentation (80 thing classes) with large-scale jitter (LSJ), as mmdet 3.3's
 # mask2former_r50_8xb2-lsj-50e_coco.py; masks from polygons, evaluated with COCO mask (and box) AP.
+# The datasets take the top-level data_root; the evaluator the val dataset's annotation file.
 dataset_type = 'CocoDataset'
 data_root = 'data/coco/'
 backend_args = None
@@ -31,7 +32,6 @@ train_dataloader = dict(
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
         type=dataset_type,
-        data_root=data_root,
         ann_file='annotations/instances_train2017.json',
         data_prefix=dict(img='train2017/'),
         filter_cfg=dict(filter_empty_gt=True, min_size=32),
@@ -45,7 +45,6 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
-        data_root=data_root,
         ann_file='annotations/instances_val2017.json',
         data_prefix=dict(img='val2017/'),
         test_mode=True,
@@ -54,8 +53,7 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 val_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/instances_val2017.json',
+    type='CocoMetric',  # ann_file: the val dataset's (m2f_mm/config/data.py)
     metric=['bbox', 'segm'],
     format_only=False,
     backend_args=backend_args)

@@ -1,5 +1,7 @@
 # COCO panoptic with large-scale jitter (LSJ), as mmdet 3.3's Mask2Former COCO panoptic config,
-# but with m2f_mm's panopticapi-free annotation loader and PQ metric.
+# but with m2f_mm's panopticapi-free annotation loader and PQ metric. The datasets take the top-level
+# data_root and the evaluators their files from the val / test dataset (m2f_mm/config/data.py), so a leaf
+# config moves all of them with `data_root = 'DIR/'`.
 dataset_type = 'CocoPanopticDataset'
 data_root = 'data/coco/'
 backend_args = None
@@ -32,7 +34,6 @@ train_dataloader = dict(
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
         type=dataset_type,
-        data_root=data_root,
         ann_file='annotations/panoptic_train2017.json',
         data_prefix=dict(img='train2017/', seg='annotations/panoptic_train2017/'),
         filter_cfg=dict(filter_empty_gt=True, min_size=32),
@@ -46,7 +47,6 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
-        data_root=data_root,
         ann_file='annotations/panoptic_val2017.json',
         data_prefix=dict(img='val2017/', seg='annotations/panoptic_val2017/'),
         test_mode=True,
@@ -55,15 +55,8 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 val_evaluator = [
-    dict(
-        type='M2FCocoPanopticMetric',
-        ann_file=data_root + 'annotations/panoptic_val2017.json',
-        seg_prefix=data_root + 'annotations/panoptic_val2017/',
-        backend_args=backend_args),
-    dict(
-        type='CocoMetric',
-        ann_file=data_root + 'annotations/instances_val2017.json',
-        metric=['bbox', 'segm'],
-        backend_args=backend_args)
+    # ann_file / seg_prefix: the val dataset's panoptic JSON and PNGs; CocoMetric: instances_val2017.json beside it
+    dict(type='M2FCocoPanopticMetric', backend_args=backend_args),
+    dict(type='CocoMetric', metric=['bbox', 'segm'], backend_args=backend_args)
 ]
 test_evaluator = val_evaluator

@@ -1,15 +1,18 @@
-# The bundled synthetic shapes dataset (tools/dataset_converters/make_synthetic_data.py), read through
-# the real COCO panoptic / instance on-disk formats: panoptic training, panoptic + instance + semantic
-# evaluation.
-dataset_type = 'M2FCocoPanopticDataset'
+# A COCO-panoptic-layout dataset under data_root: the bundled synthetic shapes dataset
+# (tools/dataset_converters/make_synthetic_data.py), or any dataset written in the same layout:
+#   DATA_ROOT/train/*.jpg, DATA_ROOT/val/*.jpg,
+#   DATA_ROOT/annotations/panoptic_{train,val}.json + panoptic_{train,val}/*.png (COCO panoptic),
+#   DATA_ROOT/annotations/instances_val.json (COCO instances, for mask AP).
+# Panoptic training; panoptic + instance + semantic evaluation. Nothing else names the dataset: the
+# datasets take data_root, the classes (things first), palette and model class counts come from the
+# JSON's categories, the evaluators' files from the val dataset (m2f_mm/config/). So a leaf config
+#   _base_ = ['m2f_r18-q24_1xb8-3k_synthetic-panoptic.py']
+#   data_root = 'data/my_dataset/'
+# trains, validates and tests on another dataset of this layout (docs/custom_dataset.md).
+# M2FPanopticDataset whose METAINFO (the fallback when no file is on this machine) is the synthetic classes
+dataset_type = 'M2FSyntheticPanopticDataset'
 data_root = 'data/synthetic/'
 backend_args = None
-metainfo = dict(
-    classes=('circle', 'square', 'triangle', 'star', 'sky', 'grass', 'water'),
-    thing_classes=('circle', 'square', 'triangle', 'star'),
-    stuff_classes=('sky', 'grass', 'water'),
-    palette=[(220, 20, 60), (250, 190, 0), (190, 0, 190), (255, 110, 0), (135, 206, 235), (34, 139, 34),
-             (0, 80, 140)])
 
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
@@ -29,8 +32,6 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
         ann_file='annotations/panoptic_train.json',
         data_prefix=dict(img='train/', seg='annotations/panoptic_train/'),
         filter_cfg=dict(filter_empty_gt=False),
@@ -44,8 +45,6 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
         ann_file='annotations/panoptic_val.json',
         data_prefix=dict(img='val/', seg='annotations/panoptic_val/'),
         test_mode=True,
@@ -53,10 +52,8 @@ val_dataloader = dict(
         backend_args=backend_args))
 test_dataloader = val_dataloader
 val_evaluator = [
-    dict(type='M2FCocoPanopticMetric', ann_file=data_root + 'annotations/panoptic_val.json',
-         seg_prefix=data_root + 'annotations/panoptic_val/'),
-    dict(type='CocoMetric', ann_file=data_root + 'annotations/instances_val.json', metric=['segm'],
-         backend_args=backend_args),
+    dict(type='M2FCocoPanopticMetric'),  # the val dataset's panoptic JSON and PNGs
+    dict(type='CocoMetric', metric=['segm'], backend_args=backend_args),  # annotations/instances_val.json
     dict(type='M2FSemSegMetric', prefix='sem_seg'),
 ]
 test_evaluator = val_evaluator

@@ -1,8 +1,9 @@
-# Mask2Former R50 as an mmdet detector, COCO panoptic classes (80 things + 53 stuff), paper defaults.
+# Mask2Former R50 as an mmdet detector, paper defaults. The class counts are left to the data: None means
+# "the dataset's" (m2f_mm/config/data.py fills them from its annotation file; COCO panoptic: 80 + 53).
 # Mirrors the model of mmdet 3.3's configs/mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py.
 _base_ = ['./m2f_head.py']
-num_things_classes = 80
-num_stuff_classes = 53
+num_things_classes = None
+num_stuff_classes = None
 
 data_preprocessor = dict(
     type='DetDataPreprocessor',

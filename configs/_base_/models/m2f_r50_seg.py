@@ -1,8 +1,9 @@
 # Mask2Former R50 as an mmsegmentation EncoderDecoder (semantic segmentation, ADE20K's 150 classes),
 # paper defaults. The head is m2f_head.py's, behind mmseg's decode-head interface (M2FSegHead).
+# num_classes None: the dataset's (m2f_mm/config/data.py; ADE20K: 150).
 # Mirrors the model of mmseg 1.2.2's configs/mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py.
 _base_ = ['./m2f_head.py']
-num_classes = 150
+num_classes = None
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],

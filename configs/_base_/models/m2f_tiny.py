@@ -2,8 +2,8 @@
 # The paper's architecture (m2f_r50.py) scaled down: ResNet-18 at a quarter width, 2 deformable
 # encoder layers, 6 masked-attention decoder layers (2 rounds of 1/32, 1/16, 1/8), 24 queries.
 _base_ = ['./m2f_r50.py']
-num_things_classes = 4
-num_stuff_classes = 3
+num_things_classes = None  # the dataset's (m2f_mm/config/data.py)
+num_stuff_classes = None
 dims = 64
 
 model = dict(

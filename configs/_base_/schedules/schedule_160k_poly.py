@@ -1,5 +1,7 @@
 # ADE20K / Cityscapes recipe: AdamW 1e-4, wd 0.05, backbone lr x0.1, no decay on norms and embeddings,
-# gradient clipping 0.01, poly lr over 160k iterations.
+# gradient clipping 0.01, poly lr over 160k iterations. Iteration settings are fractions of
+# train_cfg.max_iters (m2f_mm/config/schedule.py): poly over the whole run, validation every 1/32 of it
+# (5000 of 160k), whatever max_iters a run sets.
 embed_multi = dict(lr_mult=1.0, decay_mult=0.0)
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -14,8 +16,8 @@ optim_wrapper = dict(
             'pixel_decoder.level_embed': dict(lr_mult=1.0, decay_mult=1.0),  # see schedule_50e.py
         },
         norm_decay_mult=0.0))
-param_scheduler = [dict(type='PolyLR', eta_min=0, power=0.9, begin=0, end=160000, by_epoch=False)]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=160000, val_interval=5000)
+param_scheduler = [dict(type='PolyLR', eta_min=0, power=0.9, begin=0, end=1.0, by_epoch=False)]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=160000, val_interval=5000 / 160000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 # base_batch_size = 8 GPUs x 2 images

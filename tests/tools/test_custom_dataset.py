@@ -1,0 +1,144 @@
+"""A user's own dataset through the real tools with a leaf config of two lines: check, train, validate, test,
+and predict from the checkpoint alone; every mistake of this path stops before the first iteration with one
+line naming the file, the key and the fix.
+
+The data is written by tests/own_dataset.py's own code (not the synthetic generator, not the converters).
+"""
+import json
+import os
+import os.path as osp
+import sys
+
+import pytest
+
+TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, TESTS)
+from own_dataset import write_coco_panoptic  # noqa: E402
+
+REPO = osp.dirname(TESTS)
+BASE = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py')
+# what makes the run short and single-process here; none of it describes the dataset
+QUICK = ['train_cfg.max_iters=20', 'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+         'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0']
+
+
+def leaf_config(path: str, data_root: str) -> str:
+    text = f'_base_ = [{BASE!r}]\ndata_root = {data_root + "/"!r}\n'
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+def settings_in(config: str) -> int:
+    """Assignments in a leaf config besides ``_base_``: the settings a user had to write."""
+    lines = [line for line in open(config).read().splitlines() if line.strip() and not line.startswith('#')]
+    return sum(1 for line in lines if '=' in line and not line.startswith('_base_'))
+
+
+@pytest.fixture(scope='module')
+def coins(tmp_path_factory) -> str:
+    return write_coco_panoptic(str(tmp_path_factory.mktemp('coins')), num_train=8, num_val=3, size=64)
+
+
+@pytest.fixture(scope='module')
+def trained(coins, tmp_path_factory):
+    """tools/train.py on the leaf config: (config, work_dir, completed process)."""
+    import subprocess
+    root = tmp_path_factory.mktemp('run')
+    config = leaf_config(str(root / 'coins.py'), coins)
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    work_dir = str(root / 'work')
+    proc = subprocess.run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options'] + QUICK,
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return config, work_dir, proc
+
+
+def test_two_line_leaf_config_trains_validates_and_checkpoints(trained, coins):
+    config, work_dir, proc = trained
+    print(f'settings the dataset needed: {settings_in(config)} (data_root)')
+    assert settings_in(config) == 1
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert f'classes: 2 (1 thing: coin; 1 stuff: background) from {coins}/annotations/panoptic_train.json' in log
+    assert 'schedule: 20 iterations; LinearLR 0-1; MultiStepLR 0-20 (x0.1 at 18, 19); validation every 5' in log
+    assert log.count('coco_panoptic/PQ:') == 4 and 'coco/segm_mAP:' in log and 'sem_seg/mIoU:' in log
+    assert osp.isfile(osp.join(work_dir, 'iter_20.pth'))
+
+
+def test_test_tool_and_image_demo_from_the_checkpoint_alone(trained, coins, tmp_path, tools):
+    config, work_dir, proc = trained
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    checkpoint = osp.join(work_dir, 'iter_20.pth')
+    result = tools.run(['tools/test.py', config, checkpoint, '--work-dir', str(tmp_path / 'test')])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'coco_panoptic/PQ:' in result.stdout + result.stderr
+    out = tmp_path / 'demo'
+    demo = tools.run(['tools/demo/image_demo.py', osp.join(coins, 'val'), '--weights', checkpoint,
+                      '--out-dir', str(out)])  # no config: the checkpoint's own
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    names = sorted(os.listdir(osp.join(coins, 'val')))
+    assert sorted(os.listdir(out / 'vis')) == sorted(f'{osp.splitext(n)[0]}_{t}.png' for n in names
+                                                     for t in ('panoptic', 'instance', 'semantic'))
+    panoptic = json.load(open(out / 'panoptic.json'))
+    assert [c['name'] for c in panoptic['categories']] == ['coin', 'background']
+
+
+def test_the_repository_config_with_the_checkpoint_takes_its_classes(trained, coins, tmp_path, tools):
+    config, work_dir, proc = trained
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    image = osp.join(coins, 'val', sorted(os.listdir(osp.join(coins, 'val')))[0])
+    demo = tools.run(['tools/demo/image_demo.py', image, BASE, '--weights', osp.join(work_dir, 'iter_20.pth'),
+                      '--out-dir', str(tmp_path / 'demo'), '--task', 'semantic'])
+    assert demo.returncode == 0, demo.stderr[-3000:]  # the config names 4 + 3 synthetic classes
+    assert os.listdir(tmp_path / 'demo' / 'vis') == [osp.splitext(osp.basename(image))[0] + '_semantic.png']
+
+
+def test_check_dataset_with_the_leaf_config(trained, tools):
+    config = trained[0]
+    result = tools.run(['tools/misc/check_dataset.py', config])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert 'checked 11 samples: no problems found' in result.stdout
+
+
+# -- every mistake of this path, before the first iteration --------------------------------------------------
+
+def _mistake_config(tmp_path, coins: str, extra: str) -> str:
+    path = tmp_path / 'mistake.py'
+    path.write_text(f'_base_ = [{BASE!r}]\ndata_root = {coins + "/"!r}\n' + extra)
+    return str(path)
+
+
+MISTAKES = {
+    'wrong class counts': (
+        'model = dict(panoptic_head=dict(num_things_classes=4, num_stuff_classes=3))\n',
+        'model.panoptic_head.num_things_classes=4, model.panoptic_head.num_stuff_classes=3 (set in the config) '
+        'disagree with {coins}/annotations/panoptic_train.json, which has 1 thing + 1 stuff classes'),
+    'classes the file lacks': (
+        "train_dataloader = dict(dataset=dict(metainfo=dict(classes=('coin', 'note'))))\n",
+        "train_dataloader.dataset.metainfo.classes names ['note'], which are not categories of "
+        '{coins}/annotations/panoptic_train.json'),
+    'data_root that is not there': (
+        "data_root = '/nonexistent/data/'\n",
+        'train_dataloader.dataset.data_root /nonexistent/data/ is not a folder'),
+    'annotation file that is not there': (
+        "train_dataloader = dict(dataset=dict(ann_file='annotations/train.json'))\n",
+        'train_dataloader.dataset.ann_file {coins}/annotations/train.json does not exist'),
+    'evaluator of another dataset': (
+        "val_evaluator = [dict(type='M2FCocoPanopticMetric', ann_file='{other}', seg_prefix='{coins}/')]\n",
+        "val_evaluator[0] (M2FCocoPanopticMetric).ann_file {other} lacks the classes ['coin', 'background']"),
+}
+
+
+@pytest.mark.parametrize('mistake', sorted(MISTAKES))
+def test_each_mistake_stops_before_the_first_iteration_with_one_line(mistake, coins, tmp_path, tools):
+    other = tmp_path / 'other.json'
+    other.write_text(json.dumps(dict(images=[], annotations=[], categories=[dict(id=1, name='person', isthing=1)])))
+    extra, message = MISTAKES[mistake]
+    config = _mistake_config(tmp_path, coins, extra.format(coins=coins, other=other))
+    result = tools.run(['tools/train.py', config, '--work-dir', str(tmp_path / 'work'), '--cfg-options'] + QUICK)
+    assert result.returncode == 1, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith('m2f_mm: ')]
+    assert len(lines) == 1 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+    assert lines[0].startswith('m2f_mm: ' + message.format(coins=coins, other=other)), lines[0]
+    assert 'Fix:' in lines[0]
+    assert 'Iter(train)' not in result.stdout + result.stderr
