@@ -89,7 +89,7 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, dev
     model = registry.build(cfg.model)
     meta = {}
     if checkpoint is not None:
-        if not osp.isfile(checkpoint):
+        if not osp.exists(checkpoint):
             raise FileNotFoundError(f'checkpoint file {checkpoint!r} does not exist')
         ckpt = load_checkpoint_file(checkpoint)
         state, report = fitting_state(model, ckpt, checkpoint, partial=partial)
