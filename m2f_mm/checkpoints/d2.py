@@ -46,7 +46,7 @@ from torch import Tensor
 
 from .d2_keys import HEAD_TABLE, PD, PR, convert_swin, fpn_table, resnet_table, swin_to_d2
 from .rename import compile_table, prefixed, rename_keys
-from .safe_load import RefusedGlobalError, RestrictedUnpickler, is_plain_data_class, load_checkpoint_file
+from .safe_load import RefusedGlobalError, RestrictedUnpickler, load_checkpoint_file, refused_data_class
 
 D2_HEAD_PREFIX = 'sem_seg_head.'
 # Present in detectron2 checkpoints but not weights of the model: the loss's class weights and
@@ -179,14 +179,9 @@ def load_d2_checkpoint(path: str, *, trust_pickle: bool = False) -> object:
 
 
 def _trust_hint(err: BaseException, trust_pickle: bool) -> str:
-    """' If you trust the file, rerun with --trust-pickle.' only when the safe loader refused what may be a
-    plain data class: never for a file cut short, nor for a global that runs code (posix.system)."""
-    refused = err
-    while refused is not None and not isinstance(refused, RefusedGlobalError):
-        refused = refused.__cause__ or refused.__context__
-    if trust_pickle or refused is None or not is_plain_data_class(refused.global_name):
-        return ''
-    return f' If you trust the file and its {refused.global_name} class, rerun with --trust-pickle.'
+    """The --trust-pickle hint, only when the safe loader refused what may be a plain data class."""
+    name = None if trust_pickle else refused_data_class(err)
+    return f' If you trust the file and its {name} class, rerun with --trust-pickle.' if name else ''
 
 
 def extract_d2_weights(obj: object, source: str = 'checkpoint') -> Dict[str, object]:

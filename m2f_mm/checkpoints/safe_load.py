@@ -21,7 +21,7 @@ import os.path as osp
 import pickle
 import sys
 import types
-from typing import Callable, Dict, Iterator
+from typing import Callable, Dict, Iterator, Optional
 
 import numpy as np
 import torch
@@ -132,6 +132,14 @@ class RestrictedUnpickler(pickle.Unpickler):
         if key in allowed:
             return allowed[key]
         raise RefusedGlobalError(key)
+
+
+def refused_data_class(err: BaseException) -> Optional[str]:
+    """The global a :class:`RefusedGlobalError` in ``err`` (or its causes) refused, when it may be a plain
+    data class (:func:`is_plain_data_class`); None otherwise (a file cut short, ``posix.system``, ...)."""
+    while err is not None and not isinstance(err, RefusedGlobalError):
+        err = err.__cause__ or err.__context__
+    return err.global_name if err is not None and is_plain_data_class(err.global_name) else None
 
 
 restricted_pickle = types.SimpleNamespace(Unpickler=RestrictedUnpickler, __name__='m2f_mm_restricted_pickle',

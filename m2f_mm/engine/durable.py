@@ -129,13 +129,17 @@ def remove_stale_temp_files(directory: str) -> List[str]:
     return remove_durably(stale)
 
 
+def _size(num_bytes: int) -> str:
+    return f'{num_bytes / 2**30:.2f} GiB' if num_bytes >= 2**30 else f'{num_bytes / 2**20:.1f} MiB'
+
+
 def write_failure_message(path: str, err: BaseException) -> str:
     """The one line a run stops with when ``path`` could not be written."""
     directory = osp.dirname(osp.abspath(path))
     reason = getattr(err, 'strerror', None) or str(err) or type(err).__name__
     try:
         usage = shutil.disk_usage(directory)
-        disk = f'{usage.free / 2**30:.2f} GiB free of {usage.total / 2**30:.2f} GiB on the disk of {directory}'
+        disk = f'{_size(usage.free)} free of {_size(usage.total)} on the disk of {directory}'
     except OSError:
         disk = f'the disk of {directory} cannot be read'
     return (f'could not write checkpoint {path} ({reason}; {disk}): the previous checkpoint and last_checkpoint '

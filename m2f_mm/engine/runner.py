@@ -16,7 +16,7 @@ mmengine's Runner it
 - writes checkpoints all or nothing and deletes old ones only after the new one is on disk (a kill or
   a full disk leaves the previous checkpoint and ``last_checkpoint`` valid; ``engine/durable.py``,
   ``engine/checkpoint_hook.py``), in types ``torch.load``'s default ``weights_only=True`` reads, so
-  mmdet's / mmseg's own tools and inferencers load them (``engine/safe_types.py``); ``--resume``
+  mmdet's / mmseg's own tools and inferencers load them (``checkpoints/safe_types.py``); ``--resume``
   falls back to the newest intact checkpoint when ``last_checkpoint`` names a missing or broken file;
 - stops with one line at a bad sample, or skips it (``train_dataloader.bad_samples = 'skip'``),
   and DataLoader workers die with a killed trainer (``engine/data_guard.py``);

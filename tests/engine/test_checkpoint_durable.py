@@ -62,7 +62,7 @@ def test_a_failing_write_keeps_the_old_file_and_removes_the_temp(tmp_path):
         durable.atomic_write(path, fails_half_way)
     assert open(path, 'rb').read() == before and _temp_files(tmp_path) == []
     line = durable.write_failure_message(path, OSError(errno.ENOSPC, 'No space left on device'))
-    assert '\n' not in line and path in line and 'No space left on device' in line and 'GiB free' in line
+    assert '\n' not in line and path in line and 'No space left on device' in line and ' free of ' in line
     assert str(tmp_path) in line and '--resume' in line
 
 
@@ -215,3 +215,24 @@ def test_checkpoint_problem_names_each_kind_of_damage(tmp_path):
     data[offset] = 1
     (tmp_path / 'flipped.pth').write_bytes(bytes(data))
     assert 'fails its CRC check' in checkpoint_problem(str(tmp_path / 'flipped.pth'))
+
+
+def test_a_replaced_best_checkpoint_is_deleted_only_after_the_new_one_is_written(tmp_path):
+    from m2f_mm.engine.checkpoint_hook import M2FCheckpointHook
+    runner = _fake_runner(str(tmp_path), 0)
+    write, present_at_write = runner.save_checkpoint, []
+
+    def recording_write(out_dir, filename, *args, **kwargs):
+        present_at_write.append((filename, sorted(n for n in os.listdir(out_dir) if n.endswith('.pth'))))
+        write(out_dir, filename, *args, **kwargs)
+    runner.save_checkpoint = recording_write
+    hook = M2FCheckpointHook(interval=1, by_epoch=False, max_keep_ckpts=1, save_best='PQ', rule='greater')
+    hook.before_train(runner)
+    for step, pq in ((1, 10.0), (2, 20.0)):
+        runner.iter = step - 1
+        hook._save_checkpoint(runner)
+        runner.iter = step
+        hook.after_val_epoch(runner, {'PQ': pq})
+    assert present_at_write[-2] == ('best_PQ_iter_2.pth', ['best_PQ_iter_1.pth', 'iter_2.pth'])
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith('.pth')) == ['best_PQ_iter_2.pth', 'iter_2.pth']
+    assert torch.load(tmp_path / 'best_PQ_iter_2.pth')['step'] == 3  # the fake runner's iter + 1

@@ -94,7 +94,7 @@ def test_full_disk_stops_with_one_line_and_keeps_the_previous_checkpoint(tiny_da
     result = tools.run(['tools/train.py', limited, '--work-dir', str(work_dir)])
     line = _one_line_error(result)
     assert line.startswith(f'm2f_mm: could not write checkpoint {work_dir}/iter_4.pth (File too large; ')
-    assert 'GiB free' in line and 'the previous checkpoint and last_checkpoint are unchanged' in line
+    assert ' free of ' in line and 'the previous checkpoint and last_checkpoint are unchanged' in line
     assert sorted(os.listdir(work_dir)).count('iter_2.pth') == 1 and not osp.exists(work_dir / 'iter_4.pth')
     assert not [n for n in os.listdir(work_dir) if n.startswith('.')]  # the partial file was removed
     assert open(work_dir / 'last_checkpoint').read() == str(work_dir / 'iter_2.pth')
@@ -171,6 +171,15 @@ def test_unreadable_checkpoints_stop_test_and_init_model_with_one_line(tiny_data
         with pytest.raises(M2FCheckpointError) as info:
             init_model(config, path)
         assert '\n' not in str(info.value) and path in str(info.value) and EXPECTED[case] in str(info.value)
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('image_demo_tool', osp.join(tools.repo, 'tools/demo/image_demo.py'))
+    image_demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(image_demo)
+    image = osp.join(tiny_data, 'val', sorted(os.listdir(osp.join(tiny_data, 'val')))[0])
+    for case in ('empty', 'evil'):
+        with pytest.raises(SystemExit, match=f'image_demo: checkpoint {cases[case]}') as info:
+            image_demo.main([image, config, '--weights', cases[case], '--out-dir', str(tmp_path / 'demo')])
+        assert '\n' not in str(info.value.code) and EXPECTED[case] in str(info.value.code)
     out = tools.run(['-c', DRIVER, config, str(tmp_path / 'w'), json.dumps(cases)])
     results = json.loads(out.stdout.split('RESULTS')[-1])
     for case, (status, stderr) in results.items():
