@@ -29,7 +29,7 @@ test_cfg = dict(type='TestLoop')
 custom_hooks = [dict(type='M2FClassCheckHook')]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=0.25, max_keep_ckpts=1, save_last=True),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=0.25, max_keep_ckpts=2, save_last=True),
     visualization=dict(type='DetVisualizationHook'))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))

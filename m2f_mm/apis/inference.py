@@ -117,7 +117,7 @@ def init_model(config: Union[str, Config, None], checkpoint: Optional[str] = Non
                          f'(torch {torch.__version__}); use device="cpu" or install a CUDA build of torch')
     ckpt = None
     if checkpoint is not None:
-        if not osp.isfile(checkpoint):
+        if not osp.exists(checkpoint):  # a directory or a broken file: M2FCheckpointError from the loader
             raise FileNotFoundError(f'checkpoint file {checkpoint!r} does not exist')
         ckpt = load_checkpoint_file(checkpoint)
     if config is None and checkpoint is None:

@@ -6,6 +6,7 @@
   (``tools/model_converters/d2_to_m2f.py``).
 - ``class_order.py``: the class rows of a converted classifier, from a dataset's file order to things first.
 - ``safe_load.py``: the restricted unpickler every loader in m2f_mm uses (no code runs while loading).
+- ``safe_types.py``: what the runner stores besides tensors, in types ``torch.load(weights_only=True)`` reads.
 """
 from .class_order import categories_of, reorder_class_rows, things_first_order
 from .d2 import (CheckpointFormatError, CheckpointMismatchError, ConversionResult, backbone_name,

@@ -46,7 +46,7 @@ from torch import Tensor
 
 from .d2_keys import HEAD_TABLE, PD, PR, convert_swin, fpn_table, resnet_table, swin_to_d2
 from .rename import compile_table, prefixed, rename_keys
-from .safe_load import RestrictedUnpickler, load_checkpoint_file
+from .safe_load import RefusedGlobalError, RestrictedUnpickler, load_checkpoint_file, refused_data_class
 
 D2_HEAD_PREFIX = 'sem_seg_head.'
 # Present in detectron2 checkpoints but not weights of the model: the loss's class weights and
@@ -157,9 +157,12 @@ def load_d2_checkpoint(path: str, *, trust_pickle: bool = False) -> object:
         try:
             return load_checkpoint_file(path, trust_pickle=trust_pickle)
         except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
-            hint = '' if trust_pickle else ' If you trust the file, rerun with --trust-pickle.'
             raise CheckpointFormatError(f'{path}: could not load the torch checkpoint '
-                                        f'({type(err).__name__}: {err}).{hint}') from err
+                                        f'({type(err).__name__}: {err}).{_trust_hint(err, trust_pickle)}') from err
+    with open(path, 'rb') as f:
+        if f.read(2) == b'PK':  # a torch zip file without its central directory: cut off while written or copied
+            raise CheckpointFormatError(f'{path}: the torch checkpoint is truncated (its zip directory is missing). '
+                                        'Download or copy it again.')
     try:
         with open(path, 'rb') as f:
             if trust_pickle:
@@ -167,11 +170,18 @@ def load_d2_checkpoint(path: str, *, trust_pickle: bool = False) -> object:
             return RestrictedUnpickler(f, encoding='latin1').load()
     except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError,
             IndexError, KeyError, OverflowError, MemoryError) as err:
-        if isinstance(err, pickle.UnpicklingError) and 'refusing to unpickle' in str(err):
-            raise CheckpointFormatError(f'{path}: {err} detectron2 .pkl checkpoints hold only numpy arrays.') from err
+        if isinstance(err, RefusedGlobalError):
+            raise CheckpointFormatError(f'{path}: {err} detectron2 .pkl checkpoints hold only numpy arrays.'
+                                        f'{_trust_hint(err, trust_pickle)}') from err
         raise CheckpointFormatError(f'{path}: not a readable checkpoint - the pickle is truncated or corrupt '
                                     f'({type(err).__name__}: {err}). Re-download it (the model zoo file names '
                                     'end in the first 6 hex digits of their md5).') from err
+
+
+def _trust_hint(err: BaseException, trust_pickle: bool) -> str:
+    """The --trust-pickle hint, only when the safe loader refused what may be a plain data class."""
+    name = None if trust_pickle else refused_data_class(err)
+    return f' If you trust the file and its {name} class, rerun with --trust-pickle.' if name else ''
 
 
 def extract_d2_weights(obj: object, source: str = 'checkpoint') -> Dict[str, object]:

@@ -10,7 +10,8 @@ files and detectron2's ``.pkl`` pickles alike) are read with an unpickler that a
 with ``torch.serialization.add_safe_globals``), numpy arrays / dtypes / scalars, plain containers, mmengine's
 ``HistoryBuffer``, and ``getattr`` restricted to ``HistoryBuffer``'s statistics methods. Anything
 else (``os.system``, ``getattr(array, 'tofile')``, ...) is refused with an error naming the global
-(and never suggesting to allow it). Globals the user allowed with
+(:class:`RefusedGlobalError`; allow-listing is suggested only for what may be a plain data class,
+never for ``os.system`` and its kind). Globals the user allowed with
 ``torch.serialization.add_safe_globals`` are honoured.
 """
 import codecs
@@ -18,11 +19,14 @@ import collections
 import contextlib
 import os.path as osp
 import pickle
+import sys
 import types
-from typing import Callable, Dict, Iterator
+from typing import Callable, Dict, Iterator, Optional
 
 import numpy as np
 import torch
+
+from .safe_types import from_weights_only
 
 _HISTORY_BUFFER_METHODS = frozenset({'min', 'max', 'mean', 'current'})
 
@@ -70,6 +74,51 @@ def _user_safe_globals() -> Dict[str, object]:
     return allowed
 
 
+# Modules whose functions and classes run commands, open files or evaluate code when called. A refused
+# global from one of them is never a data class, whatever its name looks like (protocol-2 pickles name
+# os as posix / nt, subprocess as commands, builtins as __builtin__).
+_CODE_RUNNING_MODULES = frozenset({
+    'os', 'posix', 'nt', 'subprocess', 'commands', 'builtins', '__builtin__', 'sys', 'shutil', 'pty', 'socket',
+    'importlib', 'runpy', 'pickle', '_pickle', 'cPickle', 'marshal', 'ctypes', 'code', 'codeop', 'types',
+    'functools', 'operator', 'io', '_io', 'signal', 'multiprocessing', 'threading', '_thread', 'asyncio',
+    'webbrowser', 'pdb', 'bdb', 'timeit', 'platform', 'tempfile', 'glob', 'pathlib', 'inspect', 'ast',
+    'zipimport', 'pkgutil', 'site', 'sysconfig', 'distutils', 'setuptools', 'pip', 'torch', 'numpy'})
+
+
+def is_plain_data_class(global_name: str) -> bool:
+    """Whether a refused pickle global ('module.Name') can be a user's plain data class: a class-like
+    name outside the standard modules that run code (``posix.system``, ``subprocess.Popen``,
+    ``builtins.eval`` and the like are not). Nothing is imported to decide."""
+    module, _, name = global_name.rpartition('.')
+    if not module or not name:
+        return False
+    root = module.split('.')[0]
+    if root in _CODE_RUNNING_MODULES or root.startswith('_') and root != '__main__':
+        return False
+    loaded = getattr(sys.modules.get(module), name, None)  # only what is imported already
+    if loaded is not None:
+        return isinstance(loaded, type) and not issubclass(loaded, BaseException)
+    return name[:1].isupper() and name.isidentifier() and not name.isupper()
+
+
+class RefusedGlobalError(pickle.UnpicklingError):
+    """A pickle asked for a global outside the allow-list; ``global_name`` is 'module.name'."""
+
+    def __init__(self, global_name: str) -> None:
+        self.global_name = global_name
+        # Never suggest allow-listing a name that may run code (os.system): only a possible data class.
+        hint = ('If you wrote it yourself and it holds your own plain data classes, allow exactly those classes '
+                'with torch.serialization.add_safe_globals([...]).' if is_plain_data_class(global_name) else
+                f'{global_name} is not a data class: unpickling it would run it.')
+        super().__init__(
+            f'refusing to unpickle {global_name!r}: a checkpoint holds tensors, numpy arrays and mmengine log '
+            'buffers, and this file asks for something else, which could run code while loading. Do not load '
+            f'files you do not trust. {hint}')
+
+    def __reduce__(self):
+        return type(self), (self.global_name, )
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that admits only the allow-list described in the module docstring, plus what the
     user allowed with ``torch.serialization.add_safe_globals``."""
@@ -82,13 +131,15 @@ class RestrictedUnpickler(pickle.Unpickler):
         allowed = {**_get_allowed_globals(), **mmengine_checkpoint_globals(), **_user_safe_globals()}
         if key in allowed:
             return allowed[key]
-        # Never suggest allow-listing the refused name: it may be a function that runs code (os.system).
-        raise pickle.UnpicklingError(
-            f'refusing to unpickle {key!r}: a checkpoint holds tensors, numpy arrays and mmengine log buffers, '
-            'and this file asks for something else, which could run code while loading. Do not load files you '
-            'do not trust. If you wrote it yourself and it holds your own plain data classes, allow exactly those '
-            'classes with torch.serialization.add_safe_globals([...]); never a function or a class that runs '
-            'commands.')
+        raise RefusedGlobalError(key)
+
+
+def refused_data_class(err: BaseException) -> Optional[str]:
+    """The global a :class:`RefusedGlobalError` in ``err`` (or its causes) refused, when it may be a plain
+    data class (:func:`is_plain_data_class`); None otherwise (a file cut short, ``posix.system``, ...)."""
+    while err is not None and not isinstance(err, RefusedGlobalError):
+        err = err.__cause__ or err.__context__
+    return err.global_name if err is not None and is_plain_data_class(err.global_name) else None
 
 
 restricted_pickle = types.SimpleNamespace(Unpickler=RestrictedUnpickler, __name__='m2f_mm_restricted_pickle',
@@ -96,11 +147,13 @@ restricted_pickle = types.SimpleNamespace(Unpickler=RestrictedUnpickler, __name_
 
 
 def load_local_checkpoint(filename: str, map_location=None) -> dict:
-    """mmengine's ``load_from_local`` with the restricted unpickler instead of torch's default."""
+    """mmengine's ``load_from_local`` with the restricted unpickler instead of torch's default; message-hub
+    buffers and numpy values stored as tensors (``safe_types.py``) come back as they were saved."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False, pickle_module=restricted_pickle)
+    checkpoint = torch.load(filename, map_location=map_location, weights_only=False, pickle_module=restricted_pickle)
+    return from_weights_only(checkpoint)
 
 
 def load_pickle(path: str) -> object:

@@ -7,12 +7,19 @@ wrong shape, a model key the checkpoint leaves unfilled, or an unexpected key in
 error (:class:`~m2f_mm.engine.errors.M2FCheckpointError`) naming the keys, both shapes and the
 fix. Partial loading is an explicit opt-in and lists what stayed at initialisation.
 
+A checkpoint that cannot be read (missing, a directory, empty, truncated, corrupt, or a pickle asking
+for a refused global) stops with one line too (:func:`load_checkpoint_file`); :func:`checkpoint_problem`
+checks a file without unpickling it, and :func:`resumable_checkpoint` picks what ``--resume``
+continues from when ``last_checkpoint`` names a missing or broken file.
+
 Also here: the random states that decide the rest of a run, saved with every checkpoint and
 restored on resume (:func:`capture_rng_state` / :func:`restore_rng_state`).
 """
+import os
 import os.path as osp
 import random
 import re
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -124,16 +131,120 @@ def format_report(report: LoadReport, filename: str, hints: Sequence[str] = ()) 
     return '\n'.join(lines)
 
 
+_CUT_SHORT_FIX = ('it was cut off while being written (a killed run or a full disk) or while being copied: '
+                  'use another checkpoint{sibling}, or copy / download it again')
+_CHECKPOINT_NAME = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')  # what CheckpointHook writes, resumable
+
+
+def checkpoint_problem(path: str) -> Optional[str]:
+    """Why ``path`` is not a complete torch checkpoint ('is empty (0 bytes)', ...), or None.
+
+    Reads the whole file to check the CRC of every member of the zip archive; unpickles nothing. A
+    file in torch's legacy (non-zip) format gets None: only loading it can tell.
+    """
+    if not osp.lexists(path):
+        return 'does not exist'
+    if osp.isdir(path):
+        return 'is a directory, not a checkpoint file'
+    size = osp.getsize(path)
+    if size == 0:
+        return 'is empty (0 bytes)'
+    with open(path, 'rb') as f:
+        zipped = f.read(4) == b'PK\x03\x04'
+    if not zipped:
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad_member = archive.testzip()
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return f'is truncated ({size} bytes; the end of its zip archive is missing)'
+    if bad_member is not None:
+        return f'is corrupt (its member {bad_member} fails its CRC check)'
+    if not any(name.endswith('data.pkl') for name in names):
+        return 'is not a torch checkpoint (its zip archive holds no data.pkl)'
+    return None
+
+
+def newest_intact_checkpoint(folders: Sequence[str], exclude: Sequence[str] = ()) -> Optional[str]:
+    """The ``iter_N.pth`` / ``epoch_N.pth`` file with the largest N in ``folders`` (``exclude`` left out) that
+    :func:`checkpoint_problem` passes, or None."""
+    found = []
+    for folder in dict.fromkeys(osp.abspath(f) for f in folders if f and osp.isdir(f)):
+        for name in os.listdir(folder):
+            match = _CHECKPOINT_NAME.match(name)
+            if match:
+                found.append((int(match.group(1)), osp.join(folder, name)))
+    excluded = {osp.abspath(p) for p in exclude}
+    for _, path in sorted(found, reverse=True):
+        if path not in excluded and checkpoint_problem(path) is None:
+            return path
+    return None
+
+
+def resumable_checkpoint(work_dir: str) -> Tuple[Optional[str], str]:
+    """What ``--resume`` (auto) continues from: ``(path or None, log line or '')``.
+
+    The checkpoint ``work_dir/last_checkpoint`` names when it is intact; else the newest intact
+    checkpoint in ``work_dir`` (and in the folder the name points to), with the line saying why.
+
+    Raises:
+        M2FCheckpointError: last_checkpoint names a missing or broken file and no intact one is left.
+    """
+    record = osp.join(work_dir, 'last_checkpoint')
+    named = ''
+    if osp.isfile(record):
+        with open(record) as f:
+            named = f.read().strip()
+    problem = checkpoint_problem(named) if named else None
+    if named and problem is None:
+        return named, ''
+    fallback = newest_intact_checkpoint([work_dir, osp.dirname(named)], exclude=[named] if named else [])
+    said = f'{record} names {named}, which {problem}' if named else f'{record} does not exist'
+    if fallback:
+        return fallback, f'--resume: {said}; resuming from {fallback}, the newest intact checkpoint'
+    if named:
+        raise M2FCheckpointError(f'--resume: {said}, and no other intact iter_*.pth / epoch_*.pth is in {work_dir}: '
+                                 'pass a checkpoint with --resume CKPT, or train without --resume to start over')
+    return None, ''
+
+
+def _sibling_hint(path: str) -> str:
+    sibling = newest_intact_checkpoint([osp.dirname(osp.abspath(path))], exclude=[path])
+    return f' (e.g. {sibling}, which is intact)' if sibling else ''
+
+
 def load_checkpoint_file(filename: str, map_location='cpu') -> dict:
-    """A local file through the restricted unpickler (no code runs); URLs through mmengine."""
-    if osp.isfile(osp.expanduser(filename)):
-        from m2f_mm.checkpoints.safe_load import load_local_checkpoint
-        return load_local_checkpoint(filename, map_location=map_location)
-    if '://' not in filename:
+    """A local file through the restricted unpickler (no code runs); URLs through mmengine.
+
+    Raises:
+        M2FCheckpointError: one line for a missing, empty, truncated or corrupt file, a directory, or a
+            pickle that asks for a global the restricted unpickler refuses (named).
+    """
+    from m2f_mm.checkpoints.safe_load import RefusedGlobalError, load_local_checkpoint
+    path = osp.expanduser(filename)
+    if '://' in filename and not osp.exists(path):
+        from mmengine.runner.checkpoint import CheckpointLoader
+        return CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+    if not osp.exists(path):
         raise M2FCheckpointError(f'checkpoint {filename} does not exist: check the path given to '
                                  'tools/test.py, --resume or load_from')
-    from mmengine.runner.checkpoint import CheckpointLoader
-    return CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+    if osp.isdir(path):
+        inside = sorted(n for n in os.listdir(path) if n.endswith('.pth'))
+        raise M2FCheckpointError(f'checkpoint {filename} is a directory, not a checkpoint file: name the .pth file '
+                                 + (f'inside it (e.g. {osp.join(filename, inside[-1])})' if inside else 'itself'))
+    try:
+        return load_local_checkpoint(path, map_location=map_location)
+    except RefusedGlobalError as err:
+        raise M2FCheckpointError(f'checkpoint {filename}: {err}') from None
+    except Exception as err:  # noqa: BLE001 - torch reports a broken file with many types
+        problem = checkpoint_problem(path)
+        if problem is None:
+            first_line = (str(err).strip().splitlines() or [''])[0]
+            raise M2FCheckpointError(f'checkpoint {filename} cannot be read ({type(err).__name__}: {first_line})') \
+                from None
+        raise M2FCheckpointError(f'checkpoint {filename} {problem}: '
+                                 + _CUT_SHORT_FIX.format(sibling=_sibling_hint(path))) from None
 
 
 def fitting_state(model: torch.nn.Module, checkpoint: Mapping[str, object], filename: str, partial: bool,

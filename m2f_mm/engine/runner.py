@@ -13,6 +13,11 @@ mmengine's Runner it
   (``engine/checkpoint.py``);
 - saves the random states of every rank in each checkpoint and restores them on ``--resume``,
   so a killed-and-resumed run ends bit-identical to an uninterrupted one;
+- writes checkpoints all or nothing and deletes old ones only after the new one is on disk (a kill or
+  a full disk leaves the previous checkpoint and ``last_checkpoint`` valid; ``engine/durable.py``,
+  ``engine/checkpoint_hook.py``), in types ``torch.load``'s default ``weights_only=True`` reads, so
+  mmdet's / mmseg's own tools and inferencers load them (``checkpoints/safe_types.py``); ``--resume``
+  falls back to the newest intact checkpoint when ``last_checkpoint`` names a missing or broken file;
 - stops with one line at a bad sample, or skips it (``train_dataloader.bad_samples = 'skip'``),
   and DataLoader workers die with a killed trainer (``engine/data_guard.py``);
 - stops or skips a step with a non-finite loss or gradient (``nonfinite_steps``,
@@ -23,19 +28,25 @@ Config keys it reads (all optional): ``partial_load`` (bool), ``nonfinite_steps`
 """
 import copy
 import inspect
+import os.path as osp
 from typing import Optional
 
 import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size, is_distributed
+from mmengine.hooks import CheckpointHook
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..checkpoints.safe_load import install_checkpoint_loader
+from ..checkpoints.safe_types import make_weights_only
 from .checkpoint import (capture_rng_state, fitting_state, load_checkpoint_file, partial_load_summary,
-                         restore_rng_state, rng_states_for_rank)
+                         restore_rng_state, resumable_checkpoint, rng_states_for_rank)
+from .checkpoint_hook import M2FCheckpointHook
 from .data_guard import with_guard
 from .distributed import check_world_fits, ddp_wrapper_cfg, init_distributed, rank_seed
+from .durable import write_failure_message
+from .errors import M2FCheckpointError
 from .nonfinite import M2FNonFiniteGuardHook
 
 RNG_KEY = 'm2f_rng_states'
@@ -153,15 +164,42 @@ class M2FRunner(Runner):
         else:
             restore_rng_state(state)
 
-    def save_checkpoint(self, *args, **kwargs) -> None:
+    def load_or_resume(self) -> None:
+        if self._has_loaded or not (self._resume and self._load_from is None):
+            return super().load_or_resume()
+        # --resume without a file: last_checkpoint's file if intact, else the newest intact one (said why)
+        path, note = resumable_checkpoint(self.work_dir)
+        if note:
+            self.logger.warning(note)
+        if path is None:
+            self.logger.info(f'--resume: no checkpoint in {self.work_dir} yet, training starts at iteration 0')
+            return None
+        self.logger.info(f'Auto resumed from the latest checkpoint {path}.')
+        self.resume(path)
+        self._has_loaded = True
+
+    def save_checkpoint(self, out_dir: str, filename: str, file_client_args: Optional[dict] = None, *args,
+                        **kwargs) -> None:
         # Collective on every rank (CheckpointHook calls this on all of them); rank 0 writes.
         states = all_gather_object(capture_rng_state()) if is_distributed() else [capture_rng_state()]
         kwargs['meta'] = dict(kwargs.get('meta') or {}, **{RNG_KEY: states})
-        super().save_checkpoint(*args, **kwargs)
+        if file_client_args is None and kwargs.get('backend_args') is None and '://' not in str(out_dir):
+            kwargs['backend_args'] = dict(backend='m2f_durable_local')  # all or nothing (engine/durable.py)
+        try:
+            super().save_checkpoint(out_dir, filename, file_client_args, *args, **kwargs)
+        except OSError as err:
+            raise M2FCheckpointError(write_failure_message(osp.join(out_dir, filename), err)) from None
+
+    def call_hook(self, fn_name: str, **kwargs) -> None:
+        super().call_hook(fn_name, **kwargs)
+        if fn_name == 'before_save_checkpoint':  # after every hook added its part: types torch.load accepts
+            make_weights_only(kwargs['checkpoint'])
 
     # -- hooks -------------------------------------------------------------------------------------
     def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
         super().register_hooks(default_hooks, custom_hooks)
+        # mmengine's CheckpointHook -> the durable one, same settings (engine/checkpoint_hook.py)
+        self._hooks = [M2FCheckpointHook.from_hook(h) if type(h) is CheckpointHook else h for h in self._hooks]
         from m2f_mm.models.detector import M2FClassCheckHook
         present = {type(hook) for hook in self.hooks}
         if M2FNonFiniteGuardHook not in present:

@@ -80,3 +80,64 @@ def test_user_allow_listed_class_loads(tmp_path):
         torch.serialization.clear_safe_globals()
         torch.serialization.add_safe_globals(before)
 
+
+
+@pytest.mark.parametrize('name, plain', [
+    ('posix.system', False), ('os.system', False), ('nt.system', False), ('subprocess.Popen', False),
+    ('commands.Popen', False), ('builtins.eval', False), ('builtins.exec', False), ('__builtin__.eval', False),
+    ('shutil.rmtree', False), ('torch.nn.modules.linear.Linear', False), ('mypackage.records.Record', True),
+    ('__main__.UserRecord', True), ('datetime.datetime', True), ('mypackage.tools.run', False)])
+def test_only_what_may_be_a_data_class_is_called_one(name, plain):
+    from m2f_mm.checkpoints.safe_load import is_plain_data_class
+    assert is_plain_data_class(name) is plain
+
+
+class _Popen:
+    def __reduce__(self):
+        import subprocess
+        return (subprocess.Popen, (['true'], ))
+
+
+class _Eval:
+    def __reduce__(self):
+        import builtins
+        return (builtins.eval, ('1', ))
+
+
+class _Exec:
+    def __reduce__(self):
+        import builtins
+        return (builtins.exec, ('x = 1', ))
+
+
+@pytest.mark.parametrize('payload', [_RunsCode(), _Popen(), _Eval(), _Exec()])
+@pytest.mark.parametrize('suffix', ['.pkl', '.pth'])
+def test_d2_converter_never_offers_trust_pickle_for_code(tmp_path, capsys, payload, suffix):
+    import importlib.util
+    path = str(tmp_path / f'model_final{suffix}')
+    if suffix == '.pth':
+        torch.save({'model': {}, 'x': payload}, path)
+    else:
+        with open(path, 'wb') as f:
+            pickle.dump({'model': {}, 'x': payload}, f, protocol=2)  # how detectron2's .pkl files are written
+    tool = os.path.join(os.path.dirname(__file__), '..', '..', 'tools', 'model_converters', 'd2_to_m2f.py')
+    spec = importlib.util.spec_from_file_location('d2_to_m2f_tool', tool)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main([path, str(tmp_path / 'out.pth')]) == 2
+    err = capsys.readouterr().err
+    assert 'refusing to unpickle' in err and 'is not a data class' in err
+    assert '--trust-pickle' not in err and 'add_safe_globals' not in err
+
+
+def test_d2_converter_offers_trust_pickle_for_a_data_class(tmp_path):
+    from m2f_mm.checkpoints import CheckpointFormatError, load_d2_checkpoint
+    path = str(tmp_path / 'mine.pth')
+    torch.save({'model': {}, 'record': UserRecord('kept')}, path)
+    with pytest.raises(CheckpointFormatError, match=r'UserRecord class, rerun with --trust-pickle'):
+        load_d2_checkpoint(path)
+    truncated = tmp_path / 'cut.pth'
+    truncated.write_bytes(open(path, 'rb').read()[:100])
+    with pytest.raises(CheckpointFormatError, match='truncated') as info:
+        load_d2_checkpoint(str(truncated))
+    assert '--trust-pickle' not in str(info.value)

@@ -65,3 +65,42 @@ class RecordRankHook(Hook):
         torch.save(model.state_dict(), os.path.join(self.out_dir, f'weights_rank{runner.rank}.pth'))
         with open(os.path.join(self.out_dir, f'records_rank{runner.rank}.json'), 'w') as f:
             json.dump(self.records, f)
+
+
+@HOOKS.register_module()
+class KillDuringCheckpointWriteHook(Hook):
+    """Kill -9 once half of checkpoint ``name`` is written (and fsynced) under its temporary name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def before_run(self, runner) -> None:
+        import m2f_mm.engine.durable as durable
+        write, name = durable.write_bytes, self.name
+
+        def half_then_kill(f, data):
+            target = os.path.basename(os.readlink(f'/proc/self/fd/{f.fileno()}'))
+            if target.startswith(f'.{name}.'):
+                f.write(data[:len(data) // 2])
+                f.flush()
+                os.fsync(f.fileno())
+                os.kill(os.getpid(), signal.SIGKILL)
+            write(f, data)
+        durable.write_bytes = half_then_kill
+
+
+@HOOKS.register_module()
+class FileSizeLimitHook(Hook):
+    """From iteration ``at_iter`` on, no file may grow beyond ``limit`` bytes: a write past it fails with
+    EFBIG, as on a full disk (SIGXFSZ is ignored so that write() returns the error)."""
+    priority = 'LOWEST'  # after CheckpointHook: the checkpoint of at_iter is complete
+
+    def __init__(self, at_iter: int, limit: int) -> None:
+        self.at_iter = at_iter
+        self.limit = limit
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.iter + 1 == self.at_iter:
+            import resource
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (self.limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))

@@ -80,11 +80,12 @@ def main(argv=None) -> int:
 
     from m2f_mm.apis import ResultWriter, inference_model, init_model, prediction_arrays
     from m2f_mm.apis.results import INSTANCE_OFFSET
+    from m2f_mm.engine.errors import M2FError, short_message
     from m2f_mm.visualization import instance_figure, panoptic_figure, semantic_figure
     from PIL import Image
 
     from m2f_mm.apis.inference import load_config
-    from m2f_mm.checkpoints.safe_load import load_checkpoint_file
+    from m2f_mm.engine.checkpoint import load_checkpoint_file  # one line for a file that cannot be read
 
     images = list_images(args.inputs)
     try:
@@ -92,8 +93,8 @@ def main(argv=None) -> int:
         options, tasks = task_options(load_config(args.config, None, checkpoint, args.weights), args.task,
                                       args.cfg_options)
         model = init_model(args.config, args.weights, device=args.device, cfg_options=options)
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f'image_demo: {err}')
+    except (FileNotFoundError, ValueError, M2FError) as err:  # M2FError: a checkpoint that cannot be read or used
+        raise SystemExit(f'image_demo: {short_message(err) if isinstance(err, M2FError) else err}')
     meta = model.dataset_meta
     classes = list(meta['classes'])
     palette = meta.get('palette') or [[(37 * i) % 256, (97 * i) % 256, (173 * i) % 256] for i in range(len(classes))]
