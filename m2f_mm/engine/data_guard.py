@@ -19,6 +19,7 @@ import numpy as np
 from mmengine.logging import print_log
 from torch.utils.data import DataLoader, Dataset
 
+from .data_seeding import M2FDataLoader
 from .errors import M2FBadSampleError
 
 MODES = ('raise', 'skip')
@@ -108,10 +109,12 @@ class WorkerInit:
             self.init_fn(worker_id)
 
 
-def with_guard(loader: DataLoader, mode: Optional[str]) -> DataLoader:
-    """The same loader (sampler, batching, workers, seeding) over a :class:`GuardedDataset`.
+def with_guard(loader: DataLoader, mode: Optional[str], seed: Optional[int] = None, rank: int = 0) -> DataLoader:
+    """The same loader (sampler, batching, workers) over a :class:`GuardedDataset`.
 
-    ``mode=None`` keeps the dataset as is and only makes the workers die with their parent.
+    ``mode=None`` keeps the dataset as is and only makes the workers die with their parent. With
+    ``seed``, each sample's augmentation is seeded by its place in the sampler's stream (``rank``'s
+    stream), whatever the worker count (:class:`~m2f_mm.engine.data_seeding.M2FDataLoader`).
     """
     dataset = loader.dataset if mode is None else GuardedDataset(loader.dataset, mode)
     # Keep batch_size / sampler when the loader was built from them: runners read loader.batch_size.
@@ -123,4 +126,4 @@ def with_guard(loader: DataLoader, mode: Optional[str]) -> DataLoader:
                   multiprocessing_context=loader.multiprocessing_context, generator=loader.generator)
     if loader.num_workers > 0:
         kwargs.update(prefetch_factor=loader.prefetch_factor, persistent_workers=loader.persistent_workers)
-    return DataLoader(dataset, **kwargs)
+    return M2FDataLoader(dataset, seed=seed, rank=rank, **kwargs)
