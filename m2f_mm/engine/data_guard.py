@@ -7,7 +7,8 @@ an :class:`~m2f_mm.engine.errors.M2FBadSampleError` naming the file, the image i
 problem, with the fix (``tools/misc/check_dataset.py`` finds every such sample up front). With
 ``mode='skip'`` the sample is logged once per process, counted in a counter shared by all
 DataLoader workers, and replaced by another random sample, as mmengine replaces ``None``
-samples. Validation and test loaders always stop: skipping would bias the metric.
+samples (drawn under the sample's own seed, ``engine/data_seeding.py``: the same replacement in
+every run). Validation and test loaders always stop: skipping would bias the metric.
 """
 import ctypes
 import multiprocessing

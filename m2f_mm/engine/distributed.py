@@ -6,9 +6,10 @@ backend is chosen from what the machine has (``nccl`` with CUDA, ``gloo`` withou
 config names one, no CUDA call is made without CUDA, and a backend that cannot work is refused
 with the fix instead of failing inside torch.
 
-Collective operations time out after ``env_cfg.dist_cfg.timeout`` seconds (default
-:data:`DEFAULT_TIMEOUT_S`, not torch's 30 minutes); the same value bounds how long a rank may stop
-answering before the job ends naming it (``engine/watchdog.py``).
+A rank that stops answering for ``env_cfg.dist_cfg.timeout`` seconds (default
+:data:`DEFAULT_TIMEOUT_S`, not torch's 30 minutes) ends the job naming it (``engine/watchdog.py``);
+torch's collective operations time out :data:`WATCHDOG_LEAD_S` later, so that the heartbeat
+watchdog names the rank before torch's own watchdog aborts the process (nccl).
 """
 import datetime
 import os
@@ -24,6 +25,7 @@ from .errors import M2FLaunchError
 AUTO = 'auto'
 # Long enough for rank 0 alone to compute COCO metrics or write a large checkpoint while the others wait.
 DEFAULT_TIMEOUT_S = 600.0
+WATCHDOG_LEAD_S = 60.0
 
 
 def resolve_backend(requested: Optional[str], cuda_available: bool) -> str:
@@ -92,15 +94,15 @@ def init_distributed(launcher: str, backend: Optional[str] = AUTO, timeout: Opti
     """Initialise the default process group for ``launcher`` (``pytorch``, ``slurm`` or ``mpi``).
 
     Takes ``env_cfg.dist_cfg`` as keywords (``backend``, ``timeout`` in seconds, default
-    :data:`DEFAULT_TIMEOUT_S`, ``port`` for slurm); other keywords go to
-    ``torch.distributed.init_process_group``. Returns the backend.
+    :data:`DEFAULT_TIMEOUT_S`: collectives time out :data:`WATCHDOG_LEAD_S` later; ``port`` for
+    slurm); other keywords go to ``torch.distributed.init_process_group``. Returns the backend.
     """
     if init_backend != 'torch':
         raise M2FLaunchError(f"env_cfg.dist_cfg.init_backend={init_backend!r} is not supported by M2FRunner; "
                              "remove it (torch.distributed is used)")
     cuda = torch.cuda.is_available()
     backend = resolve_backend(backend, cuda)
-    kwargs['timeout'] = datetime.timedelta(seconds=collective_timeout(dict(timeout=timeout)))
+    kwargs['timeout'] = datetime.timedelta(seconds=collective_timeout(dict(timeout=timeout)) + WATCHDOG_LEAD_S)
     if launcher == 'mpi':
         from mmengine.dist import init_dist
         init_dist('mpi', backend=backend, **kwargs)

@@ -190,13 +190,13 @@ def skip_trained_batches(train_loop) -> Optional[str]:
     done = int(getattr(train_loop, 'iter', 0))
     loader = getattr(train_loop, 'dataloader', None)
     iterator = getattr(train_loop, 'dataloader_iterator', None)
-    if (done <= 0 or not isinstance(train_loop, IterBasedTrainLoop) or type(train_loop).run is not IterBasedTrainLoop.run
-            or type(iterator) is not _InfiniteDataloaderIterator or not isinstance(loader, M2FDataLoader)
-            or loader.positioned is None or not isinstance(iterator._iterator, _FirstNextIterator)
-            or iterator._iterator._iterator is not None):
+    mmengine_loop = isinstance(train_loop, IterBasedTrainLoop) and type(train_loop).run is IterBasedTrainLoop.run
+    if (done <= 0 or not mmengine_loop or type(iterator) is not _InfiniteDataloaderIterator
+            or not isinstance(loader, M2FDataLoader) or loader.positioned is None
+            or not isinstance(iterator._iterator, _FirstNextIterator) or iterator._iterator._iterator is not None):
         return None
     epochs = loader.positioned.advance(done, _mmengine_set_epoch(loader))
-    iterator._epoch += epochs
+    iterator._epoch = epochs  # as if its own epoch ends had happened
     train_loop.dataloader_iterator = _SkipCalls(iterator, done)
     return (f'resume: the {done} batches trained before the checkpoint are skipped by drawing their sample indices '
             'only (no data loaded)')

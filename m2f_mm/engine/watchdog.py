@@ -7,14 +7,15 @@ store torchrun or rank 0 serves): a counter, its last finished iteration, its ph
 validation), host and pid, written by a thread of its own, so it goes on during a long
 validation or checkpoint and stops only when the process stops. A second thread on every rank
 judges what the first reads: a rank whose counter stood still for ``env_cfg.dist_cfg.timeout``
-seconds (the collective timeout too) ends the job, from every live rank:
+seconds ends the job, from every live rank:
 
     m2f_mm: rank 1 stopped answering after iteration 3 (no heartbeat for 11 s, host h, pid 4242) ...
 
 and the live ranks exit with status 1, so torchrun / srun stop the job (torchrun kills a stopped
-process after its shutdown timeout, ``TORCH_ELASTIC_SHUTDOWN_TIMEOUT``, 30 s by default). A
-collective that times out while every rank still beats (one rank spent longer than the timeout
-in something the others wait for) ends with the phase of every rank (:func:`timeout_message`).
+process 30 s after its SIGTERM). Torch's collective timeout is a minute longer
+(``engine/distributed.py``), so this line comes first; a collective that times out while every
+rank still beats (one rank spent that long in something the others wait for) ends with the phase
+of every rank (:func:`timeout_message`).
 """
 import json
 import os
@@ -28,6 +29,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+
+from .distributed import WATCHDOG_LEAD_S
 
 PREFIX = 'm2f_heartbeat'
 RESUME_HINT = ('check that process and its machine (memory, storage, network), then continue with --resume (e.g. '
@@ -98,8 +101,9 @@ def timeout_message(observed: Observed, own_rank: int, own: RankRecord, timeout:
         return stopped_message(rank, observed.records[rank], silence, timeout)
     phases = {**observed.records, own_rank: own}
     states = '; '.join(f'rank {r} {phases[r].state()}' for r in sorted(phases))
-    return (f'a collective operation waited longer than env_cfg.dist_cfg.timeout={timeout:g} s while every rank '
-            f'was alive ({states}): one rank spent longer than that in something the others wait for (e.g. '
+    return (f'a collective operation waited longer than {timeout + WATCHDOG_LEAD_S:g} s (env_cfg.dist_cfg.timeout='
+            f'{timeout:g} s + {WATCHDOG_LEAD_S:g} s) while every rank was alive ({states}): one rank spent longer '
+            f'than that in something the others wait for (e.g. '
             f'computing metrics, writing a checkpoint, a stalled read). Fix: raise it, e.g. --cfg-options '
             f'env_cfg.dist_cfg.timeout={int(max(2 * timeout, 1800))}; or find where the rank hangs '
             '(py-spy dump --pid PID)')
@@ -108,7 +112,7 @@ def timeout_message(observed: Observed, own_rank: int, own: RankRecord, timeout:
 def is_collective_timeout(err: BaseException) -> bool:
     """Whether ``err`` is torch's (gloo / nccl) report of a collective operation that timed out."""
     text = str(err).lower()
-    return 'timed out' in text or ('timeout' in text and ('collective' in text or 'watchdog' in text))
+    return ('timed out' in text and 'dataloader' not in text) or 'collective operation timeout' in text
 
 
 def _exit_with(message: str, logger=None) -> None:

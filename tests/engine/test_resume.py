@@ -43,7 +43,8 @@ def _alive(pid: int) -> bool:
 
 
 def _loader_options(workers: int, persistent: bool) -> list:
-    return ['--cfg-options', f'train_dataloader.num_workers={workers}', f'train_dataloader.persistent_workers={persistent}']
+    return ['--cfg-options', f'train_dataloader.num_workers={workers}',
+            f'train_dataloader.persistent_workers={persistent}']
 
 
 def test_sigkill_then_resume_is_bit_identical_for_any_dataloader(tiny_data, tmp_path, tools):
@@ -57,7 +58,8 @@ def test_sigkill_then_resume_is_bit_identical_for_any_dataloader(tiny_data, tmp_
         "custom_imports = dict(imports=['m2f_mm', '_test_hooks'], allow_failed_imports=False)\n"
         f"custom_hooks = [dict(type='KillAfterIterHook', at_iter={k}, pid_file={pid_file!r})]"))
 
-    straight = run_tool(['tools/train.py', config, '--work-dir', str(tmp_path / 'straight')] + _loader_options(1, False))
+    straight = run_tool(['tools/train.py', config, '--work-dir', str(tmp_path / 'straight')]
+                        + _loader_options(1, False))
     assert straight.returncode == 0, straight.stderr[-3000:]
     a = _final_state(str(tmp_path / 'straight'), 2 * k)
 

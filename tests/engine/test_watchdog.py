@@ -93,7 +93,9 @@ def test_a_collective_timeout_names_the_silent_rank_or_every_ranks_phase():
     assert timeout_message(seen, 0, own, timeout=600, now=31.0, interval=10).startswith(
         'rank 1 stopped answering while validating after iteration 500 (no heartbeat for 31 s')
     assert is_collective_timeout(RuntimeError('[gloo/transport/tcp/pair.cc:534] Timed out waiting 10000ms for recv'))
+    assert is_collective_timeout(RuntimeError('Watchdog caught collective operation timeout: WorkNCCL(SeqNum=9)'))
     assert not is_collective_timeout(RuntimeError('CUDA out of memory'))
+    assert not is_collective_timeout(RuntimeError('DataLoader timed out after 60 seconds'))
 
 
 def test_the_timeout_is_checked_and_defaults_to_minutes_not_half_an_hour():
