@@ -7,7 +7,8 @@ an :class:`~m2f_mm.engine.errors.M2FBadSampleError` naming the file, the image i
 problem, with the fix (``tools/misc/check_dataset.py`` finds every such sample up front). With
 ``mode='skip'`` the sample is logged once per process, counted in a counter shared by all
 DataLoader workers, and replaced by another random sample, as mmengine replaces ``None``
-samples. Validation and test loaders always stop: skipping would bias the metric.
+samples (drawn under the sample's own seed, ``engine/data_seeding.py``: the same replacement in
+every run). Validation and test loaders always stop: skipping would bias the metric.
 """
 import ctypes
 import multiprocessing
@@ -19,6 +20,7 @@ import numpy as np
 from mmengine.logging import print_log
 from torch.utils.data import DataLoader, Dataset
 
+from .data_seeding import M2FDataLoader
 from .errors import M2FBadSampleError
 
 MODES = ('raise', 'skip')
@@ -108,10 +110,12 @@ class WorkerInit:
             self.init_fn(worker_id)
 
 
-def with_guard(loader: DataLoader, mode: Optional[str]) -> DataLoader:
-    """The same loader (sampler, batching, workers, seeding) over a :class:`GuardedDataset`.
+def with_guard(loader: DataLoader, mode: Optional[str], seed: Optional[int] = None, rank: int = 0) -> DataLoader:
+    """The same loader (sampler, batching, workers) over a :class:`GuardedDataset`.
 
-    ``mode=None`` keeps the dataset as is and only makes the workers die with their parent.
+    ``mode=None`` keeps the dataset as is and only makes the workers die with their parent. With
+    ``seed``, each sample's augmentation is seeded by its place in the sampler's stream (``rank``'s
+    stream), whatever the worker count (:class:`~m2f_mm.engine.data_seeding.M2FDataLoader`).
     """
     dataset = loader.dataset if mode is None else GuardedDataset(loader.dataset, mode)
     # Keep batch_size / sampler when the loader was built from them: runners read loader.batch_size.
@@ -123,4 +127,4 @@ def with_guard(loader: DataLoader, mode: Optional[str]) -> DataLoader:
                   multiprocessing_context=loader.multiprocessing_context, generator=loader.generator)
     if loader.num_workers > 0:
         kwargs.update(prefetch_factor=loader.prefetch_factor, persistent_workers=loader.persistent_workers)
-    return DataLoader(dataset, **kwargs)
+    return M2FDataLoader(dataset, seed=seed, rank=rank, **kwargs)

@@ -5,6 +5,11 @@ wrapper passes ``device_ids=[local_rank]``; both fail on a machine without CUDA.
 backend is chosen from what the machine has (``nccl`` with CUDA, ``gloo`` without) unless the
 config names one, no CUDA call is made without CUDA, and a backend that cannot work is refused
 with the fix instead of failing inside torch.
+
+A rank that stops answering for ``env_cfg.dist_cfg.timeout`` seconds (default
+:data:`DEFAULT_TIMEOUT_S`, not torch's 30 minutes) ends the job naming it (``engine/watchdog.py``);
+torch's collective operations time out :data:`WATCHDOG_LEAD_S` later, so that the heartbeat
+watchdog names the rank before torch's own watchdog aborts the process (nccl).
 """
 import datetime
 import os
@@ -18,6 +23,9 @@ import torch.distributed as torch_dist
 from .errors import M2FLaunchError
 
 AUTO = 'auto'
+# Long enough for rank 0 alone to compute COCO metrics or write a large checkpoint while the others wait.
+DEFAULT_TIMEOUT_S = 600.0
+WATCHDOG_LEAD_S = 60.0
 
 
 def resolve_backend(requested: Optional[str], cuda_available: bool) -> str:
@@ -64,11 +72,29 @@ def _pytorch_rank_env(env: Mapping[str, str]) -> Tuple[int, int, int]:
     return int(env['RANK']), int(env['LOCAL_RANK']), int(env['WORLD_SIZE'])
 
 
+def collective_timeout(dist_cfg: Optional[Mapping]) -> float:
+    """Seconds from ``env_cfg.dist_cfg.timeout`` (default :data:`DEFAULT_TIMEOUT_S`), checked."""
+    value = (dist_cfg or {}).get('timeout')
+    if value is None:
+        return DEFAULT_TIMEOUT_S
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float('nan')
+    if not seconds > 0 or seconds == float('inf'):
+        raise M2FLaunchError(f'env_cfg.dist_cfg.timeout must be a positive number of seconds, got {value!r}: '
+                             f'e.g. --cfg-options env_cfg.dist_cfg.timeout={DEFAULT_TIMEOUT_S:g}')
+    return seconds
+
+
 def init_distributed(launcher: str, backend: Optional[str] = AUTO, timeout: Optional[float] = None,
                      port: Optional[int] = None, init_backend: str = 'torch', **kwargs) -> str:
     """Initialise the default process group for ``launcher`` (``pytorch``, ``slurm`` or ``mpi``).
 
-    Takes ``env_cfg.dist_cfg`` as keywords (``backend``, ``timeout`` in seconds, ``port`` for
+    Takes ``env_cfg.dist_cfg`` as keywords (``backend``, ``timeout`` in seconds, default
+    :data:`DEFAULT_TIMEOUT_S`: collectives time out :data:`WATCHDOG_LEAD_S` later; ``port`` for
     slurm); other keywords go to ``torch.distributed.init_process_group``. Returns the backend.
     """
     if init_backend != 'torch':
@@ -76,8 +102,7 @@ def init_distributed(launcher: str, backend: Optional[str] = AUTO, timeout: Opti
                              "remove it (torch.distributed is used)")
     cuda = torch.cuda.is_available()
     backend = resolve_backend(backend, cuda)
-    if timeout is not None:
-        kwargs['timeout'] = datetime.timedelta(seconds=float(timeout))
+    kwargs['timeout'] = datetime.timedelta(seconds=collective_timeout(dict(timeout=timeout)) + WATCHDOG_LEAD_S)
     if launcher == 'mpi':
         from mmengine.dist import init_dist
         init_dist('mpi', backend=backend, **kwargs)

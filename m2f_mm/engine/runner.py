@@ -12,19 +12,26 @@ mmengine's Runner it
   not fit stops the run naming keys, shapes and the fix; ``partial_load = True`` opts out
   (``engine/checkpoint.py``);
 - saves the random states of every rank in each checkpoint and restores them on ``--resume``,
-  so a killed-and-resumed run ends bit-identical to an uninterrupted one;
+  so a killed-and-resumed run ends bit-identical to an uninterrupted one, whatever the DataLoader
+  settings: each sample's augmentation is seeded by its place in the sampler's stream
+  (``engine/data_seeding.py``); resume skips the trained batches without loading them and names
+  each setting that differs from the checkpoint's (``engine/resume.py``: what comes back, in which
+  order, and which value wins);
 - writes checkpoints all or nothing and deletes old ones only after the new one is on disk (a kill or
   a full disk leaves the previous checkpoint and ``last_checkpoint`` valid; ``engine/durable.py``,
   ``engine/checkpoint_hook.py``), in types ``torch.load``'s default ``weights_only=True`` reads, so
   mmdet's / mmseg's own tools and inferencers load them (``checkpoints/safe_types.py``); ``--resume``
   falls back to the newest intact checkpoint when ``last_checkpoint`` names a missing or broken file;
+- ends a distributed job whose rank stops answering, naming the rank and its iteration, after
+  ``env_cfg.dist_cfg.timeout`` seconds (``engine/watchdog.py``);
 - stops with one line at a bad sample, or skips it (``train_dataloader.bad_samples = 'skip'``),
   and DataLoader workers die with a killed trainer (``engine/data_guard.py``);
 - stops or skips a step with a non-finite loss or gradient (``nonfinite_steps``,
   ``engine/nonfinite.py``) and checks class counts against the dataset before the first step.
 
 Config keys it reads (all optional): ``partial_load`` (bool), ``nonfinite_steps`` ('raise' |
-'skip'), ``<split>_dataloader.bad_samples`` ('raise' | 'skip'; validation and test always raise).
+'skip'), ``<split>_dataloader.bad_samples`` ('raise' | 'skip'; validation and test always raise),
+``env_cfg.dist_cfg.timeout`` (seconds, default 600).
 """
 import copy
 import inspect
@@ -44,10 +51,12 @@ from .checkpoint import (capture_rng_state, fitting_state, load_checkpoint_file,
                          restore_rng_state, resumable_checkpoint, rng_states_for_rank)
 from .checkpoint_hook import M2FCheckpointHook
 from .data_guard import with_guard
-from .distributed import check_world_fits, ddp_wrapper_cfg, init_distributed, rank_seed
+from .distributed import check_world_fits, collective_timeout, ddp_wrapper_cfg, init_distributed, rank_seed
 from .durable import write_failure_message
-from .errors import M2FCheckpointError
+from .errors import M2FCheckpointError, M2FError
 from .nonfinite import M2FNonFiniteGuardHook
+from .resume import check_iterations_left, config_literals, resumed_settings, setting_changes, skip_trained_batches
+from .watchdog import M2FWatchdogHook
 
 RNG_KEY = 'm2f_rng_states'
 
@@ -77,6 +86,7 @@ class M2FRunner(Runner):
         self.nonfinite_steps = cfg.get('nonfinite_steps', 'raise')
         M2FNonFiniteGuardHook(self.nonfinite_steps)  # validates the value before anything is built
         self._pending_rng: Optional[list] = None
+        self._resumed_meta: dict = {}
         # Opt-in by choosing this runner: mmengine checkpoints (and Pretrained files) load under torch's
         # safe-by-default loading without running code.
         install_checkpoint_loader()
@@ -132,7 +142,8 @@ class M2FRunner(Runner):
             if mode == 'skip' and isinstance(dataset, dict) and _accepts(dataset.get('type'), 'bad_annotations'):
                 dataloader['dataset'] = dict(dataset, bad_annotations='skip')  # leave out bad JSON entries too
         loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
-        return with_guard(loader, mode)
+        # Built here from a config: its samples get position-seeded augmentation (any worker count, exact resume).
+        return with_guard(loader, mode, seed=seed if mode is not None else None, rank=get_rank())
 
     # -- checkpoints ------------------------------------------------------------------------------
     def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,
@@ -150,12 +161,18 @@ class M2FRunner(Runner):
         self._has_loaded = True
         meta = checkpoint.get('meta', {}) if isinstance(checkpoint, dict) else {}
         self._pending_rng = meta.get(RNG_KEY) if isinstance(meta, dict) else None
+        self._resumed_meta = meta if isinstance(meta, dict) else {}
         self.logger.info(f'Load checkpoint from {filename} ({report.num_loaded} tensors)')
         return checkpoint
 
     def resume(self, filename: str, resume_optimizer: bool = True, resume_param_scheduler: bool = True,
                map_location='default') -> None:
+        # The order is engine/resume.py's: mmengine's state, settings, data position, random states.
         super().resume(filename, resume_optimizer, resume_param_scheduler, map_location)
+        self._check_resumed_settings(filename)
+        skipped = skip_trained_batches(self.train_loop)
+        if skipped:
+            self.logger.info(skipped)
         # Last, after mmengine re-seeded: the run continues from the saved streams, not the seed's.
         state, reason = rng_states_for_rank(self._pending_rng, get_rank(), get_world_size())
         if state is None:
@@ -177,6 +194,19 @@ class M2FRunner(Runner):
         self.logger.info(f'Auto resumed from the latest checkpoint {path}.')
         self.resume(path)
         self._has_loaded = True
+
+    def _check_resumed_settings(self, filename: str) -> None:
+        """Stop when nothing is left to train; log each setting that differs from the checkpoint's."""
+        resume_iter = self.train_loop.iter
+        check_iterations_left(self.train_loop.max_iters, resume_iter, filename)
+        saved_text = self._resumed_meta.get('cfg')
+        saved = resumed_settings(config_literals(saved_text)) if isinstance(saved_text, str) else {}
+        current = dict(resumed_settings(self.cfg), **{'train_cfg.max_iters': self.train_loop.max_iters})
+        if getattr(self.train_dataloader, 'batch_size', None) is not None:
+            current['train_dataloader.batch_size'] = self.train_dataloader.batch_size
+        saved_world = len(self._pending_rng) if self._pending_rng else None
+        for line in setting_changes(saved, current, saved_world, self.world_size, filename, resume_iter):
+            self.logger.warning(line)
 
     def save_checkpoint(self, out_dir: str, filename: str, file_client_args: Optional[dict] = None, *args,
                         **kwargs) -> None:
@@ -206,13 +236,21 @@ class M2FRunner(Runner):
             self.register_hook(M2FNonFiniteGuardHook(self.nonfinite_steps))
         if M2FClassCheckHook not in present:
             self.register_hook(M2FClassCheckHook())
+        if self.distributed and M2FWatchdogHook not in present:
+            self.register_hook(M2FWatchdogHook(collective_timeout(self.cfg.get('env_cfg', {}).get('dist_cfg'))))
 
     def train(self):
         from m2f_mm.config import check_data_files
         check_data_files(self.cfg, ['train', 'val'] if self._val_loop is not None else ['train'])
         if self.distributed:
             check_world_fits(len(self.train_dataloader.dataset), self.world_size)
-        return super().train()
+        try:
+            return super().train()
+        except RuntimeError as err:  # a collective that timed out: name the rank that stopped (exits)
+            for hook in self.hooks if not isinstance(err, M2FError) else ():
+                if isinstance(hook, M2FWatchdogHook):
+                    hook.fail_on_timeout(err)
+            raise
 
     def test(self):
         from m2f_mm.config import check_data_files

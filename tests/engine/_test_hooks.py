@@ -104,3 +104,28 @@ class FileSizeLimitHook(Hook):
             import resource
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (self.limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+@HOOKS.register_module()
+class StopAfterIterHook(Hook):
+    """Rank ``rank`` stops itself (SIGSTOP) after iteration ``at_iter``, as a hung or suspended process would.
+
+    Every rank first writes its pid and its children's to ``pid_dir/rank<r>.pids``; the stopping rank
+    writes the time it stops to ``pid_dir/stopped_at``.
+    """
+    priority = 'LOWEST'
+
+    def __init__(self, at_iter: int, rank: int, pid_dir: str) -> None:
+        self.at_iter, self.rank, self.pid_dir = at_iter, rank, pid_dir
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        import time
+        if runner.iter + 1 != self.at_iter:
+            return
+        with open(os.path.join(self.pid_dir, f'rank{runner.rank}.pids'), 'w') as f:
+            f.write(' '.join(map(str, [os.getpid()] + child_pids(os.getpid()))))
+        if runner.rank == self.rank:
+            time.sleep(0.5)  # the heartbeat publishes this iteration first: the rank stops during the next one
+            with open(os.path.join(self.pid_dir, 'stopped_at'), 'w') as f:
+                f.write(repr(time.time()))
+            os.kill(os.getpid(), signal.SIGSTOP)

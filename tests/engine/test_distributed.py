@@ -5,9 +5,12 @@ Every run has a timeout: a hang fails the test instead of stalling the suite.
 import json
 import os
 import os.path as osp
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -197,6 +200,49 @@ def test_bad_launches_fail_fast_with_the_fix(tiny_data, tmp_path, tools):
     run = tools.run(['tools/dist_train.sh', config, '2', '--work-dir', str(tmp_path / 'w1')],
                     env=dict(PORT=str(tools.free_port())), timeout=TIMEOUT)
     assert run.returncode != 0 and 'the training set has 1 samples but 2 processes' in run.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().split()[2] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
+def test_a_stopped_rank_ends_the_job_naming_it(tiny_data, tmp_path, tools):
+    """Rank 1 is SIGSTOPped after iteration 3: after the configured timeout rank 0 names it and exits, torchrun
+    kills the stopped process, and nothing is left running (torch's own timeout would be 30 minutes)."""
+    timeout = 10
+    pid_dir = tmp_path / 'pids'
+    pid_dir.mkdir()
+    config = tools.write_config(str(tmp_path / 'cfg.py'), tiny_data, max_iters=8, batch_size=1, extra=(
+        "custom_imports = dict(imports=['m2f_mm', '_test_hooks'], allow_failed_imports=False)\n"
+        f"custom_hooks = [dict(type='StopAfterIterHook', at_iter=3, rank=1, pid_dir={str(pid_dir)!r})]"))
+    pids = []
+    try:
+        run = tools.run(['tools/dist_train.sh', config, '2', '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+                         f'env_cfg.dist_cfg.timeout={timeout}', 'train_dataloader.num_workers=1'],
+                        env=dict(PORT=str(tools.free_port())), timeout=300)
+        ended = time.time()
+        pids = [int(p) for r in (0, 1) for p in (pid_dir / f'rank{r}.pids').read_text().split()]
+        stopped_at = float((pid_dir / 'stopped_at').read_text())
+        assert run.returncode != 0
+        assert re.search(r'm2f_mm: rank 1 stopped answering after iteration 3 \(no heartbeat for \d+ s, host ',
+                         run.stderr), run.stderr[-3000:]
+        assert 'env_cfg.dist_cfg.timeout=10 s' in run.stderr and '--resume' in run.stderr
+        # the timeout, a heartbeat interval, torchrun's 30 s between SIGTERM (pending in a stopped process) and
+        # SIGKILL, and slack for a loaded machine
+        assert ended - stopped_at < timeout + 1 + 30 + 15, ended - stopped_at
+        assert len(pids) >= 4                                   # both ranks and their DataLoader workers
+        deadline = time.time() + 10
+        while any(_alive(p) for p in pids) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in pids if _alive(p)], 'processes of the job outlived it'
+    finally:
+        for p in pids or [int(p) for f in pid_dir.glob('rank*.pids') for p in f.read_text().split()]:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
 
 
 def test_launcher_without_torchrun_variables_names_the_script(tiny_data, tmp_path, tools):
