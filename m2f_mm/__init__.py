@@ -25,6 +25,7 @@ if not _NUMPY_ONLY:
     from .models import head, detector, seg_head  # noqa: F401  M2FHead, M2FDetector(+hook), M2FSegHead
     from .datasets import panoptic  # noqa: F401  M2FLoadPanopticAnnotations, M2FCocoPanopticDataset
     from .datasets import coco_format  # noqa: F401  M2F(Cityscapes)PanopticDataset, M2FInstanceDataset
+    from .datasets import semantic  # noqa: F401  M2FLoadSegAnnotations
     from .evaluation import metrics  # noqa: F401  M2FCocoPanopticMetric, M2FSemSegMetric
     from . import engine  # noqa: F401  M2FRunner, M2FNonFiniteGuardHook
     from .engine import pretrained_check  # noqa: F401  M2FPretrainedCheckHook (mmengine HOOKS: both scopes)
