@@ -129,6 +129,7 @@ def panoptic_file_faults(data: dict, string_image_ids: bool = False) -> Tuple[Li
         img['id'] = norm
         entries[norm].append(k)
     file_of = {i: images[ks[0]]['file_name'] for i, ks in entries.items()}
+    repeated_images = {i for i, ks in entries.items() if len(ks) > 1}
     for i, ks in entries.items():
         if len(ks) > 1:
             names = ', '.join(images[k]['file_name'] for k in ks[:5])
@@ -169,7 +170,7 @@ def panoptic_file_faults(data: dict, string_image_ids: bool = False) -> Tuple[Li
         if bad:
             dropped_ids.add(norm)
     for i, js in ann_entries.items():
-        if len(js) > 1 and i in file_of:
+        if len(js) > 1 and i in file_of and i not in repeated_images:  # one fault per repeated id
             pngs = ', '.join(str(anns[j].get('file_name')) for j in js[:5])
             faults.append(AnnotationFault(file_of[i], i, DUPLICATE_IMAGE,
                                           f'{len(js)} annotation entries have image_id {i!r} (PNGs {pngs}); their '
