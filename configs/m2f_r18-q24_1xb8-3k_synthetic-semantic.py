@@ -32,7 +32,8 @@ model = dict(
 dataset_type = 'BaseSegDataset'
 train_pipeline = [dict(type='LoadImageFromFile'), dict(type='M2FLoadSegAnnotations'), dict(type='RandomFlip', prob=0.5),
                   dict(type='PackSegInputs')]
-test_pipeline = [dict(type='LoadImageFromFile'), dict(type='M2FLoadSegAnnotations'), dict(type='PackSegInputs')]
+# mmseg's own loader at test time: MMSegInferencer / mmseg.apis drop it by that name
+test_pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'), dict(type='PackSegInputs')]
 img_ratios = [0.75, 1.0, 1.25]  # tools/test.py --tta: 3 scales x flip, averaged by mmseg's SegTTAModel
 tta_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -40,7 +41,7 @@ tta_pipeline = [
         [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='M2FLoadSegAnnotations')], [dict(type='PackSegInputs')]]),
+        [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]]),
 ]
 tta_model = dict(type='SegTTAModel')
 split = dict(type=dataset_type, data_root={{_base_.data_root}}, metainfo=dict(

@@ -23,6 +23,7 @@ annotation is refused by the loading transform. Each is one :class:`AnnotationMi
 """
 import os
 import os.path as osp
+from collections import Counter
 from functools import partial
 from typing import List, Optional, Sequence, Tuple
 
@@ -84,19 +85,26 @@ def panoptic_semantic_map(pan: np.ndarray, segment_ids: Sequence[int], categorie
     return lut[inv.reshape(pan.shape)].astype(pan.dtype)
 
 
-def check_segment_ids(pan: np.ndarray, listed: Sequence[int], path: str, image_id,
-                      allowed_extra: Sequence[int] = ()) -> None:
-    """Raise :class:`AnnotationMismatchError` when ids in ``pan`` (VOID aside) and the JSON's segment ids
-    disagree, or the JSON lists an id twice or one that is not an integer."""
+def check_listing(listed: Sequence, path: str, image_id) -> None:
+    """Raise :class:`AnnotationMismatchError` when a ``segments_info`` lists an id twice or one that is
+    not an integer: either would become targets other than the PNG's (a repeated thing is a repeated
+    instance; ``500001.5`` is cast to another segment's id)."""
     listed = list(listed)
     not_int = [i for i in listed if integer_id(i) is None]
     if not_int:
         raise AnnotationMismatchError(f'JSON segments_info of image id {image_id} has segment ids {not_int[:10]} that '
                                       f'are not integers (PNG {path!r})', WRONG_TYPE)
-    repeated = sorted({i for i in listed if listed.count(i) > 1})
+    repeated = sorted(i for i, n in Counter(listed).items() if n > 1)
     if repeated:
         raise AnnotationMismatchError(f'JSON segments_info of image id {image_id} lists segment ids {repeated[:10]} '
                                       f'more than once (PNG {path!r})', DUPLICATE_SEGMENT)
+
+
+def check_segment_ids(pan: np.ndarray, listed: Sequence[int], path: str, image_id,
+                      allowed_extra: Sequence[int] = ()) -> None:
+    """Raise :class:`AnnotationMismatchError` when ids in ``pan`` (VOID aside) and the JSON's segment ids
+    disagree (:func:`check_listing` first)."""
+    check_listing(listed, path, image_id)
     present = np.unique(pan)
     present = present[present != VOID]
     listed_arr = np.asarray(list(listed), dtype=np.int64)
@@ -137,7 +145,8 @@ def size_mismatch(image_hw: Optional[Tuple[int, int]], json_hw: Optional[Tuple[i
 class M2FLoadPanopticAnnotations(LoadAnnotations):
     """mmdet's ``LoadPanopticAnnotations`` without panopticapi, with annotation checks (module docstring).
 
-    Args mirror mmdet's; ``check_ids`` (default True) turns the PNG/JSON id and size checks on."""
+    Args mirror mmdet's; ``check_ids`` (default True) turns the PNG/JSON id and size checks on. A
+    ``segments_info`` that repeats an id or lists a non-integer one is refused either way."""
 
     def __init__(self, with_bbox: bool = True, with_label: bool = True, with_mask: bool = True,
                  with_seg: bool = True, box_type: str = 'hbox', imdecode_backend: str = 'cv2',
@@ -154,6 +163,7 @@ class M2FLoadPanopticAnnotations(LoadAnnotations):
         image_id = results.get('img_id')
         pan = read_panoptic_ids(path, image_id, self.backend_args, self.imdecode_backend)
         segments: List[dict] = results.get('segments_info', [])
+        check_listing([s['id'] for s in segments], path, image_id)  # never repeated targets, check_ids or not
         if self.check_ids:
             json_hw = (results['height'], results['width']) if 'height' in results and 'width' in results else None
             image_hw = tuple(results['ori_shape'])[:2] if 'ori_shape' in results else None

@@ -153,21 +153,25 @@ def _edit_json(tmp_path, edit):
     (tmp_path / 'ann.json').write_text(json.dumps(ann))
 
 
-def test_duplicated_segment_is_refused_not_quadrupled(tmp_path):
+def test_duplicated_segment_is_refused_not_quadrupled(tmp_path, monkeypatch):
     pan, segs = _scene()
     _write(tmp_path, pan, segs + [dict(segs[0])])  # thing 1000 listed twice
     # mmdet's index looks the id up once per listing and gets both entries each time: 4 instances of it
-    theirs = _dataset(tmp_path, dict(type='M2FLoadPanopticAnnotations', check_ids=False), 'CocoPanopticDataset')[0]
+    _panopticapi_stub(monkeypatch)
+    theirs = _dataset(tmp_path, dict(type='LoadPanopticAnnotations'), 'CocoPanopticDataset')[0]
     assert sorted(theirs['gt_bboxes_labels'].tolist()) == [0, 0, 0, 0, 1]
+    assert sum(int(m.sum()) for m in theirs['gt_masks'].masks) == 4 * 6 + 9
     _refused(tmp_path, 'x.jpg (image id 7)', 'segments_info lists segment id 1000 (2 times)',
              'give each segment of the image its own id')
     skipped = _dataset_with(tmp_path, bad_annotations='skip', serialize_data=False)
     assert len(skipped) == 0
     collected = _dataset_with(tmp_path, bad_annotations='collect', serialize_data=False)
     assert [(p['img_id'], p['kind']) for p in collected.annotation_problems] == [(7, 'duplicate segment id')]
-    # the loading transform refuses a repeated listing on its own (any dataset class in front of it)
-    with pytest.raises(ValueError, match=r'image id 7 lists segment ids \[1000\] more than once'):
-        _dataset(tmp_path, dict(type='M2FLoadPanopticAnnotations'), 'CocoPanopticDataset')[0]
+    # the loading transform refuses a repeated listing on its own (any dataset class in front of it, id checks
+    # on or off)
+    for check_ids in (True, False):
+        with pytest.raises(ValueError, match=r'image id 7 lists segment ids \[1000\] more than once'):
+            _dataset(tmp_path, dict(type='M2FLoadPanopticAnnotations', check_ids=check_ids), 'CocoPanopticDataset')[0]
 
 
 def _dataset_with(tmp_path, **dataset_args):
