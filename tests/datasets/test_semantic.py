@@ -20,7 +20,8 @@ def _data(tmp_path, label_hw):
 def _sample(tmp_path, loader):
     init_default_scope('mmseg')
     return DATASETS.build(dict(type='BaseSegDataset', data_root=str(tmp_path), img_suffix='.jpg', seg_map_suffix='.png',
-                               data_prefix=dict(img_path='img', seg_map_path='ann'), metainfo=dict(classes=('a', 'b', 'c')),
+                               data_prefix=dict(img_path='img', seg_map_path='ann'),
+                               metainfo=dict(classes=('a', 'b', 'c')),
                                pipeline=[dict(type='LoadImageFromFile'), dict(type=loader)]))[0]
 
 
