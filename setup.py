@@ -35,7 +35,7 @@ setup(
     package_data={'m2f_mm.ops': ['csrc/*.cpp']},  # compiled on first use, see m2f_mm/ops/_extension.py
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        'dev': ['pytest', 'pytest-timeout', 'torchmetrics'],
+        'dev': ['pytest', 'pytest-timeout', 'torchmetrics', 'hypothesis'],
         # tools/analysis_tools/get_flops.py --backend fvcore (the counter the paper's FLOPs came from)
         'analysis': ['fvcore'],
     },

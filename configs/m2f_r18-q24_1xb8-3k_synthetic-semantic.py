@@ -30,8 +30,9 @@ model = dict(
     test_cfg=dict(mode='whole'))
 
 dataset_type = 'BaseSegDataset'
-train_pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'), dict(type='RandomFlip', prob=0.5),
+train_pipeline = [dict(type='LoadImageFromFile'), dict(type='M2FLoadSegAnnotations'), dict(type='RandomFlip', prob=0.5),
                   dict(type='PackSegInputs')]
+# mmseg's own loader at test time: MMSegInferencer / mmseg.apis drop it by that name
 test_pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'), dict(type='PackSegInputs')]
 img_ratios = [0.75, 1.0, 1.25]  # tools/test.py --tta: 3 scales x flip, averaged by mmseg's SegTTAModel
 tta_pipeline = [

@@ -26,6 +26,7 @@ if not _NUMPY_ONLY:
     from .datasets import panoptic  # noqa: F401  M2FLoadPanopticAnnotations, M2FCocoPanopticDataset
     from .datasets import coco_format  # noqa: F401  M2F(Cityscapes)PanopticDataset, M2FInstanceDataset
     from .datasets import synthetic_dataset  # noqa: F401  M2FSyntheticPanopticDataset
+    from .datasets import semantic  # noqa: F401  M2FLoadSegAnnotations
     from .evaluation import metrics  # noqa: F401  M2FCocoPanopticMetric, M2FSemSegMetric
     from . import engine  # noqa: F401  M2FRunner, M2FNonFiniteGuardHook
     from .engine import pretrained_check  # noqa: F401  M2FPretrainedCheckHook (mmengine HOOKS: both scopes)

@@ -6,13 +6,15 @@ checks, without stopping at the first problem:
 1. the files exist (image, annotation PNG);
 2. the image decodes completely (a truncated JPEG that OpenCV half-decodes is caught too);
 3. the config's loading transforms run (``LoadImageFromFile``, ``M2FLoadPanopticAnnotations`` with
-   its PNG-against-JSON id and size checks, mmdet's / mmseg's ``LoadAnnotations`` ...): the
-   augmentations after them are not needed to judge the data and are skipped;
+   its PNG-against-JSON id and size checks, mmdet's / mmseg's ``LoadAnnotations`` ...); the
+   augmentations between and after them are not needed to judge the data and are skipped;
 4. the labels they produce lie in the dataset's classes (semantic maps: ``[0, C)`` or the ignore
-   index; instance labels: ``[0, C)``).
+   index; instance labels: ``[0, C)``);
+5. the image, its annotation entry and its label maps / masks have one size.
 
-Annotation-file problems found while the dataset is parsed (an unknown ``category_id``) are
-collected per image for datasets that support it (``M2FCocoPanopticDataset(bad_annotations='collect')``).
+Annotation-file problems found while the dataset is parsed (an unknown ``category_id``, repeated
+image or segment ids, ids of the wrong type, paths leaving the data folder) are collected per image
+for datasets that support it (``M2FCocoPanopticDataset(bad_annotations='collect')``).
 """
 import os.path as osp
 from collections import Counter
@@ -27,6 +29,18 @@ KINDS = {
     'annotation disagrees with its PNG': 'regenerate the panoptic PNG / JSON pair from the same source',
     'unknown category': "add the category to the config's metainfo classes or fix the annotation",
     'label out of range': 'map the label to the ignore index (255) or add the class to the config',
+    'duplicate image id': 'give every image entry its own id, and each image exactly one annotations[] entry',
+    'duplicate segment id': 'give each segment of the image its own id (PNG colour and segments_info entry) or '
+                            'delete the repeated entry',
+    'id of the wrong type': 'write image, segment and category ids as JSON integers (not strings, booleans or '
+                            'fractions; ADE20K / Cityscapes datasets accept string image ids)',
+    'image size differs from annotation': 're-export the image at the size its annotation describes, or '
+                                          'regenerate the annotation (width/height, label PNG) from this image',
+    'path outside the data root': "make file_name lead to a file under the data root (no '..' out of it, no "
+                                  'absolute path elsewhere), or, for files kept elsewhere on purpose, set the '
+                                  'dataset option allow_outside_data_root=True',
+    'malformed annotation entry': 'give the entry the keys of the COCO panoptic format (id, file_name, '
+                                  'segments_info with id and category_id)',
     'loading failed': 'see the problem text',
 }
 
@@ -60,6 +74,8 @@ def image_decodes(path: str) -> Optional[str]:
 
 
 def _kind_of(err: Exception) -> str:
+    if getattr(err, 'kind', None) in KINDS:  # panoptic.AnnotationMismatchError
+        return err.kind
     text = str(err)
     if 'segments_info' in text or 'panoptic PNG' in text:
         return 'annotation disagrees with its PNG'
@@ -69,14 +85,33 @@ def _kind_of(err: Exception) -> str:
 
 
 def _loading_transforms(pipeline) -> list:
-    """The leading transforms of ``pipeline`` whose class name says they load (``Load*``)."""
+    """The transforms of ``pipeline`` whose class name says they load (``Load*``), in order: test
+    pipelines load annotations after a ``Resize``, which judging the data does not need."""
     transforms = getattr(pipeline, 'transforms', pipeline)
-    loads = []
-    for transform in transforms:
-        if 'Load' not in type(transform).__name__:
-            break
-        loads.append(transform)
-    return loads
+    return [t for t in transforms if 'Load' in type(t).__name__]
+
+
+def size_problems(results: dict) -> List[str]:
+    """Loaded annotations whose size differs from the decoded image (``ori_shape``) in ``results``.
+
+    Checks the annotation's ``height`` / ``width`` (COCO image entries), the semantic map and the
+    instance masks, whichever loaders ran: any transform can then be trusted to see aligned data."""
+    if 'ori_shape' not in results:
+        return []
+    image_hw = tuple(int(v) for v in results['ori_shape'][:2])
+    found = []
+    if 'height' in results and 'width' in results and (results['height'], results['width']) != image_hw:
+        found.append(f'image decodes to {image_hw[0]}x{image_hw[1]} (HxW) but its annotation entry says '
+                     f'{results["height"]}x{results["width"]}')
+    seg = results.get('gt_seg_map')
+    if seg is not None and tuple(np.shape(seg)[:2]) != image_hw:
+        found.append(f'label map {results.get("seg_map_path", "")} is {"x".join(map(str, np.shape(seg)))} but its '
+                     f'image decodes to {image_hw[0]}x{image_hw[1]} (HxW)')
+    masks = results.get('gt_masks')
+    if masks is not None and len(masks) and (masks.height, masks.width) != image_hw:
+        found.append(f'instance masks are {masks.height}x{masks.width} but the image decodes to '
+                     f'{image_hw[0]}x{image_hw[1]} (HxW)')
+    return found[:1]  # one line per sample: the first disagreement names the files
 
 
 def label_problems(results: dict, num_classes: int, ignore_index: int = 255) -> List[str]:
@@ -121,7 +156,10 @@ def check_sample(dataset, idx: int, split: str, num_classes: int, ignore_index: 
             if results is None:
                 return [problem('loading failed', f'{type(transform).__name__} returned None')]
     except Exception as err:  # noqa: BLE001  each failure is reported, the check goes on
-        return [problem(_kind_of(err), f'{type(err).__name__}: {err}')]
+        return [problem(_kind_of(err), getattr(err, 'problem', None) or f'{type(err).__name__}: {err}')]
+    sizes = size_problems(results)
+    if sizes:
+        return [problem('image size differs from annotation', sizes[0])]
     return [problem('label out of range', text) for text in label_problems(results, num_classes, ignore_index)]
 
 

@@ -97,28 +97,18 @@ class _ClassesFromAnnFile:
 @register_dataset
 class M2FPanopticDataset(_ClassesFromAnnFile, M2FCocoPanopticDataset):
     """COCO-format panoptic data of any dataset (ADE20K panoptic): classes from the file, thing
-    classes first, each PNG named by its annotation's ``file_name``. Otherwise
-    :class:`M2FCocoPanopticDataset` (category and segment-id checks)."""
+    classes first, each PNG named by its annotation's ``file_name``, string image ids accepted.
+    Otherwise :class:`M2FCocoPanopticDataset` (category, segment-id, size and path checks)."""
+
+    STRING_IMAGE_IDS = True  # ADE20K's and Cityscapes' files name images by strings
 
     def _index(self) -> None:
         super()._index()
         self._png_names: Dict[object, str] = {ann['image_id']: ann['file_name']
                                               for ann in self.coco.dataset.get('annotations', [])}
 
-    def image_path(self, file_name: str) -> str:
-        """Path of an image from its ``file_name`` in the annotation file."""
-        return osp.join(self.data_prefix['img'], file_name)
-
-    def parse_data_info(self, raw_data_info: dict) -> Optional[dict]:
-        data_info = super().parse_data_info(raw_data_info)
-        if data_info is None:  # an image left out for a bad annotation (bad_annotations='skip' / 'collect')
-            return None
-        img_info = raw_data_info['raw_img_info']
-        data_info['img_path'] = self.image_path(img_info['file_name'])
-        png = self._png_names.get(img_info['img_id'])
-        if self.data_prefix.get('seg') and png is not None:
-            data_info['seg_map_path'] = osp.join(self.data_prefix['seg'], png)
-        return data_info
+    def png_name(self, img_info: dict) -> str:
+        return self._png_names.get(img_info['img_id']) or super().png_name(img_info)
 
 
 @register_dataset

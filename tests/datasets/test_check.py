@@ -19,11 +19,16 @@ train_dataloader = dict(dataset=dict(
 '''
 
 
+PANOPTIC, SEMANTIC, BOTH = 'pan', 'sem', 'both'
+
+
 def plant_faults(root: str) -> dict:
-    """One fault per train image 1..6 of a generated dataset; returns {image file name: fault}."""
+    """One fault per train image 1..12 of a generated dataset (13 images); returns
+    {image file name: (kind of problem, which config sees it: PANOPTIC, SEMANTIC or BOTH)}."""
     with open(osp.join(root, 'annotations', 'panoptic_train.json')) as f:
         pan = json.load(f)
     anns = {a['image_id']: a for a in pan['annotations']}
+    images = {i['id']: i for i in pan['images']}
     names = {i['id']: i['file_name'] for i in sorted(pan['images'], key=lambda i: i['id'])}
     ids = sorted(names)
     image = lambda k: osp.join(root, 'train', names[ids[k]])  # noqa: E731
@@ -35,15 +40,28 @@ def plant_faults(root: str) -> dict:
     anns[ids[3]]['segments_info'].append(dict(id=12345678, category_id=thing, iscrowd=0, bbox=[0, 0, 2, 2],
                                               area=4))                       # JSON id not in PNG
     anns[ids[4]]['segments_info'][0]['category_id'] = 999                    # unknown category
+    segments = anns[ids[6]]['segments_info']
+    segments.append(dict(segments[0]))                                       # segment listed twice
+    images[ids[8]]['id'] = ids[7]                                            # image id used twice
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(image(9))           # decodes to 1x1, annotated 192x192
+    images[ids[10]]['file_name'] = '../../' + names[ids[10]]                # leaves the data root
+    category = anns[ids[11]]['segments_info'][0]
+    category['category_id'] = str(category['category_id'])                  # category id written as a string
     with open(osp.join(root, 'annotations', 'panoptic_train.json'), 'w') as f:
         json.dump(pan, f)
-    sem_path = osp.join(root, 'annotations', 'semantic_train', names[ids[5]].replace('.jpg', '.png'))
+    sem_dir = osp.join(root, 'annotations', 'semantic_train')
+    sem_path = osp.join(sem_dir, names[ids[5]].replace('.jpg', '.png'))
     sem = np.array(Image.open(sem_path))
     sem[:3, :3] = 50                                                         # semantic label out of range
     Image.fromarray(sem).save(sem_path)
-    return {names[ids[k]]: fault for k, fault in enumerate(
-        ['unreadable image', 'missing file', 'annotation disagrees with its PNG', 'annotation disagrees with its PNG',
-         'unknown category', 'label out of range'])}
+    sem_path = osp.join(sem_dir, names[ids[12]].replace('.jpg', '.png'))
+    Image.fromarray(np.array(Image.open(sem_path))[:32]).save(sem_path)     # label PNG 32x192, image 192x192
+    faults = [('unreadable image', BOTH), ('missing file', PANOPTIC), ('annotation disagrees with its PNG', PANOPTIC),
+              ('annotation disagrees with its PNG', PANOPTIC), ('unknown category', PANOPTIC),
+              ('label out of range', SEMANTIC), ('duplicate segment id', PANOPTIC), ('duplicate image id', PANOPTIC),
+              None, ('image size differs from annotation', BOTH), ('path outside the data root', PANOPTIC),
+              ('id of the wrong type', PANOPTIC), ('image size differs from annotation', SEMANTIC)]
+    return {names[ids[k]]: fault for k, fault in enumerate(faults) if fault is not None}
 
 
 def test_label_problems_hand_computed():
@@ -62,7 +80,7 @@ def test_summary_counts_kinds():
 
 
 def _faulty_data(tmp_path, tools):
-    root = tools.make_data(str(tmp_path / 'data'), num_train=8, num_val=2)
+    root = tools.make_data(str(tmp_path / 'data'), num_train=13, num_val=2)
     return root, plant_faults(root)
 
 
@@ -72,10 +90,18 @@ def test_check_dataset_lists_exactly_the_planted_faults(tmp_path, tools):
     out = tools.run(['tools/misc/check_dataset.py', config, '--split', 'train', 'val', '--workers', '2',
                      '--out', str(tmp_path / 'problems.json')])
     assert out.returncode == 1, out.stderr[-2000:]
-    found = {(osp.basename(p['file']), p['kind']) for p in json.load(open(tmp_path / 'problems.json'))}
-    expected = {(name, kind) for name, kind in faults.items() if kind != 'label out of range'}
-    assert found == expected, out.stdout
-    assert '5 problems in 5 of' in out.stdout and 'Fix:' in out.stdout
+    problems = json.load(open(tmp_path / 'problems.json'))
+    found = {(osp.basename(p['file']), p['kind']) for p in problems}
+    assert found == {(name, kind) for name, (kind, where) in faults.items() if where != SEMANTIC}, out.stdout
+    assert '10 problems in 10 of' in out.stdout and 'Fix:' in out.stdout
+    for p in problems:  # each names its file and image id and says how to fix it
+        assert p['file'].endswith('.jpg') and isinstance(p['img_id'], int) and p['fix'] and p['detail']
+        assert f"{p['file']} (image id {p['img_id']}): {p['kind']}: " in out.stdout
+    by_kind = {p['kind']: p for p in problems}
+    assert by_kind['duplicate image id']['detail'].startswith('2 image entries have id 8 (000000000008.jpg, '
+                                                              '000000000009.jpg)')
+    assert "category_id '" in by_kind['id of the wrong type']['detail']
+    assert 'decodes to 1x1 (HxW)' in by_kind['image size differs from annotation']['detail']
 
     sem_config = tmp_path / 'sem.py'
     sem_config.write_text(SEMANTIC_CONFIG.format(root=root))
@@ -84,7 +110,7 @@ def test_check_dataset_lists_exactly_the_planted_faults(tmp_path, tools):
     assert out.returncode == 1, out.stderr[-2000:]
     found = {(osp.basename(p['file']), p['kind']) for p in json.load(open(tmp_path / 'sem.json'))}
     # mmseg lists the images it finds on disk, so the missing one is simply not part of this dataset
-    assert found == {(n, k) for n, k in faults.items() if k in ('unreadable image', 'label out of range')}
+    assert found == {(name, kind) for name, (kind, where) in faults.items() if where != PANOPTIC}, out.stdout
     clean = tools.make_data(str(tmp_path / 'clean'), num_train=3, num_val=2)
     out = tools.run(['tools/misc/check_dataset.py', tools.write_config(str(tmp_path / 'ok.py'), clean)])
     assert out.returncode == 0 and 'no problems found' in out.stdout
@@ -113,3 +139,32 @@ def test_skip_mode_trains_to_the_end_and_counts(tmp_path, tools):
     assert 'category_id 999' in log and 'skipped image' in log   # left out when the annotation file is read
     assert 'skipped bad sample' in log and 'skipped so far' in log
     assert (tmp_path / 'w' / 'iter_4.pth').exists()
+
+
+def test_training_refuses_annotation_faults_with_one_line(tmp_path, tools):
+    """A fault in the annotation file stops the run when the dataset is built; an image that decodes to
+    another size stops it when first drawn; each with one line naming file, image id and fix."""
+    root = tools.make_data(str(tmp_path / 'data'), num_train=4, num_val=2)
+    ann_path = osp.join(root, 'annotations', 'panoptic_train.json')
+    with open(ann_path) as f:
+        pan = json.load(f)
+    segments = pan['annotations'][1]['segments_info']
+    segments.append(dict(segments[0]))
+    with open(ann_path, 'w') as f:
+        json.dump(pan, f)
+    config = tools.write_config(str(tmp_path / 'cfg.py'), root, max_iters=2, batch_size=4)
+    out = tools.run(['tools/train.py', config, '--work-dir', str(tmp_path / 'w')])
+    last = out.stderr.strip().splitlines()[-1]
+    assert out.returncode == 1 and 'Traceback' not in out.stderr, out.stderr[-3000:]
+    assert last.startswith('m2f_mm: ') and 'train/000000000002.jpg (image id 2): segments_info lists segment id' in last
+    assert 'Fix: give each segment of the image its own id' in last and 'check_dataset.py' in last
+
+    segments.pop()
+    with open(ann_path, 'w') as f:
+        json.dump(pan, f)
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(osp.join(root, 'train', '000000000003.jpg'))
+    out = tools.run(['tools/train.py', config, '--work-dir', str(tmp_path / 'w')])
+    last = out.stderr.strip().splitlines()[-1]
+    assert out.returncode == 1 and 'Traceback' not in out.stderr, out.stderr[-3000:]
+    assert last.startswith('m2f_mm: bad sample ') and '000000000003.jpg (image id 3' in last
+    assert 'decodes to 1x1 (HxW) but its annotation says 192x192' in last and 'fix: re-export the image' in last

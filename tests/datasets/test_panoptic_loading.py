@@ -127,3 +127,130 @@ def test_check_ids_off_accepts_mmdet_dataset_dropping_tiny_segments(tmp_path):
         _dataset(tmp_path, dict(type='M2FLoadPanopticAnnotations'), 'CocoPanopticDataset')[0]
     out = _dataset(tmp_path, dict(type='M2FLoadPanopticAnnotations', check_ids=False), 'CocoPanopticDataset')[0]
     assert out['gt_seg_map'][2, 4] == 255
+
+
+# -- faults that pycocotools' index or a lenient loader would turn into silently different targets ----------
+
+def _refused(tmp_path, *texts, **dataset_args):
+    """Building the dataset stops with one M2FBadSampleError line holding every text and the fix."""
+    from m2f_mm.engine.errors import M2FBadSampleError
+    init_default_scope('mmdet')
+    with pytest.raises(M2FBadSampleError) as err:
+        DATASETS.build(dict(type='M2FCocoPanopticDataset', data_root=str(tmp_path), ann_file='ann.json', metainfo=META,
+                            data_prefix=dict(img='img/', seg='pan/'), test_mode=True,
+                            pipeline=[dict(type='LoadImageFromFile'), dict(type='M2FLoadPanopticAnnotations')],
+                            **dataset_args))
+    message = str(err.value)
+    assert '\n' not in message and 'Fix: ' in message and 'check_dataset.py' in message, message
+    for text in texts:
+        assert text in message, message
+    return message
+
+
+def _edit_json(tmp_path, edit):
+    ann = json.loads((tmp_path / 'ann.json').read_text())
+    edit(ann)
+    (tmp_path / 'ann.json').write_text(json.dumps(ann))
+
+
+def test_duplicated_segment_is_refused_not_quadrupled(tmp_path, monkeypatch):
+    pan, segs = _scene()
+    _write(tmp_path, pan, segs + [dict(segs[0])])  # thing 1000 listed twice
+    # mmdet's index looks the id up once per listing and gets both entries each time: 4 instances of it
+    _panopticapi_stub(monkeypatch)
+    theirs = _dataset(tmp_path, dict(type='LoadPanopticAnnotations'), 'CocoPanopticDataset')[0]
+    assert sorted(theirs['gt_bboxes_labels'].tolist()) == [0, 0, 0, 0, 1]
+    assert sum(int(m.sum()) for m in theirs['gt_masks'].masks) == 4 * 6 + 9
+    _refused(tmp_path, 'x.jpg (image id 7)', 'segments_info lists segment id 1000 (2 times)',
+             'give each segment of the image its own id')
+    skipped = _dataset_with(tmp_path, bad_annotations='skip', serialize_data=False)
+    assert len(skipped) == 0
+    collected = _dataset_with(tmp_path, bad_annotations='collect', serialize_data=False)
+    assert [(p['img_id'], p['kind']) for p in collected.annotation_problems] == [(7, 'duplicate segment id')]
+    # the loading transform refuses a repeated listing on its own (any dataset class in front of it, id checks
+    # on or off)
+    for check_ids in (True, False):
+        with pytest.raises(ValueError, match=r'image id 7 lists segment ids \[1000\] more than once'):
+            _dataset(tmp_path, dict(type='M2FLoadPanopticAnnotations', check_ids=check_ids), 'CocoPanopticDataset')[0]
+
+
+def _dataset_with(tmp_path, **dataset_args):
+    init_default_scope('mmdet')
+    return DATASETS.build(dict(type='M2FCocoPanopticDataset', data_root=str(tmp_path), ann_file='ann.json',
+                               metainfo=META, data_prefix=dict(img='img/', seg='pan/'), test_mode=True,
+                               pipeline=[dict(type='LoadImageFromFile'), dict(type='M2FLoadPanopticAnnotations')],
+                               **dataset_args))
+
+
+def test_duplicate_image_id_is_refused_not_dropped(tmp_path):
+    _write(tmp_path, *_scene())
+
+    def second_image_with_the_same_id(ann):
+        ann['images'].append(dict(ann['images'][0], file_name='y.jpg'))
+    _edit_json(tmp_path, second_image_with_the_same_id)
+    _refused(tmp_path, 'x.jpg (image id 7)', '2 image entries have id 7 (x.jpg, y.jpg)')
+    skipped = _dataset_with(tmp_path, bad_annotations='skip', serialize_data=False)
+    assert len(skipped) == 0  # neither entry can be trusted
+
+
+@pytest.mark.parametrize('field,value,text', [
+    ('category_id', '5', "segment id 2000 has category_id '5' (a JSON str)"),
+    ('category_id', True, 'category_id True (a JSON boolean)'),
+    ('id', 2000.5, 'segment id 2000.5 (a JSON float)'),
+])
+def test_ids_of_the_wrong_type_are_refused(tmp_path, field, value, text):
+    pan, segs = _scene()
+    segs[1][field] = value
+    _write(tmp_path, pan, segs)
+    _refused(tmp_path, 'x.jpg (image id 7)', text, 'write image, segment and category ids as JSON integers')
+
+
+def test_string_image_id_is_refused_for_coco(tmp_path):
+    _write(tmp_path, *_scene())
+
+    def string_id(ann):
+        ann['images'][0]['id'] = ann['annotations'][0]['image_id'] = '7'
+    _edit_json(tmp_path, string_id)
+    _refused(tmp_path, "image id '7' (a JSON str); image ids must be integers")
+
+
+def test_image_decoding_to_another_size_is_refused(tmp_path):
+    from m2f_mm.datasets.panoptic import AnnotationMismatchError
+    _write(tmp_path, *_scene(), image_hw=(1, 1))
+
+    def json_says_png_size(ann):
+        ann['images'][0].update(height=H, width=W)
+    _edit_json(tmp_path, json_says_png_size)
+    expected = (r"x\.jpg' of image id 7 decodes to 1x1 \(HxW\) but its annotation says 6x8 .* PNG .*x\.png' is 6x8; "
+                r"fix: ")
+    with pytest.raises(AnnotationMismatchError, match=expected + 're-export') as err:
+        _dataset(tmp_path, dict(type='M2FLoadPanopticAnnotations'))[0]
+    assert err.value.kind == 'image size differs from annotation'
+    _write(tmp_path, *_scene(), image_hw=(W, H))  # a turned image: the JSON and the PNG agree with each other
+    _edit_json(tmp_path, json_says_png_size)
+    with pytest.raises(AnnotationMismatchError, match='turned by 90 degrees'):
+        _dataset(tmp_path, dict(type='M2FLoadPanopticAnnotations'))[0]
+
+
+def test_paths_outside_the_data_root_are_refused_unless_allowed(tmp_path):
+    root = tmp_path / 'root'
+    root.mkdir()
+    _write(root, *_scene())
+    (tmp_path / 'x.jpg').write_bytes((root / 'img' / 'x.jpg').read_bytes())
+    (tmp_path / 'x.png').write_bytes((root / 'pan' / 'x.png').read_bytes())
+
+    def outside(ann):
+        ann['images'][0]['file_name'] = '../../x.jpg'
+    _edit_json(root, outside)
+    message = _refused(root, "image file_name '../../x.jpg' leads to " + str(tmp_path / 'x.jpg'),
+                       "PNG file_name '../../x.png'", 'allow_outside_data_root=True')
+    assert message.count('outside ' + str(root)) == 2
+    out = _dataset_with(root, allow_outside_data_root=True)[0]
+    assert out['gt_bboxes_labels'].tolist() == [0, 1]
+
+    def inside_the_root(ann):  # another folder of the same data root is fine
+        ann['images'][0]['file_name'] = '../x.jpg'
+    (root / 'x.jpg').write_bytes((root / 'img' / 'x.jpg').read_bytes())
+    (root / 'x.png').write_bytes((root / 'pan' / 'x.png').read_bytes())
+    _edit_json(root, inside_the_root)
+    assert _dataset_with(root)[0]['img_path'].endswith('img/../x.jpg')

@@ -67,7 +67,8 @@ PAIRS = {
 }
 
 # Components of ours that stand in for the reference's (same behaviour, no panopticapi).
-SAME_AS = {'M2FLoadPanopticAnnotations': 'LoadPanopticAnnotations', 'M2FCocoPanopticMetric': 'CocoPanopticMetric'}
+SAME_AS = {'M2FLoadPanopticAnnotations': 'LoadPanopticAnnotations', 'M2FCocoPanopticMetric': 'CocoPanopticMetric',
+           'M2FLoadSegAnnotations': 'LoadAnnotations'}
 
 # Deliberate differences: field -> why (each is also stated in the config or its _base_ file).
 _SEMANTIC_ON = 'test_cfg: semantic_on=True, ours also outputs (and evaluates) semantic segmentation, mmdet cannot'

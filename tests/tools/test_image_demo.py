@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from .conftest import PANOPTIC, REPO, SEMANTIC, run_tool
+from .conftest import PANOPTIC, REPO, SEMANTIC, load_tool, run_tool
 
 
 def _demo(inputs, config, ckpt, out, *extra):
@@ -115,3 +115,54 @@ def test_api_errors_name_the_problem(tiny, tmp_path):
     model = init_model(f'{REPO}/{PANOPTIC}')
     with pytest.raises(FileNotFoundError, match='image file'):
         inference_model(model, str(tmp_path / 'missing.jpg'))
+
+
+def test_folder_inputs_skip_non_images_and_bound_large_images(tiny, tmp_path):
+    """A text file and a text file named .jpg are skipped with a line each and counted; a 200x120 image
+    is shrunk to --max-size 64 (64x38) with a line, and its results are the model's on the shrunk image."""
+    import shutil
+
+    import mmcv
+
+    from m2f_mm.apis import inference_model, init_model
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    shutil.copy(tiny['val_images'][0], folder / 'small.jpg')
+    big = np.random.default_rng(0).integers(0, 255, (120, 200, 3), dtype=np.uint8)
+    Image.fromarray(big).save(folder / 'big.png')
+    (folder / 'notes.txt').write_text('not an image')
+    (folder / 'broken.jpg').write_text('not an image either')
+    out = tmp_path / 'out'
+    result = _demo(str(folder), SEMANTIC, tiny['semantic']['trained'], out, '--max-size', '64')
+    lines = result.stdout.splitlines()
+    for name in ('broken.jpg', 'notes.txt'):
+        assert sum(line.startswith(f'{folder / name}: skipped, not a readable image (') for line in lines) == 1
+    assert f'{folder / "big.png"}: 200x120 (WxH) is larger than --max-size 64: resized to 64x38; its results are ' \
+           'at that size' in lines
+    assert sum('resized' in line for line in lines) == 1  # the 64 px image is left as it is
+    assert lines[-1] == '2 image(s) predicted, 2 file(s) skipped as not readable images'
+    images = {entry['file_name']: (entry['height'], entry['width'])
+              for entry in json.loads((out / 'images.json').read_text())}
+    assert images == {'big.png': (38, 64), 'small.jpg': (64, 64)}
+    saved = np.array(Image.open(out / 'semantic' / 'big.png'))
+    model = init_model(f'{REPO}/{SEMANTIC}', tiny['semantic']['trained'])
+    shrunk = mmcv.imresize(mmcv.rgb2bgr(big), (64, 38), interpolation='area')
+    assert np.array_equal(saved, inference_model(model, shrunk).pred_sem_seg.data[0].numpy())
+    assert Image.open(out / 'vis' / 'big_semantic.png').height > 38  # drawn, at the shrunk size enlarged
+
+
+def test_no_readable_image_exits_non_zero_with_one_line(tiny, tmp_path):
+    (tmp_path / 'notes.txt').write_text('not an image')
+    result = run_tool(['tools/demo/image_demo.py', tmp_path / 'notes.txt', SEMANTIC, '--weights',
+                       tiny['semantic']['untrained'], '--out-dir', tmp_path / 'out'], check=False)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == \
+        f"image_demo: none of the 1 file(s) in '{tmp_path / 'notes.txt'}' is a readable image"
+    assert '0 image(s) predicted, 1 file(s) skipped' in result.stdout
+
+
+def test_help_states_the_size_bound(capsys):
+    with pytest.raises(SystemExit):
+        load_tool('tools/demo/image_demo.py').parse_args(['--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    assert '--max-size N' in text and 'shrunk to N' in text and '(default: 2048)' in text

@@ -4,8 +4,10 @@
 
 Lists every problem with its file, image id, what is wrong and how to fix it (missing or truncated
 images, panoptic PNGs that disagree with their JSON, unknown categories, labels outside the
-classes), does not stop at the first, ends with a count per kind of problem, and exits with
-status 1 when anything is wrong (0 when all is well).
+classes, repeated image or segment ids, ids of the wrong type, images whose decoded size differs
+from their annotation or label PNG, paths that leave the data folder), does not stop at the first,
+ends with a count per kind of problem, and exits with status 1 when anything is wrong (0 when all
+is well).
 """
 import argparse
 import json
@@ -46,7 +48,7 @@ def build_dataset(dataset_cfg: dict, split: str):
         cfg['bad_annotations'] = 'collect'
     dataset = DATASETS.build(cfg)
     dataset.full_init()
-    return dataset, [Problem(split, p['file'], p['img_id'], 'unknown category', p['problem'])
+    return dataset, [Problem(split, p['file'], p['img_id'], p.get('kind', 'unknown category'), p['problem'])
                      for p in getattr(dataset, 'annotation_problems', [])]
 
 

@@ -7,7 +7,7 @@ _base_ = ['mmseg::_base_/datasets/ade20k.py']
 crop_size = (512, 512)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='M2FLoadSegAnnotations', reduce_zero_label=True),  # mmseg's, refusing a label PNG sized unlike its image
     dict(type='RandomChoiceResize', scales=[int(crop_size[0] * x * 0.1) for x in range(5, 21)],
          resize_type='ResizeShortestEdge', max_size=4 * crop_size[0]),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),

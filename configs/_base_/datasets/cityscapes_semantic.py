@@ -6,7 +6,7 @@ _base_ = ['mmseg::_base_/datasets/cityscapes.py']
 crop_size = (512, 1024)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='M2FLoadSegAnnotations'),  # mmseg's LoadAnnotations, refusing a label PNG sized unlike its image
     dict(type='RandomChoiceResize', scales=[int(1024 * x * 0.1) for x in range(5, 21)],
          resize_type='ResizeShortestEdge', max_size=4096),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
