@@ -16,9 +16,13 @@ them) or to null (void); an entry may carry a colour:
 Without stuff PNGs, every pixel outside the instances is VOID.
 Categories: the instances file's (things, with their ids), then the stuff classes (new ids after
 the largest thing id); label order = that order, things first."""
-from _convert_cli import add_output_options, parser, report, run
+import os.path as osp
+import sys
 
-from m2f_mm.datasets.convert.coco_instances import convert_split
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # _convert_cli.py beside this file
+from _convert_cli import add_output_options, parser, report, run  # noqa: E402
+
+from m2f_mm.datasets.convert.coco_instances import convert_split  # noqa: E402
 
 
 def main() -> int:

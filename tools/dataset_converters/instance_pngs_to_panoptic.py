@@ -17,9 +17,13 @@ instance), thing pixels with instance id 0 are VOID, instance ids on stuff pixel
 All pixels of one stuff class form one segment; each thing id one segment. An id without a class,
 an id listed for an image but absent from its PNG, an instance over two classes, or a PNG whose
 size differs from its image is refused with one line."""
-from _convert_cli import add_output_options, parser, report, run
+import os.path as osp
+import sys
 
-from m2f_mm.datasets.convert.instance_pngs import convert_split
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # _convert_cli.py beside this file
+from _convert_cli import add_output_options, parser, report, run  # noqa: E402
+
+from m2f_mm.datasets.convert.instance_pngs import convert_split  # noqa: E402
 
 
 def main() -> int:

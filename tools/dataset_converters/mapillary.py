@@ -12,10 +12,13 @@ mmseg's MapillaryDataset_v1 names); label 65 "Unlabeled" becomes 255 in the sema
 VOID in the panoptic ones, as the original Mask2Former ignores it (ignore label 65). 37 of them are
 things (the config's "instances": true). The configs configs/m2f_*mapillary* read OUT."""
 import argparse
+import os.path as osp
+import sys
 
-from _convert_cli import run
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # _convert_cli.py beside this file
+from _convert_cli import run  # noqa: E402
 
-from m2f_mm.datasets.convert.mapillary import SOURCES, SPLITS, convert_split
+from m2f_mm.datasets.convert.mapillary import SOURCES, SPLITS, convert_split  # noqa: E402
 
 
 def main() -> int:

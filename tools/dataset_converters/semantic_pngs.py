@@ -16,9 +16,13 @@ or a label PNG whose size differs from its image, is refused with one line. Writ
 images, OUT/annotations/semantic_S/ and OUT/classes.json (names, palette, img_suffix), which
 configs/m2f_r18-q24_1xb8-3k_synthetic-semantic.py-style configs read (BaseSegDataset,
 data_prefix img_path=S, seg_map_path=annotations/semantic_S)."""
-from _convert_cli import add_output_options, parser, report, run
+import os.path as osp
+import sys
 
-from m2f_mm.datasets.convert.semantic_pngs import convert_split
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # _convert_cli.py beside this file
+from _convert_cli import add_output_options, parser, report, run  # noqa: E402
+
+from m2f_mm.datasets.convert.semantic_pngs import convert_split  # noqa: E402
 
 
 def main() -> int:
