@@ -166,3 +166,22 @@ def test_mapillary_mismatched_release_files_are_refused(tmp_path):
     assert '\n' not in str(err.value)
     with pytest.raises(ConversionError, match=r'cannot read Mapillary config .*config_v2.0.json'):
         mapillary.convert_split(str(root), str(tmp_path / 'out'), 'val', version='v2.0')
+
+
+def test_mapillary_configs_pipelines_run_on_the_converted_data(tmp_path):
+    """The configs' own train and test pipelines (1024 crop; test long side 2048) on the converter's output."""
+    root = _write_release(tmp_path / 'release')
+    out = tmp_path / 'out'
+    for split in ('train', 'val'):
+        mapillary.convert_split(str(root), str(out), split)
+    for config, key in ((PANOPTIC, 'gt_instances'), (SEMANTIC, 'gt_sem_seg')):
+        cfg = Config.fromfile(osp.join(REPO, config))
+        _, train = _config_dataset(config, 'train', out, cfg.train_dataloader.dataset.pipeline)
+        _, val = _config_dataset(config, 'val', out, cfg.val_dataloader.dataset.pipeline)
+        init_default_scope(cfg.default_scope)
+        packed = train[0]
+        assert tuple(packed['inputs'].shape[-2:]) == (1024, 1024)
+        tested = val[0]
+        init_default_scope('mmdet')
+        assert max(tested['inputs'].shape[-2:]) == 2048  # long side 2048 (short side 2048, capped)
+        assert key in packed['data_samples']
