@@ -389,3 +389,42 @@ def test_classes_json_of_another_table_is_refused(tmp_path):
                                                              dict(name='vehicle', values=[26, 27])], ignore=[0])))
     with pytest.raises(ConversionError, match=r'classes.json lists other classes'):
         semantic_pngs.convert_split(str(src / 'labels'), str(src / 'images'), str(src / 'other.json'), str(out), 'val')
+
+
+def test_round_trip_of_the_synthetic_set_gives_its_panoptic_annotation_back(tiny_data, tmp_path):
+    """The bundled set's instances JSON + semantic PNGs (things and stuff) converted back to panoptic: the
+    same segments (mask, class, crowd flag) as its own panoptic files, image by image; its classes.json-like
+    meta.json works as the semantic class table."""
+    from m2f_mm.utils.panoptic_ids import rgb2id
+    with open(osp.join(tiny_data, 'meta.json')) as f:
+        meta = json.load(f)
+    table = {str(k): name for k, name in enumerate(meta['classes'])}
+    table['255'] = None
+    (tmp_path / 'stuff.json').write_text(json.dumps(table))
+    ann = osp.join(tiny_data, 'annotations')
+    result = coco_instances.convert_split(osp.join(ann, 'instances_train.json'), osp.join(tiny_data, 'train'),
+                                          str(tmp_path / 'out'), 'train', stuff_dir=osp.join(ann, 'semantic_train'),
+                                          stuff_table=str(tmp_path / 'stuff.json'))
+    assert result['stats']['hidden'] == 0
+
+    def segments(pan_json, png_dir):
+        data = json.loads(open(pan_json).read())
+        names = {c['id']: c['name'] for c in data['categories']}
+        out = {}
+        for entry in data['annotations']:
+            pan = rgb2id(np.asarray(Image.open(osp.join(png_dir, entry['file_name'])).convert('RGB')))
+            out[entry['image_id']] = {((pan == s['id']).tobytes(), names[s['category_id']], s['iscrowd'])
+                                      for s in entry['segments_info']}
+        return out
+
+    original = segments(osp.join(ann, 'panoptic_train.json'), osp.join(ann, 'panoptic_train'))
+    converted = segments(str(tmp_path / 'out' / 'annotations' / 'panoptic_train.json'),
+                         str(tmp_path / 'out' / 'annotations' / 'panoptic_train'))
+    assert converted == original and sum(len(v) for v in original.values()) > 20
+    assert any(crowd for segs in original.values() for _, _, crowd in segs)
+    semantic_pngs.convert_split(osp.join(ann, 'semantic_train'), osp.join(tiny_data, 'train'),
+                                osp.join(tiny_data, 'meta.json'), str(tmp_path / 'sem'), 'train')
+    for name in sorted(original):
+        stem = f'{name:012d}.png'
+        assert np.array_equal(np.asarray(Image.open(tmp_path / 'sem' / 'annotations' / 'semantic_train' / stem)),
+                              np.asarray(Image.open(osp.join(ann, 'semantic_train', stem))))

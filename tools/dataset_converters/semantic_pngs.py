@@ -6,7 +6,7 @@
 Per image IMAGE_DIR/<stem>.<ext>, its label PNG LABELS/<stem>.png (grey, palette or 16-bit PNG).
 The class table (JSON) is a list of names (value k = class k, 255 ignored):
     ["background", "coin"]
-or lists each class's values (several values, or several entries with one name, merge: a remap)
+(or {"classes": [names], "palette": [[R, G, B], ...]}, e.g. a classes.json written here), or lists each class's values (several values, or several entries with one name, merge: a remap)
 and the values to ignore (default [255]):
     {"classes": [{"name": "road", "value": 7, "color": [128, 64, 128]},
                  {"name": "vehicle", "values": [26, 27, 28]}],

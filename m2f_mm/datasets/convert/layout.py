@@ -278,7 +278,8 @@ class SplitWriter:
         self.image_entries: List[dict] = []
         self.pan_entries: List[dict] = []
         self.inst_entries: List[dict] = []
-        self.stats = dict(images=0, segments=0, things=0, crowd=0, void_pixels=0, pixels=0)
+        self.stats = dict(images=0, segments=0, things=0, crowd=0, void_pixels=0, pixels=0) if panoptic else \
+            dict(images=0, void_pixels=0, pixels=0)
 
     def add(self, *args, **kwargs) -> None:
         """``SplitSpec.encode`` one image and collect it."""

@@ -2,7 +2,8 @@
 
 The class table (JSON), in one of two forms:
 
-* a list of names, ``["background", "coin"]``: value k is class k; value 255 is ignored;
+* a list of names, ``["background", "coin"]``: value k is class k; value 255 is ignored (so is
+  ``{"classes": [names], ...}``, e.g. a classes.json this package wrote, with its palette);
 * ``{"classes": [{"name": "road", "value": 7, "color": [128, 64, 128]},
                  {"name": "car", "values": [26, 27]}], "ignore": [0, 255]}``: each class lists the
   values it takes (several values, or several entries with one name, merge into one class: the
@@ -28,7 +29,12 @@ def read_semantic_table(path: str, extra_ignore: Sequence[int] = ()) -> Tuple[Li
     """The class table -> (classes in label order, {PNG value: output label, 255 for ignored values})."""
     data = load_json(path, 'class table')
     if isinstance(data, list):
-        data = dict(classes=[dict(name=name, value=k) for k, name in enumerate(data)])
+        data = dict(classes=data)
+    if isinstance(data, dict) and isinstance(data.get('classes'), list) and all(
+            isinstance(name, str) for name in data['classes']):
+        colors = data.get('palette') or []
+        data = dict(data, classes=[dict(name=name, value=k, **(dict(color=colors[k]) if k < len(colors) else {}))
+                                   for k, name in enumerate(data['classes'])])
     if not isinstance(data, dict) or not isinstance(data.get('classes'), list) or not data['classes']:
         raise ConversionError(f'class table {path} must be a list of names or {{"classes": [{{"name", "value"}}], '
                               '"ignore": [...]}')
