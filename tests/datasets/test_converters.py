@@ -428,3 +428,24 @@ def test_round_trip_of_the_synthetic_set_gives_its_panoptic_annotation_back(tiny
         stem = f'{name:012d}.png'
         assert np.array_equal(np.asarray(Image.open(tmp_path / 'sem' / 'annotations' / 'semantic_train' / stem)),
                               np.asarray(Image.open(osp.join(ann, 'semantic_train', stem))))
+
+
+@pytest.mark.parametrize('table, message', [
+    (dict(categories=[dict(id=1, name='coin'), dict(id=1, name='background', isthing=0)]),
+     r'two categories have id 1; each id must be unique'),
+    (dict(categories=[dict(id=1, name='coin'), dict(id=2, name='coin', isthing=0)]),
+     r"two categories have name 'coin'"),
+    (dict(categories=[dict(name='coin')]), r'category #0 .* each needs "id" and "name"'),
+])
+def test_class_table_with_clashing_categories_is_refused(tmp_path, table, message):
+    (tmp_path / 'table.json').write_text(json.dumps(table))
+    with pytest.raises(ConversionError, match=message) as err:
+        instance_pngs.ClassTable(str(tmp_path / 'table.json'))
+    assert '\n' not in str(err.value)
+
+
+def test_semantic_value_given_to_two_classes_is_refused(tmp_path):
+    (tmp_path / 't.json').write_text(json.dumps(dict(classes=[dict(name='road', value=7),
+                                                              dict(name='car', values=[7, 8])])))
+    with pytest.raises(ConversionError, match=r"value 7 is given to both 'road' and 'car'"):
+        semantic_pngs.read_semantic_table(str(tmp_path / 't.json'))
