@@ -1,5 +1,8 @@
 """One figure per task: image | result, titled columns, class names on the segments and a legend.
 
+Instances of one class are drawn in colours of their own (``overlay.instance_colors``), each segment
+carries its class name, and the legend gives each class with its number of segments (``coin (24)``).
+
 Shape legend: H x W image; N instances; C classes. ``pan`` int [H, W] = label + instance_id * offset
 with VOID = C; ``sem`` int [H, W] class index, values >= C mean no class; ``palette`` [C, 3] RGB.
 An empty result (no segment, no instance above the score threshold) gives the same two columns, the
@@ -10,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .overlay import blend, colorize_instances, segment_names, titled_columns
+from .overlay import blend, colorize_instances, panoptic_colors, segment_names, titled_columns
 
 MIN_WIDTH = 320
 
@@ -29,6 +32,12 @@ def _present(labels: np.ndarray, num_classes: int) -> list:
     return [int(v) for v in np.unique(labels) if 0 <= v < num_classes]
 
 
+def _counts(labels) -> dict:
+    """{label: number of segments} for the legend."""
+    values, counts = np.unique(np.asarray(labels, np.int64), return_counts=True)
+    return dict(zip(values.tolist(), counts.tolist()))
+
+
 def panoptic_figure(image: np.ndarray, pan: np.ndarray, classes: Sequence[str], palette: np.ndarray,
                     offset: int) -> np.ndarray:
     """image [H, W, 3] RGB uint8, pan [H, W] -> figure 'image | panoptic' with names and legend."""
@@ -37,11 +46,7 @@ def panoptic_figure(image: np.ndarray, pan: np.ndarray, classes: Sequence[str], 
     ids = [int(i) for i in np.unique(pan) if i % offset < num_classes]
     labels = [i % offset for i in ids]
     segments = np.stack([pan == i for i in ids]) if ids else np.zeros((0, ) + pan.shape, bool)
-    colors = np.zeros(pan.shape + (3, ), np.float32)
-    for k, (seg, label) in enumerate(zip(segments, labels)):
-        # instances of one class: alternate brightness so touching ones stay apart
-        colors[seg] = np.asarray(palette, np.float32)[label] * (1.0 - 0.2 * (k % 3))
-    covered = segments.any(0) if ids else np.zeros(pan.shape, bool)
+    colors, covered = panoptic_colors(pan, palette, num_classes, offset)
     result = blend(image, colors, covered)
     edge = np.zeros(pan.shape, bool)
     edge[:-1] |= pan[:-1] != pan[1:]
@@ -51,7 +56,7 @@ def panoptic_figure(image: np.ndarray, pan: np.ndarray, classes: Sequence[str], 
     things = sum(1 for i in ids if i >= offset)
     title = f'panoptic: {len(ids)} segments ({things} things)' if ids else 'panoptic: no segment'
     return titled_columns([image, result], ['image', title], _present(np.array(labels), num_classes), classes,
-                          palette)
+                          palette, _counts(labels))
 
 
 def instance_figure(image: np.ndarray, masks: np.ndarray, labels: np.ndarray, scores: np.ndarray,
@@ -64,7 +69,8 @@ def instance_figure(image: np.ndarray, masks: np.ndarray, labels: np.ndarray, sc
     result = colorize_instances(image, masks, labels, palette) if len(labels) else image.copy()
     result = segment_names(result, masks, labels, classes)
     title = f'instances: {len(labels)} with score > {score_thr:g}'
-    return titled_columns([image, result], ['image', title], _present(labels, len(classes)), classes, palette)
+    return titled_columns([image, result], ['image', title], _present(labels, len(classes)), classes, palette,
+                          _counts(labels))
 
 
 def semantic_figure(image: np.ndarray, sem: np.ndarray, classes: Sequence[str], palette: np.ndarray) -> np.ndarray:

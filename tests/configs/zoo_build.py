@@ -31,17 +31,18 @@ FAMILY_PARAMS_M = {'r50': 44.04, 'r101': 63.03, 'swin-t': 47.44, 'swin-s': 68.75
 DATASET_COUNTS = {'coco-panoptic': 133, 'coco': 80, 'ade20k': 150, 'cityscapes': 19, 'synthetic-panoptic': 7,
                   'synthetic-semantic': 7,
                   'ade20k-panoptic': 150, 'ade20k-instance': 100, 'cityscapes-panoptic': 19,
-                  'cityscapes-instance': 8}
+                  'cityscapes-instance': 8, 'mapillary': 65, 'mapillary-panoptic': 65}
 
 
 def expected_shape(name: str) -> Tuple[str, int, int]:
     """Config file name -> (backbone family, queries, classes), from the OpenMMLab naming."""
     family = re.match(r'm2f_(r50|r101|r18-q24|swin-[tsbl])', name).group(1)
     dataset = re.search(r'_(coco-panoptic|coco|ade20k-panoptic|ade20k-instance|ade20k|cityscapes-panoptic|'
-                        r'cityscapes-instance|cityscapes|synthetic-panoptic|synthetic-semantic)(-\d+x\d+)?\.py$',
-                        name).group(1)
+                        r'cityscapes-instance|cityscapes|mapillary-panoptic|mapillary|synthetic-panoptic|'
+                        r'synthetic-semantic)(-\d+x\d+)?\.py$', name).group(1)
+    # Swin-L: 200 queries, except the semantic models (100), as in the original's configs
     queries = 24 if family == 'r18-q24' else 200 if family == 'swin-l' and not re.search(
-        r'_(ade20k|cityscapes)-\d', name) else 100
+        r'_(ade20k|cityscapes|mapillary)-\d', name) else 100
     return family, queries, DATASET_COUNTS[dataset]
 
 

@@ -4,7 +4,7 @@ import torch
 from mmengine.structures import PixelData
 
 from m2f_mm.visualization import M2FDetLocalVisualizer, instance_figure, panoptic_figure, semantic_figure
-from m2f_mm.visualization.overlay import GAP, colorize_panoptic, legend, titled_columns, upscale
+from m2f_mm.visualization.overlay import GAP, colorize_instances, colorize_panoptic, legend, titled_columns, upscale
 
 OFFSET = 1000
 CLASSES = ('cat', 'dog', 'sky')
@@ -92,3 +92,82 @@ def test_m2f_visualizer_draws_an_all_void_panoptic_map():
     full = PixelData(sem_seg=torch.full((1, 24, 24), 2))
     painted = visualizer._draw_panoptic_seg(image, full.numpy(), list(CLASSES), visualizer.dataset_meta['palette'])
     assert not np.array_equal(painted, image)  # the non-empty path is mmdet's drawing
+
+
+# -- instances of one class told apart ---------------------------------------------------------------------------
+
+def _two_touching_cats():
+    """Two 'cat' instances side by side (columns 0-15 and 16-31), 'sky' stuff below."""
+    pan = np.full((32, 32), 2, np.int64)
+    pan[:16, :16] = 0 + 1 * OFFSET
+    pan[:16, 16:] = 0 + 2 * OFFSET
+    return pan
+
+
+def test_instance_colors_first_is_the_class_colour_others_apart_and_order_free():
+    from m2f_mm.visualization.overlay import instance_colors
+    labels, ids = [0] * 24 + [2], list(range(1, 25)) + [0]
+    colors = instance_colors(PALETTE, labels, ids)
+    assert np.array_equal(colors[0], PALETTE[0]) and np.array_equal(colors[24], PALETTE[2])  # first / stuff
+    gaps = np.linalg.norm(colors[:24, None] - colors[None, :24], axis=-1) + 1e9 * np.eye(24)
+    assert gaps.min() > 20  # 24 instances of one class, pairwise apart (RGB distance)
+    shuffled = np.random.default_rng(0).permutation(25)
+    again = instance_colors(PALETTE, np.array(labels)[shuffled], np.array(ids)[shuffled])
+    assert np.array_equal(again, colors[shuffled])  # a segment's colour does not depend on the listing order
+    # saturated corners still give distinct colours
+    white = np.array([[255, 255, 255]], np.uint8)
+    assert len({tuple(c) for c in instance_colors(white, [0] * 5, range(1, 6)).round(3)}) == 5
+
+
+def test_touching_instances_of_one_class_get_different_colours_in_every_overlay():
+    pan = _two_touching_cats()
+    colored = colorize_panoptic(pan, PALETTE, 3, OFFSET)
+    assert tuple(colored[4, 4]) != tuple(colored[4, 20])  # inside the left / right cat
+    image = np.zeros((32, 32, 3), np.uint8)
+    figure = panoptic_figure(image, pan, CLASSES, PALETTE, OFFSET)
+    width = upscale(image, 320).shape[1]
+    scale = width // 32
+    body = np.flatnonzero((figure[:, :width] == 0).all((1, 2)))  # the rows of the (black) image column
+    result = figure[body[0]:body[-1] + 1, width + GAP:]
+    assert result.shape[:2] == (32 * scale, 32 * scale)
+    left, right = result[4 * scale, 2 * scale], result[4 * scale, 30 * scale]  # inside the left / right cat
+    assert tuple(left) != tuple(right) and left[0] > left[1] and right[0] > right[1]  # both reddish
+    masks = np.stack([pan == 1 * OFFSET, pan == 2 * OFFSET])
+    drawn = colorize_instances(image, masks, np.array([0, 0]), PALETTE)
+    assert tuple(drawn[4, 4]) != tuple(drawn[4, 20])
+
+
+def test_the_same_input_draws_the_same_figure_twice():
+    image = _image(32, 32)
+    pan = _two_touching_cats()
+    assert np.array_equal(panoptic_figure(image, pan, CLASSES, PALETTE, OFFSET),
+                          panoptic_figure(image.copy(), pan.copy(), CLASSES, PALETTE, OFFSET))
+    masks = np.stack([pan == 1 * OFFSET, pan == 2 * OFFSET])
+    args = (masks, np.array([0, 0]), np.array([0.9, 0.8]), CLASSES, PALETTE, 0.5)
+    assert np.array_equal(instance_figure(image, *args), instance_figure(image, *args))
+
+
+def test_legend_gives_the_segment_count_per_class():
+    plain = legend([0], CLASSES, PALETTE, width=400, size=12)
+    counted = legend([0], CLASSES, PALETTE, width=400, size=12, counts={0: 24})
+    ink = lambda img: np.flatnonzero((img != 255).any((0, 2)))[-1]  # noqa: E731  (rightmost drawn column)
+    assert ink(counted) > ink(plain) + 10  # 'cat (24)' is longer than 'cat'
+    assert np.array_equal(legend([0], CLASSES, PALETTE, 400, 12, counts={0: 1}), plain)  # one segment: no count
+
+
+def test_24_touching_coins_draw_in_24_colours():
+    """The case of a photo of 24 coins: every instance of the one class in a colour of its own."""
+    pan = np.zeros((32, 48), np.int64)
+    for k in range(24):  # a 4 x 6 grid of 8 x 8 touching instances of class 0
+        pan[(k // 6) * 8:(k // 6) * 8 + 8, (k % 6) * 8:(k % 6) * 8 + 8] = 0 + (k + 1) * OFFSET
+    centres = [((k // 6) * 8 + 4, (k % 6) * 8 + 4) for k in range(24)]
+    colored = colorize_panoptic(pan, PALETTE, 3, OFFSET)
+    assert len({tuple(colored[y, x]) for y, x in centres}) == 24
+    image = np.zeros((32, 48, 3), np.uint8)
+    figure = panoptic_figure(image, pan, CLASSES, PALETTE, OFFSET)
+    width = upscale(image, 320).shape[1]
+    scale = width // 48
+    body = np.flatnonzero((figure[:, :width] == 0).all((1, 2)))
+    result = figure[body[0]:body[-1] + 1, width + GAP:]
+    # sample off-centre, away from the class names written at the centres
+    assert len({tuple(result[(y - 3) * scale, (x - 3) * scale]) for y, x in centres}) == 24
