@@ -17,15 +17,14 @@ train_pipeline[3] = dict(train_pipeline[3], crop_size=crop_size[::-1])
 test_pipeline = list(_base_.test_pipeline)
 test_pipeline[1] = dict(test_pipeline[1], scale=short_side, max_size=long_side)
 train_dataloader = dict(dataset=dict(
-    type=dataset_type, data_root=data_root, ann_file='annotations/panoptic_train.json',
+    type=dataset_type, ann_file='annotations/panoptic_train.json',
     data_prefix=dict(img='train/', seg='annotations/panoptic_train/'), pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(
-    type=dataset_type, data_root=data_root, ann_file='annotations/panoptic_val.json',
+    type=dataset_type, ann_file='annotations/panoptic_val.json',
     data_prefix=dict(img='val/', seg='annotations/panoptic_val/'), pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = [
-    dict(type='M2FCocoPanopticMetric', ann_file=data_root + 'annotations/panoptic_val.json',
-         seg_prefix=data_root + 'annotations/panoptic_val/'),
+    dict(type='M2FCocoPanopticMetric'),  # the val dataset's JSON and PNGs
     dict(type='M2FSemSegMetric', prefix='sem_seg'),
 ]
 test_evaluator = val_evaluator

@@ -11,7 +11,7 @@ data_root = 'data/mapillary_vistas/'
 crop_size = (1024, 1024)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='M2FLoadSegAnnotations'),  # mmseg's LoadAnnotations + a label-PNG size check
     dict(type='RandomChoiceResize', scales=[int(2048 * x * 0.1) for x in range(5, 21)],
          resize_type='ResizeShortestEdge', max_size=8192),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
@@ -25,10 +25,11 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# data_root=None: every dataset takes the config's top-level data_root (m2f_mm/config/data.py)
 train_dataloader = dict(batch_size=2, dataset=dict(
-    data_root=data_root, data_prefix=dict(img_path='train', seg_map_path='annotations/semantic_train'),
+    data_root=None, data_prefix=dict(img_path='train', seg_map_path='annotations/semantic_train'),
     pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(
-    data_root=data_root, data_prefix=dict(img_path='val', seg_map_path='annotations/semantic_val'),
+    data_root=None, data_prefix=dict(img_path='val', seg_map_path='annotations/semantic_val'),
     pipeline=test_pipeline))
 test_dataloader = val_dataloader
