@@ -26,7 +26,7 @@ INSTALL_REQUIRES = [
 
 setup(
     name='m2f_mm',
-    version='0.2.0',
+    version='0.3.0',
     description='Mask2Former for OpenMMLab: one implementation for panoptic, instance and semantic segmentation',
     long_description=open('README.md', encoding='utf-8').read() if __import__('os').path.exists('README.md') else '',
     long_description_content_type='text/markdown',

@@ -11,7 +11,7 @@ register then, and the model classes raise the environment error naming what to 
 """
 from .utils.env import OPENMMLAB_STACK, M2FEnvironmentError, check_mmcv, missing_packages
 
-__version__ = '0.2.0'
+__version__ = '0.3.0'
 _NUMPY_ONLY = len(missing_packages()) == len(OPENMMLAB_STACK)
 
 if not _NUMPY_ONLY:

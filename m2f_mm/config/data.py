@@ -402,14 +402,19 @@ def missing_files(cfg, splits: Sequence[str]) -> List[str]:
     for split in splits:
         if split == 'train':
             continue
+        datasets = [d for s, _, d in split_datasets(cfg) if s == split]
+        panoptic = ann_path(datasets[0]) if datasets and dataset_kind(datasets[0], scope_of(cfg)) == 'panoptic' \
+            else None
         for index, metric in enumerate(evaluators(cfg, split)):
             for field_name in ('ann_file', 'seg_prefix'):
                 path = metric.get(field_name)
                 if not path or '://' in str(path) or osp.exists(path):
                     continue
-                fix = ('write it with python tools/dataset_converters/panoptic2instances.py (docs/custom_dataset.md), '
-                       f'or drop CocoMetric from {split}_evaluator'
-                       if _type_name(metric.get('type')) in INSTANCE_METRICS else
-                       f'leave {field_name} out to take the {split} dataset\'s')
+                if _type_name(metric.get('type')) in INSTANCE_METRICS:
+                    fix = (f'write it from the panoptic annotation with python tools/dataset_converters/'
+                           f'panoptic_to_instances.py {panoptic or "PANOPTIC_JSON"}, or drop CocoMetric from '
+                           f'{split}_evaluator')
+                else:
+                    fix = f'leave {field_name} out to take the {split} dataset\'s'
                 problems.append(f'{split}_evaluator[{index}].{field_name} {path} does not exist. Fix: {fix}')
     return problems

@@ -20,7 +20,7 @@ import numpy as np
 from mmengine.logging import print_log
 from torch.utils.data import DataLoader, Dataset
 
-from .data_seeding import M2FDataLoader
+from .data_seeding import DatasetView, M2FDataLoader
 from .errors import M2FBadSampleError
 
 MODES = ('raise', 'skip')
@@ -41,7 +41,7 @@ def describe_sample(dataset: Dataset, idx: int) -> str:
         str(info.get('img_path', f'sample {idx}'))
 
 
-class GuardedDataset(Dataset):
+class GuardedDataset(DatasetView):
     """``dataset`` whose bad samples raise one clear error (``mode='raise'``) or are skipped.
 
     Attribute access falls through to the wrapped dataset (``metainfo``, ``get_data_info``, ...),
@@ -51,20 +51,12 @@ class GuardedDataset(Dataset):
     def __init__(self, dataset: Dataset, mode: str = 'raise', max_refetch: int = 100) -> None:
         if mode not in MODES:
             raise ValueError(f"bad_samples must be one of {MODES}, got {mode!r}")
-        self.dataset = dataset
+        super().__init__(dataset)
         self.mode = mode
         self.max_refetch = max_refetch
         # Shared with forked / spawned DataLoader workers, so the log shows one running total.
         self.num_skipped = multiprocessing.get_context().Value('i', 0)
         self._reported = set()
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getattr__(self, name: str):
-        if name == 'dataset':  # not yet set (unpickling): avoid infinite recursion
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
 
     def __getitem__(self, idx: int):
         for _ in range(self.max_refetch + 1):

@@ -57,16 +57,11 @@ def seeded_randomness(seed: int, rank: int, epoch: int, position: int):
         torch.set_rng_state(saved[2])
 
 
-class SeededDataset(Dataset):
-    """``dataset`` whose items, asked for by :class:`SampleKey`, prepare under :func:`seeded_randomness`.
+class DatasetView(Dataset):
+    """A dataset wrapper whose length and attributes (``metainfo``, ...) are the wrapped ``dataset``'s."""
 
-    A plain index is passed through unseeded. Attribute access falls through to ``dataset``.
-    """
-
-    def __init__(self, dataset: Dataset, seed: int, rank: int) -> None:
+    def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
-        self.seed = int(seed)
-        self.rank = int(rank)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -75,6 +70,18 @@ class SeededDataset(Dataset):
         if name == 'dataset':  # not yet set (unpickling): avoid infinite recursion
             raise AttributeError(name)
         return getattr(self.dataset, name)
+
+
+class SeededDataset(DatasetView):
+    """``dataset`` whose items, asked for by :class:`SampleKey`, prepare under :func:`seeded_randomness`.
+
+    A plain index is passed through unseeded. Attribute access falls through to ``dataset``.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int, rank: int) -> None:
+        super().__init__(dataset)
+        self.seed = int(seed)
+        self.rank = int(rank)
 
     def __getitem__(self, key):
         if not isinstance(key, SampleKey):

@@ -3,7 +3,7 @@
 The C++ file is compiled by :func:`torch.utils.cpp_extension.load` the first time a CPU
 deformable-attention call needs it (about 15 s on 2 cores; needs a C++ compiler and ninja, which
 ``tools/setup_env.sh`` installs) and cached by torch under ``$TORCH_EXTENSIONS_DIR`` (default
-``~/.cache/torch_extensions``), so later processes only load the shared library. It registers the
+``~/.cache/torch_extensions``, one folder per checkout), so later processes only load the shared library. It registers the
 torch custom ops ``torch.ops.m2f_mm.ms_deform_attn_forward`` / ``ms_deform_attn_backward``.
 
 When the build or the load fails, or ``M2F_MM_CPU_KERNEL=0`` is set, one line is logged and the
@@ -28,11 +28,18 @@ _state = {'loaded': None, 'reason': None, 'registered': False}
 
 
 def _build() -> None:
-    from torch.utils.cpp_extension import load
+    import hashlib
+
+    from torch.utils.cpp_extension import _get_build_directory, load
+    # One build folder per source path: ninja's build file names the source, so two checkouts (or a copy
+    # reached through another path) sharing one folder would rebuild each other's library on every start.
+    tag = hashlib.sha1(_SOURCE.encode()).hexdigest()[:10]
+    folder = osp.join(osp.dirname(_get_build_directory(_NAME, verbose=False)), f'{_NAME}_{tag}')
+    os.makedirs(folder, exist_ok=True)
     # -O3 + OpenMP simd pragmas vectorise the per-channel loops; no -march: the float loops carry
     # their own AVX2 / AVX-512 clones, so a shared cache directory works on any x86-64 / aarch64.
     load(name=_NAME, sources=[_SOURCE], extra_cflags=['-O3', '-fopenmp-simd'], is_python_module=False,
-         verbose=False)
+         build_directory=folder, verbose=False)
 
 
 def _register_python_side() -> None:

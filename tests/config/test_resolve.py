@@ -185,7 +185,7 @@ def test_a_missing_instances_file_names_the_converter(tmp_path, coins):
         check_data_files(cfg, ['train', 'val'])
     text = one_line(err)
     assert text.startswith(f'val_evaluator[1].ann_file {tmp_path}/data/annotations/instances_val.json does not exist')
-    assert 'panoptic2instances.py' in text
+    assert 'panoptic_to_instances.py' in text
 
 
 def test_a_checkpoint_s_classes_win_for_inference(tmp_path, coins):

@@ -6,8 +6,9 @@ Blocks:
 * other ```python blocks: run with ``python -c`` in the sandbox;
 * any other language (text, console, ...): output shown to the reader, not run.
 
-The sandbox is a folder holding a copy of ``configs/`` and links to the repository's ``tools/``,
-``m2f_mm/`` and ``setup.py``, so a page can write configs and data without touching the repository.
+The sandbox is a folder holding a copy of ``configs/`` and links to the repository's ``tools/`` and
+``setup.py`` (``m2f_mm`` is the installed package), so a page can write configs and data without touching
+the repository.
 """
 import os
 import os.path as osp
@@ -46,11 +47,13 @@ def blocks(markdown: str) -> List[Block]:
 def make_sandbox(repo: str, where: str) -> str:
     os.makedirs(where, exist_ok=True)
     shutil.copytree(osp.join(repo, 'configs'), osp.join(where, 'configs'))
-    for name in ('tools', 'm2f_mm', 'setup.py', 'README.md', 'docs'):
+    for name in ('tools', 'setup.py', 'README.md', 'docs'):  # m2f_mm: the installed package, as for a reader
         os.symlink(osp.join(repo, name), osp.join(where, name))
     bin_dir = osp.join(where, '.bin')
     os.makedirs(bin_dir)
-    os.symlink(sys.executable, osp.join(bin_dir, 'python'))
+    with open(osp.join(bin_dir, 'python'), 'w') as f:  # a link would lose the virtual environment
+        f.write(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    os.chmod(osp.join(bin_dir, 'python'), 0o755)
     return where
 
 
@@ -63,7 +66,14 @@ def run_block(block: Block, sandbox: str, timeout: int = 600) -> subprocess.Comp
             f.write(block.code)
         return subprocess.CompletedProcess(['write', path], 0, '', '')
     env = dict(os.environ, PATH=osp.join(sandbox, '.bin') + os.pathsep + os.environ.get('PATH', ''),
-               OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', PYTHONPATH=sandbox)
+               OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
     command = ['bash', '-euo', 'pipefail', '-c', block.code] if block.language == 'bash' else \
         [sys.executable, '-c', block.code]
     return subprocess.run(command, cwd=sandbox, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def section(markdown: str, heading: str) -> str:
+    """The text of the ``## heading`` section (with its ``###`` sub-sections), up to the next ``## ``."""
+    start = markdown.index(f'\n## {heading}\n')
+    end = markdown.find('\n## ', start + 1)
+    return markdown[start:] if end < 0 else markdown[start:end]

@@ -102,12 +102,6 @@ def test_check_dataset_with_the_leaf_config(trained, tools):
 
 # -- every mistake of this path, before the first iteration --------------------------------------------------
 
-def _mistake_config(tmp_path, coins: str, extra: str) -> str:
-    path = tmp_path / 'mistake.py'
-    path.write_text(f'_base_ = [{BASE!r}]\ndata_root = {coins + "/"!r}\n' + extra)
-    return str(path)
-
-
 MISTAKES = {
     'wrong class counts': (
         'model = dict(panoptic_head=dict(num_things_classes=4, num_stuff_classes=3))\n',
@@ -129,16 +123,52 @@ MISTAKES = {
 }
 
 
-@pytest.mark.parametrize('mistake', sorted(MISTAKES))
-def test_each_mistake_stops_before_the_first_iteration_with_one_line(mistake, coins, tmp_path, tools):
-    other = tmp_path / 'other.json'
+# one interpreter runs tools/train.py's main() on every mistake's config (what `python tools/train.py` does, without
+# paying the start-up once per case): exit status and stderr of each
+_RUN_MISTAKES = r"""
+import contextlib, io, json, runpy, sys
+results, cases, options = {}, json.loads(sys.argv[1]), json.loads(sys.argv[2])
+for name, config, work_dir in cases:
+    err = io.StringIO()
+    sys.argv = ['tools/train.py', config, '--work-dir', work_dir, '--cfg-options'] + options
+    try:
+        with contextlib.redirect_stderr(err):
+            runpy.run_path('tools/train.py', run_name='__main__')
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    results[name] = [code, err.getvalue()]
+print('RESULTS ' + json.dumps(results))
+"""
+
+
+@pytest.fixture(scope='module')
+def mistakes(coins, tmp_path_factory):
+    import subprocess
+    root = tmp_path_factory.mktemp('mistakes')
+    other = root / 'other.json'
     other.write_text(json.dumps(dict(images=[], annotations=[], categories=[dict(id=1, name='person', isthing=1)])))
-    extra, message = MISTAKES[mistake]
-    config = _mistake_config(tmp_path, coins, extra.format(coins=coins, other=other))
-    result = tools.run(['tools/train.py', config, '--work-dir', str(tmp_path / 'work'), '--cfg-options'] + QUICK)
-    assert result.returncode == 1, result.stderr[-3000:]
-    lines = [line for line in result.stderr.splitlines() if line.startswith('m2f_mm: ')]
-    assert len(lines) == 1 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+    cases = []
+    for name, (extra, _) in MISTAKES.items():
+        path = root / (name.replace(' ', '_') + '.py')
+        path.write_text(f'_base_ = [{BASE!r}]\ndata_root = {coins + "/"!r}\n' + extra.format(coins=coins, other=other))
+        cases.append((name, str(path), str(root / 'work')))
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    proc = subprocess.run([sys.executable, '-c', _RUN_MISTAKES, json.dumps(cases), json.dumps(QUICK)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=600)
+    line = [x for x in proc.stdout.splitlines() if x.startswith('RESULTS ')]
+    assert line, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return json.loads(line[0][len('RESULTS '):]), str(other), proc.stdout
+
+
+@pytest.mark.parametrize('mistake', sorted(MISTAKES))
+def test_each_mistake_stops_before_the_first_iteration_with_one_line(mistake, coins, mistakes):
+    results, other, stdout = mistakes
+    code, stderr = results[mistake]
+    message = MISTAKES[mistake][1]
+    assert code == 1, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.startswith('m2f_mm: ')]
+    assert len(lines) == 1 and 'Traceback' not in stderr, stderr[-3000:]
     assert lines[0].startswith('m2f_mm: ' + message.format(coins=coins, other=other)), lines[0]
     assert 'Fix:' in lines[0]
-    assert 'Iter(train)' not in result.stdout + result.stderr
+    assert 'Iter(train)' not in stdout  # no case reached a training iteration
