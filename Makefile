@@ -22,9 +22,9 @@ ablation: ablations
 baseline: setup
 	$(PY) tools/demo/run_demo.py --baseline mmdet --reuse
 
-## The test suite (what .ci/run calls).
+## The test suite (what .ci/run calls): 2 worker processes, a test file's tests in one of them, one thread each.
 test: setup
-	$(PY) -m pytest tests -q -p no:cacheprovider
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -q -p no:cacheprovider -n 2 --dist loadfile
 
 ## Build the COCO R50 model from its config and run one forward pass on a random image.
 forward: setup

@@ -35,7 +35,8 @@ setup(
     package_data={'m2f_mm.ops': ['csrc/*.cpp']},  # compiled on first use, see m2f_mm/ops/_extension.py
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        'dev': ['pytest', 'pytest-timeout', 'torchmetrics', 'hypothesis'],
+        # pytest-xdist: make test runs the suite in 2 processes (most tests wait on tool subprocesses)
+        'dev': ['pytest', 'pytest-timeout', 'pytest-xdist', 'torchmetrics', 'hypothesis'],
         # tools/analysis_tools/get_flops.py --backend fvcore (the counter the paper's FLOPs came from)
         'analysis': ['fvcore'],
     },

@@ -115,7 +115,7 @@ def write_coco_instances_and_stuff(root: str, num_train: int = 8, num_val: int =
     rng = np.random.default_rng(seed)
     os.makedirs(root, exist_ok=True)
     with open(osp.join(root, 'stuff_classes.json'), 'w') as f:
-        json.dump({'0': 'background'}, f)
+        json.dump({'0': 'background', '255': None}, f)  # 255: under the coins, no stuff
     for split, count in (('train', num_train), ('val', num_val)):
         os.makedirs(osp.join(root, 'images', split), exist_ok=True)
         os.makedirs(osp.join(root, 'stuff', split), exist_ok=True)

@@ -23,8 +23,15 @@ def _temp_files(folder) -> list:
     return [n for n in os.listdir(folder) if n.endswith(durable.TEMP_SUFFIX)]
 
 
+def _one_thread(target, *args) -> None:
+    # A forked child must not enter the OpenMP thread pool of its parent (it would wait forever on threads
+    # that were not forked): torch runs its loops inline with one thread.
+    torch.set_num_threads(1)
+    target(*args)
+
+
 def _in_child(target, *args) -> multiprocessing.Process:
-    process = multiprocessing.get_context('fork').Process(target=target, args=args, daemon=True)
+    process = multiprocessing.get_context('fork').Process(target=_one_thread, args=(target, ) + args, daemon=True)
     process.start()
     return process
 

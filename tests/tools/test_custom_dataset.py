@@ -2,7 +2,8 @@
 and predict from the checkpoint alone; every mistake of this path stops before the first iteration with one
 line naming the file, the key and the fix.
 
-The data is written by tests/own_dataset.py's own code (not the synthetic generator, not the converters).
+The data is written by tests/own_dataset.py's own code (not the synthetic generator, not the converters), once
+in the COCO panoptic layout and once as COCO instances + stuff label maps that the converter turns into it.
 """
 import json
 import os
@@ -13,7 +14,7 @@ import pytest
 
 TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, TESTS)
-from own_dataset import write_coco_panoptic  # noqa: E402
+from own_dataset import write_coco_instances_and_stuff, write_coco_panoptic  # noqa: E402
 
 REPO = osp.dirname(TESTS)
 BASE = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py')
@@ -35,9 +36,27 @@ def settings_in(config: str) -> int:
     return sum(1 for line in lines if '=' in line and not line.startswith('_base_'))
 
 
-@pytest.fixture(scope='module')
-def coins(tmp_path_factory) -> str:
-    return write_coco_panoptic(str(tmp_path_factory.mktemp('coins')), num_train=8, num_val=3, size=64)
+def _converted_from_instances_and_stuff(root: str) -> str:
+    """The coins as COCO instances (polygons) + stuff label maps, converted by the tool into the COCO layout."""
+    import subprocess
+    raw = write_coco_instances_and_stuff(osp.join(root, 'raw'), num_train=8, num_val=3, size=64)
+    out = osp.join(root, 'converted')
+    for split in ('train', 'val'):
+        subprocess.run([sys.executable, 'tools/dataset_converters/coco_instances_to_panoptic.py',
+                        osp.join(raw, f'instances_{split}.json'), '--image-dir', osp.join(raw, 'images', split),
+                        '--stuff-pngs', osp.join(raw, 'stuff', split), '--stuff-classes',
+                        osp.join(raw, 'stuff_classes.json'), '--out', out, '--split', split],
+                       cwd=REPO, check=True, capture_output=True, timeout=300)
+    return out
+
+
+@pytest.fixture(scope='module', params=['coco-panoptic', 'instances+stuff'])
+def coins(request, tmp_path_factory) -> str:
+    """The dataset root of the coins in the layout the configs read: written so, or converted."""
+    root = str(tmp_path_factory.mktemp('coins'))
+    if request.param == 'coco-panoptic':
+        return write_coco_panoptic(root, num_train=8, num_val=3, size=64)
+    return _converted_from_instances_and_stuff(root)
 
 
 @pytest.fixture(scope='module')

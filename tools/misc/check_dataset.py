@@ -67,7 +67,9 @@ def check_split(dataset, split: str, workers: int) -> list:
         return check_indices(dataset, indices, split, num_classes, progress=bar.update)
     chunks = [(indices[i:i + 16], split, num_classes) for i in range(0, len(indices), 16)]
     found = []
-    with multiprocessing.get_context('fork').Pool(workers) as pool:
+    import torch
+    # forked workers must not enter the parent's OpenMP pool (they would hang): torch loops inline
+    with multiprocessing.get_context('fork').Pool(workers, initializer=torch.set_num_threads, initargs=(1, )) as pool:
         for (chunk, _, _), problems in zip(chunks, pool.imap(_check_chunk, chunks)):
             found += problems
             for _ in chunk:
