@@ -4,7 +4,6 @@ import os.path as osp
 import re
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 from .conftest import REPO
 
@@ -39,24 +38,44 @@ def test_undescribed_finds_bare_options():
     assert undescribed(text) == {'--bare', '--flag'}
 
 
-def _help(call):
-    tool, extra = call
-    return call, subprocess.run([sys.executable, tool] + extra + ['--help'], cwd=REPO, capture_output=True,
-                                text=True, timeout=300)
+# One interpreter runs every tool's --help as `python TOOL --help` would (runpy, __main__), so the stack is
+# imported once instead of once per tool.
+_RUN_HELP = r"""
+import contextlib, io, json, runpy, sys
+results = []
+for tool, extra in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    sys.argv = [tool] + extra + ['--help']
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(tool, run_name='__main__')
+    except SystemExit as exit_:
+        code = exit_.code or 0
+    except Exception as exc:  # noqa: BLE001  reported as the tool's failure
+        code, err = 1, io.StringIO(f'{type(exc).__name__}: {exc}')
+    results.append([tool, extra, code, out.getvalue(), err.getvalue()])
+print('RESULTS ' + json.dumps(results))
+"""
 
 
 def test_every_tool_answers_help_with_described_options():
+    import json
     assert {'tools/demo/image_demo.py', 'tools/analysis_tools/get_flops.py', 'tools/misc/print_config.py',
             'tools/dataset_converters/make_synthetic_data.py'} <= set(TOOLS)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(_help, CALLS))
+    proc = subprocess.run([sys.executable, '-c', _RUN_HELP, json.dumps(CALLS)], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    line = [x for x in proc.stdout.splitlines() if x.startswith('RESULTS ')]
+    assert line, proc.stdout[-2000:] + proc.stderr[-3000:]
+    results = json.loads(line[0][len('RESULTS '):])
+    assert len(results) == len(CALLS)
     problems = []
-    for (tool, extra), result in results:
+    for tool, extra, code, stdout, stderr in results:
         name = ' '.join([tool] + extra)
-        if result.returncode != 0 or 'usage:' not in result.stdout:
-            problems.append(f'{name}: rc {result.returncode}\n{result.stderr[-1500:]}')
+        if code != 0 or 'usage:' not in stdout:
+            problems.append(f'{name}: rc {code}\n{stderr[-1500:]}')
             continue
-        bare = undescribed(result.stdout)
+        bare = undescribed(stdout)
         if bare:
             problems.append(f'{name}: options without a description: {sorted(bare)}')
     assert not problems, '\n'.join(problems)
