@@ -3,7 +3,9 @@
 Parameter counts are checked two ways: against the backbone family's known size (R50 ~44.0M,
 R101 ~63.0M, Swin-L ~215.5M ...), and exactly against the family's first config corrected for the
 head's shape: each class adds a class-embedding row (257 weights) and each query a feature and a
-position embedding (2 x 256). Models are built without weights (zoo_build.py).
+position embedding (2 x 256). MaskFormer configs are families of their own (one config each; their counts
+equal mmdet's / mmseg's models, tests/parity/test_maskformer_recipes.py). Models are built without
+weights (zoo_build.py).
 """
 import os.path as osp
 import sys

@@ -26,7 +26,12 @@ _INIT_FNS = ('kaiming_uniform_', 'kaiming_normal_', 'uniform_', 'normal_', 'trun
 
 # millions of parameters of the paper's model (COCO panoptic head, 133 classes, 100 queries)
 FAMILY_PARAMS_M = {'r50': 44.04, 'r101': 63.03, 'swin-t': 47.44, 'swin-s': 68.75, 'swin-b': 106.92,
-                   'swin-l': 215.48, 'r18-q24': 1.28}
+                   'swin-l': 215.48, 'r18-q24': 1.28,
+                   # MaskFormer: mmdet's / mmseg's model of each recipe (its dataset's classes, 100 queries;
+                   # tests/parity/test_maskformer_recipes.py checks them against OpenMMLab's and the paper's)
+                   'maskformer_r50': 45.07, 'maskformer_swin-l': 211.57, 'maskformer_r50-d32': 41.31,
+                   'maskformer_r101-d32': 60.30, 'maskformer_swin-t': 41.76, 'maskformer_swin-s': 63.07,
+                   'maskformer_r18-q24': 1.42}
 # (queries, classes) of each dataset / task, as in the reference configs
 DATASET_COUNTS = {'coco-panoptic': 133, 'coco': 80, 'ade20k': 150, 'cityscapes': 19, 'synthetic-panoptic': 7,
                   'synthetic-semantic': 7,
@@ -35,13 +40,18 @@ DATASET_COUNTS = {'coco-panoptic': 133, 'coco': 80, 'ade20k': 150, 'cityscapes':
 
 
 def expected_shape(name: str) -> Tuple[str, int, int]:
-    """Config file name -> (backbone family, queries, classes), from the OpenMMLab naming."""
-    family = re.match(r'm2f_(r50|r101|r18-q24|swin-[tsbl])', name).group(1)
+    """Config file name -> (backbone family, queries, classes), from the OpenMMLab naming.
+
+    MaskFormer configs (``maskformer_``) are families of their own, one per OpenMMLab backbone name: mmdet's
+    R50 has a transformer encoder in its pixel decoder, mmseg's R50-D32 none."""
+    model, backbone = re.match(r'(m2f|maskformer)_(r50-d32|r101-d32|r50|r101|r18-q24|swin-[tsbl])', name).groups()
+    family = backbone if model == 'm2f' else f'{model}_{backbone}'
     dataset = re.search(r'_(coco-panoptic|coco|ade20k-panoptic|ade20k-instance|ade20k|cityscapes-panoptic|'
                         r'cityscapes-instance|cityscapes|mapillary-panoptic|mapillary|synthetic-panoptic|'
                         r'synthetic-semantic)(-\d+x\d+)?\.py$', name).group(1)
     # Swin-L: 200 queries, except the semantic models (100), as in the original's configs
-    queries = 24 if family == 'r18-q24' else 200 if family == 'swin-l' and not re.search(
+    # (MaskFormer's Swin-L: 100, as mmdet's)
+    queries = 24 if backbone == 'r18-q24' else 200 if family == 'swin-l' and not re.search(
         r'_(ade20k|cityscapes|mapillary)-\d', name) else 100
     return family, queries, DATASET_COUNTS[dataset]
 
