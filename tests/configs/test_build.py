@@ -26,6 +26,7 @@ def test_there_are_leaf_configs():
 def test_leaf_config_builds_model(path):
     params, queries, classes, head_module = built(path)
     assert head_module.startswith('m2f_mm.')
+    assert head_module.endswith('.maskformer_head') == osp.basename(path).startswith('maskformer_')
     family, want_queries, want_classes = expected_shape(osp.basename(path))
     assert (queries, classes) == (want_queries, want_classes)
     assert params / 1e6 == pytest.approx(FAMILY_PARAMS_M[family], rel=0.005)
