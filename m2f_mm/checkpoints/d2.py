@@ -534,7 +534,8 @@ def to_d2_layout(state: Mapping[str, Tensor], *, head_prefix: Optional[str] = No
                  no_object_weight: Optional[float] = 0.1) -> 'OrderedDict[str, Tensor]':
     """Inverse of :func:`convert_d2_checkpoint`: our state dict -> detectron2 names / layouts.
 
-    Handles the head (M2FHead -> Mask2Former, M2FMaskFormerHead -> MaskFormer), mmdet/mmseg ``ResNet`` (incl. ResNetV1c deep stem) and ``SwinTransformer``.
+    Handles the head (M2FHead -> Mask2Former, M2FMaskFormerHead -> MaskFormer), mmdet/mmseg
+    ``ResNet`` (incl. ResNetV1c deep stem) and ``SwinTransformer``.
     BN ``num_batches_tracked`` counters are dropped (detectron2's FrozenBN has none). With
     ``no_object_weight``, adds ``criterion.empty_weight`` as detectron2 saves it (ones, last
     entry = no_object_weight).

@@ -18,7 +18,7 @@ import torch
 from m2f_mm.checkpoints import (CheckpointFormatError, CheckpointMismatchError, convert_d2_checkpoint,
                                 d2_head_summary, d2_model_kind, extract_d2_weights, load_d2_checkpoint,
                                 maskformer_head_settings, to_d2_layout)
-from reference.d2_maskformer import (D, DEC_LAYERS, ENC_LAYERS, FFN, IN_CHANNELS, NUM_CLASSES, QUERIES,
+from reference.d2_maskformer import (D, DEC_LAYERS, ENC_LAYERS, FFN, HEADS, IN_CHANNELS, NUM_CLASSES, QUERIES,
                                      D2MaskFormerV1, official_maskformer_shapes)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -41,7 +41,8 @@ def official_state(with_encoder: bool, seed: int = 0, **kwargs) -> Dict[str, tor
 
 
 def our_layout(with_encoder: bool, prefix: str = 'panoptic_head.', levels: int = len(IN_CHANNELS),
-               enc_layers: int = ENC_LAYERS, dec_layers: int = DEC_LAYERS, input_proj: Optional[bool] = None) -> Set[str]:
+               enc_layers: int = ENC_LAYERS, dec_layers: int = DEC_LAYERS,
+               input_proj: Optional[bool] = None) -> Set[str]:
     """M2FMaskFormerHead's state-dict keys as the layout specifies them (conv + GN blocks, DETR layers);
     ``input_proj`` defaults to the official widths: only without an encoder (res5, 40 channels != D)."""
     wb = ('weight', 'bias')
@@ -117,7 +118,8 @@ def test_every_key_maps_to_the_layout_with_the_same_tensor(with_encoder):
         f'pixel_decoder.{last}.gn.bias': PD + f'layer_{n}.norm.bias',
         'pixel_decoder.mask_features.bias': PD + 'mask_features.bias',
         'query_embed.weight': PR + 'query_embed.weight',
-        'transformer_decoder.layers.1.self_attn.in_proj_weight': PR + 'transformer.decoder.layers.1.self_attn.in_proj_weight',
+        'transformer_decoder.layers.1.self_attn.in_proj_weight':
+            PR + 'transformer.decoder.layers.1.self_attn.in_proj_weight',
         'transformer_decoder.layers.0.cross_attn.out_proj.bias':
             PR + 'transformer.decoder.layers.0.multihead_attn.out_proj.bias',
         'transformer_decoder.layers.1.norm1.weight': PR + 'transformer.decoder.layers.1.norm1.weight',
@@ -239,7 +241,8 @@ def _one_line_error(exc_type, fn, *args, **kwargs) -> str:
 
 
 @pytest.mark.parametrize('variant, kwargs, pattern', [
-    ('predictor encoder', dict(predictor_enc_layers=1), r'transformer encoder of 1 layer.*ENC_LAYERS: 1.*ENC_LAYERS: 0'),
+    ('predictor encoder', dict(predictor_enc_layers=1),
+     r'transformer encoder of 1 layer.*ENC_LAYERS: 1.*ENC_LAYERS: 0'),
     ('pre-norm', dict(pre_norm=True), r'PRE_NORM: True'),
     ('PerPixelBaseline+', dict(mask_classification=False), r'no class_embed.*PerPixelBaseline\+'),
 ])
@@ -309,7 +312,8 @@ def test_mismatch_messages_say_what_to_set():
         convert_d2_checkpoint(enc, target_state=more_queries)
     seg_target = {k.replace('panoptic_head.', 'decode_head.'): v for k, v in target_enc.items()}
     seg_target['decode_head.class_embed.weight'] = torch.zeros(20, D)
-    with pytest.raises(CheckpointMismatchError, match=rf'{NUM_CLASSES} classes.*decode_head\.num_classes={NUM_CLASSES}'):
+    with pytest.raises(CheckpointMismatchError,
+                       match=rf'{NUM_CLASSES} classes.*decode_head\.num_classes={NUM_CLASSES}'):
         convert_d2_checkpoint(enc, target_state=seg_target)
 
 
@@ -355,3 +359,72 @@ def test_cli_names_the_model_and_the_head_settings(tmp_path, capsys):
     assert cli.main([str(cut), dst]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'cut.pkl' in err[0] and 'truncated' in err[0]
+
+
+# ============================================================================ into the real head
+def _randomized(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Non-degenerate random weights (matrices ~ 1/sqrt(fan_in), norms around 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in module.state_dict().items():
+            if not tensor.is_floating_point() or name.endswith('empty_weight'):
+                continue
+            noise = torch.randn(tensor.shape, generator=gen)
+            if tensor.dim() > 1:
+                tensor.copy_(noise / tensor[0].numel() ** 0.5)
+            else:
+                tensor.copy_(0.1 * noise + (1.0 if 'norm' in name and name.endswith('weight') else 0.0))
+    return module.eval()
+
+
+def _tiny_head_cfg(with_encoder: bool, seg: bool) -> dict:
+    layer = dict(embed_dims=D, num_heads=HEADS, feedforward_channels=FFN, dropout=0.1)
+    cfg = dict(type='M2FMaskFormerSegHead' if seg else 'M2FMaskFormerHead', in_channels=IN_CHANNELS,
+               feat_channels=D, out_channels=D, num_queries=QUERIES,
+               pixel_decoder=dict(type='M2FMaskFormerPixelDecoder',
+                                  encoder=dict(num_layers=ENC_LAYERS, layer_cfg=layer) if with_encoder else None),
+               positional_encoding=dict(num_feats=D // 2, normalize=True),
+               transformer_decoder=dict(type='M2FDETRDecoder', num_layers=DEC_LAYERS, layer_cfg=layer), criterion=None)
+    cfg.update(dict(num_classes=NUM_CLASSES) if seg else dict(num_things_classes=3, num_stuff_classes=1))
+    return cfg
+
+
+@pytest.mark.parametrize('with_encoder, seg', [(False, False), (True, False), (False, True)],
+                         ids=['BasePixelDecoder', 'TransformerEncoder', 'BasePixelDecoder-seg'])
+def test_loads_strictly_into_M2FMaskFormerHead_and_gives_the_official_outputs(with_encoder, seg):
+    """A random official head, converted, loads with strict=True into the head built from a config with the
+    matching shapes (the settings the summary prints), and reproduces the official prediction sets."""
+    from mmengine.config import ConfigDict
+    from mmengine.registry import DefaultScope
+    import m2f_mm.models.maskformer_head  # noqa: F401  registers M2FMaskFormerHead / M2FMaskFormerSegHead
+    if seg:
+        import mmseg.models  # noqa: F401
+        from mmseg.registry import MODELS
+    else:
+        import mmdet.models  # noqa: F401
+        from mmdet.registry import MODELS
+    torch.manual_seed(0)
+    official = D2MaskFormerV1(with_encoder=with_encoder)
+    _randomized(official, seed=1)
+    summary = d2_head_summary(official.state_dict())
+    settings = maskformer_head_settings(summary)
+    assert ('pixel_decoder.encoder=None' in settings) != with_encoder
+    with DefaultScope.overwrite_default_scope('mmseg' if seg else 'mmdet'):
+        head = MODELS.build(ConfigDict(_tiny_head_cfg(with_encoder, seg))).eval()
+    prefix = 'decode_head.' if seg else 'panoptic_head.'
+    target = {prefix + k: v for k, v in head.state_dict().items()}
+    result = convert_d2_checkpoint(official.state_dict(), target_state=target)
+    assert result.unmapped_source_keys == [] and result.missing_target_keys == []
+    head.load_state_dict({k[len(prefix):]: v for k, v in result.state_dict.items()}, strict=True)
+
+    gen = torch.Generator().manual_seed(2)
+    feats = [torch.randn(2, c, 64 // s, 96 // s, generator=gen) for c, s in zip(IN_CHANNELS, (4, 8, 16, 32))]
+    with torch.no_grad():
+        ref_cls, ref_masks = official(feats)
+        cls_sets, mask_sets = head(feats, None)
+    assert len(cls_sets) == len(ref_cls) == DEC_LAYERS
+    for i, (a, b, c, d) in enumerate(zip(cls_sets, ref_cls, mask_sets, ref_masks)):
+        assert a.shape == b.shape and c.shape == d.shape, i
+        scale = max(1.0, float(b.abs().max()), float(d.abs().max()))
+        assert torch.allclose(a, b, atol=1e-4 * scale, rtol=0), f'class logits, set {i}: {(a - b).abs().max()}'
+        assert torch.allclose(c, d, atol=1e-4 * scale, rtol=0), f'mask logits, set {i}: {(c - d).abs().max()}'
