@@ -428,3 +428,32 @@ def test_loads_strictly_into_M2FMaskFormerHead_and_gives_the_official_outputs(wi
         scale = max(1.0, float(b.abs().max()), float(d.abs().max()))
         assert torch.allclose(a, b, atol=1e-4 * scale, rtol=0), f'class logits, set {i}: {(a - b).abs().max()}'
         assert torch.allclose(c, d, atol=1e-4 * scale, rtol=0), f'mask logits, set {i}: {(c - d).abs().max()}'
+
+
+# ============================================================================ docs
+def test_documented_commands_parse_and_the_shown_output_is_what_the_converter_prints():
+    """docs/official_checkpoints.md's MaskFormer section: its convert commands are valid d2_to_m2f.py calls
+    and the printed summary it shows is the converter's for a file of the official COCO R50 model's
+    shapes (zero-stride arrays: the summary reads shapes only)."""
+    import shlex
+    from reference.d2_mask2former import D2ResNet50
+    from reference.d2_maskformer import official_maskformer_shapes
+    page = open(osp.join(REPO, 'docs', 'official_checkpoints.md')).read()
+    section = page[page.index('\n## Official MaskFormer checkpoints\n'):]
+    blocks = re.findall(r'^```(\w*)\n(.*?)^```$', section, re.S | re.M)
+    lines = [line.strip() for lang, code in blocks if lang == 'bash'
+             for line in code.replace('\\\n', ' ').splitlines()]
+    calls = [line for line in lines if line.startswith('python tools/model_converters/d2_to_m2f.py ')]
+    assert len(calls) == 2
+    cli = _cli()
+    for call in calls:
+        args = cli.parse_args(shlex.split(call)[2:])
+        assert args.config is None or osp.isfile(osp.join(REPO, args.config)), args.config
+
+    shown = next(code for lang, code in blocks if lang == 'text').splitlines()
+    shapes = official_maskformer_shapes([256, 512, 1024, 2048], 133, True, hidden=256, conv_dim=256, mask_dim=256,
+                                        queries=100, dec_layers=6, enc_layers=6, ffn=2048)
+    weights = {k: np.broadcast_to(np.float32(0), s) for k, s in shapes.items()}
+    weights.update({'backbone.' + k: np.broadcast_to(np.float32(0), tuple(v.shape))
+                    for k, v in D2ResNet50().state_dict().items()})
+    assert cli.describe('model_final_6f60dc.pkl', weights).splitlines() == shown[:2]

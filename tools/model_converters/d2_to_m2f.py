@@ -93,6 +93,23 @@ def build_target_state(config: str, cfg_options: dict) -> dict:
     return model.state_dict()
 
 
+def describe(src: str, weights: dict) -> str:
+    """What the file holds: model kind, counts, backbone; for MaskFormer also the head settings it needs."""
+    summary = d2_head_summary(weights)
+    kind = summary['model']
+    line = (f'{src}: {kind} checkpoint, {summary["num_classes"]} classes, {summary["num_queries"]} queries, '
+            f'{summary["num_decoder_layers"]} decoder layers, width {summary["hidden_dim"]}, ')
+    if kind == 'MaskFormer':
+        encoder = (f' with {summary["num_encoder_layers"]} encoder layers'
+                   if summary['pixel_decoder'] == 'TransformerEncoderPixelDecoder' else '')
+        line += (f'pixel decoder {summary["pixel_decoder"]}{encoder}, decoder reads '
+                 f'{summary["transformer_in_feature"]} ({summary["memory_channels"]} channels), ')
+    line += f'backbone: {backbone_name(weights)}'
+    if kind == 'MaskFormer':
+        line += f'\nuse an m2f_mm config with {maskformer_head_settings(summary)}'
+    return line
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -103,16 +120,7 @@ def main(argv=None) -> int:
         return 2
     summary = d2_head_summary(weights)
     kind = summary['model']
-    line = (f'{args.src}: {kind} checkpoint, {summary["num_classes"]} classes, {summary["num_queries"]} queries, '
-            f'{summary["num_decoder_layers"]} decoder layers, width {summary["hidden_dim"]}, ')
-    if kind == 'MaskFormer':
-        encoder = (f' with {summary["num_encoder_layers"]} encoder layers'
-                   if summary['pixel_decoder'] == 'TransformerEncoderPixelDecoder' else '')
-        line += (f'pixel decoder {summary["pixel_decoder"]}{encoder}, decoder reads '
-                 f'{summary["transformer_in_feature"]} ({summary["memory_channels"]} channels), ')
-    print(line + f'backbone: {backbone_name(weights)}')
-    if kind == 'MaskFormer':
-        print(f'use an m2f_mm config with {maskformer_head_settings(summary)}')
+    print(describe(args.src, weights))
 
     target = build_target_state(args.config, args.cfg_options) if args.config else None
     try:
