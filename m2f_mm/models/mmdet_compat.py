@@ -3,7 +3,9 @@
 mmdet's Mask2Former configs describe layers as ``self_attn_cfg`` / ``cross_attn_cfg`` / ``ffn_cfg``
 (+ ``norm_cfg``) and positional encodings as ``SinePositionalEncoding`` kwargs. m2f_mm's layers
 implement exactly the paper's setting (no dropout, ReLU FFN of two layers, LayerNorm, batch-first,
-sine encodings); a key that asks for anything else is an error naming it, never dropped.
+sine encodings); a key that asks for anything else is an error naming it, never dropped. MaskFormer's
+DETR layers (``detr_layer_kwargs``) take one dropout probability, given the mmdet way (``dropout``) or
+the mmseg way (``attn_drop`` / ``proj_drop`` / ``dropout_layer``).
 """
 from typing import Dict, Optional, Tuple
 
