@@ -33,8 +33,10 @@ and ``predictor.query_embed`` (DETR's ``nn.Transformer``-style decoder) instead 
     ``nn.MultiheadAttention`` (q, k, v packed [q; k; v]) - ours have the same parameters.
   * the predictor's own encoder (``MASK_FORMER.ENC_LAYERS``, 0 in every official config) and the
     pre-norm variant (``PRE_NORM``, False everywhere) have no counterpart and are refused.
-  * MaskFormer's first public version already saved the pixel decoder under ``pixel_decoder.``; files
-    without it (``sem_seg_head.adapter_1`` ...) are read as the official loader reads them.
+  * files with the pixel decoder directly under ``sem_seg_head.`` (``sem_seg_head.adapter_1`` ..., the
+    layout before MaskFormerHead's version 2) are read as the official loader reads them: its
+    ``_load_from_state_dict`` moves them under ``pixel_decoder.`` (the model-zoo files were not
+    available here to check which layout they use).
 
 Backbones (``backbone.`` on both sides):
 
@@ -74,7 +76,7 @@ __all__ = ['ConversionResult', 'CheckpointFormatError', 'CheckpointMismatchError
            'maskformer_head_settings']
 
 MASK2FORMER, MASKFORMER = 'Mask2Former', 'MaskFormer'
-# The pixel decoder children of a MaskFormer head; files saved before the head's version 2 held them
+# The pixel decoder children of a MaskFormer head; the layout before the head's version 2 held them
 # directly under sem_seg_head. (the official MaskFormerHead._load_from_state_dict moves them).
 _MF_PIXEL_DECODER_CHILDREN = re.compile(r'(adapter_\d+|layer_\d+|mask_features|input_proj|transformer)\.')
 
