@@ -21,6 +21,7 @@ if not _NUMPY_ONLY:
     from .models import pixel_decoder, transformer_decoder  # noqa: F401  M2FPixelDecoder, M2FTransformerDecoder
     from .models import fpn_pixel_decoder  # noqa: F401  M2FFPNPixelDecoder (the pixel-decoder ablation)
     from .models import matching, criterion  # noqa: F401  M2FHungarianMatcher, M2FCriterion
+    from .models import fixed_matching  # noqa: F401  M2FFixedMatcher (MaskFormer's matching ablation)
     from .models import fusion  # noqa: F401  M2FFusionHead
     from .models import head, detector, seg_head  # noqa: F401  M2FHead, M2FDetector(+hook), M2FSegHead
     from .datasets import panoptic  # noqa: F401  M2FLoadPanopticAnnotations, M2FCocoPanopticDataset
