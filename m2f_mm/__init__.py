@@ -24,6 +24,8 @@ if not _NUMPY_ONLY:
     from .models import fixed_matching  # noqa: F401  M2FFixedMatcher (MaskFormer's matching ablation)
     from .models import fusion  # noqa: F401  M2FFusionHead
     from .models import head, detector, seg_head  # noqa: F401  M2FHead, M2FDetector(+hook), M2FSegHead
+    from .models import detr_decoder, maskformer_pixel_decoder  # noqa: F401  M2FDETR*, M2FMaskFormerPixelDecoder
+    from .models import maskformer_head  # noqa: F401  M2FMaskFormerHead, M2FMaskFormerSegHead (MaskFormer)
     from .datasets import panoptic  # noqa: F401  M2FLoadPanopticAnnotations, M2FCocoPanopticDataset
     from .datasets import coco_format  # noqa: F401  M2F(Cityscapes)PanopticDataset, M2FInstanceDataset
     from .datasets import synthetic_dataset  # noqa: F401  M2FSyntheticPanopticDataset
@@ -42,11 +44,15 @@ if not _NUMPY_ONLY:
     from .models.matching import M2FHungarianMatcher
     from .models.pixel_decoder import M2FPixelDecoder
     from .models.seg_head import M2FSegHead
+    from .models.maskformer_head import M2FMaskFormerHead, M2FMaskFormerSegHead
+    from .models.maskformer_pixel_decoder import M2FMaskFormerPixelDecoder
+    from .models.detr_decoder import M2FDETRDecoder
     from .models.transformer_decoder import M2FTransformerDecoder
 
 __all__ = [
     'M2FDetector', 'M2FHead', 'M2FSegHead', 'M2FPixelDecoder', 'M2FTransformerDecoder', 'M2FHungarianMatcher',
-    'M2FCriterion', 'M2FFusionHead', 'M2FRunner', '__version__',
+    'M2FCriterion', 'M2FFusionHead', 'M2FRunner', 'M2FMaskFormerHead', 'M2FMaskFormerSegHead',
+    'M2FMaskFormerPixelDecoder', 'M2FDETRDecoder', '__version__',
 ]
 
 

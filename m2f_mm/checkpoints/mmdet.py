@@ -1,4 +1,4 @@
-"""mmdet 3.x / mmseg 1.x Mask2Former checkpoints -> m2f_mm's key layout (pure functions).
+"""mmdet 3.x / mmseg 1.x Mask2Former and MaskFormer checkpoints -> m2f_mm's key layout (pure functions).
 
 Our name (relative to ``panoptic_head.`` for mmdet, ``decode_head.`` for mmseg) on the left, the
 OpenMMLab name on the right:
@@ -20,6 +20,13 @@ OpenMMLab name on the right:
     class_embed                                     <- cls_embed
     mask_embed.layers.{0,1,2}                       <- mask_embed.{0,2,4}
 
+MaskFormer (mmdet's / mmseg's ``MaskFormerHead``), additionally:
+
+    pixel_decoder.encoder.layers.{i}.self_attn.*    <- ...self_attn.attn.*   (DETR encoder)
+    pixel_decoder.last_feat_conv / encoder_in_proj / encoder_out_proj   <- (same)
+    transformer_decoder.layers.{i}.norm1/2/3        <- ...norms.0/1/2 (after self / cross / FFN)
+    input_proj                                      <- decoder_input_proj
+
 Everything outside the head (backbone, neck, data_preprocessor) passes through unchanged.
 """
 import re
@@ -36,12 +43,16 @@ MMDET_TABLE: Table = [
     ('pixel_decoder.input_convs.{i}.{cg}.{wb}', 'pixel_decoder.input_projs.{i}.{cg}.{wb}'),
     ('pixel_decoder.level_encoding.weight', 'pixel_decoder.level_embed.weight'),
     (_ENC + 'self_attn.{msda}.{wb}', _ENC + 'self_attn.{msda}.{wb}'),
+    (_ENC + 'self_attn.attn.{mha}', _ENC + 'self_attn.{mha}'),
     (_ENC + 'norms.0.{wb}', _ENC + 'norm1.{wb}'),
     (_ENC + 'norms.1.{wb}', _ENC + 'norm2.{wb}'),
     (_ENC + 'ffn.layers.0.0.{wb}', _ENC + 'linear1.{wb}'),
     (_ENC + 'ffn.layers.1.{wb}', _ENC + 'linear2.{wb}'),
     ('pixel_decoder.{fpn}.{i}.{cg}.{wb}', 'pixel_decoder.{fpn}.{i}.{cg}.{wb}'),
     ('pixel_decoder.mask_feature.{wb}', 'pixel_decoder.mask_features.{wb}'),
+    ('pixel_decoder.last_feat_conv.{cg}.{wb}', 'pixel_decoder.last_feat_conv.{cg}.{wb}'),
+    ('pixel_decoder.encoder_in_proj.{wb}', 'pixel_decoder.encoder_in_proj.{wb}'),
+    ('pixel_decoder.encoder_out_proj.{cg}.{wb}', 'pixel_decoder.encoder_out_proj.{cg}.{wb}'),
     (_DEC + '{attn}.attn.{mha}', _DEC + '{attn}.{mha}'),
     (_DEC + 'norms.0.{wb}', _DEC + 'norm1.{wb}'),
     (_DEC + 'norms.1.{wb}', _DEC + 'norm2.{wb}'),
@@ -50,6 +61,7 @@ MMDET_TABLE: Table = [
     (_DEC + 'ffn.layers.1.{wb}', _DEC + 'linear2.{wb}'),
     ('transformer_decoder.post_norm.{wb}', 'transformer_decoder.decoder_norm.{wb}'),
     ('decoder_input_projs.{i}.{wb}', 'input_projs.{i}.{wb}'),
+    ('decoder_input_proj.{wb}', 'input_proj.{wb}'),
     ('{qe}.weight', '{qe}.weight'),
     ('cls_embed.{wb}', 'class_embed.{wb}'),
     ('mask_embed.0.{wb}', 'mask_embed.layers.0.{wb}'),

@@ -37,7 +37,7 @@ from .matching import M2FHungarianMatcher  # noqa: F401  (registers the default 
 from .point_sampling import importance_sample_points, sample_at_points, uniform_points
 
 __all__ = [
-    'sigmoid_bce_loss', 'dice_loss', 'classification_loss', 'num_masks_across_ranks',
+    'sigmoid_bce_loss', 'sigmoid_focal_loss', 'dice_loss', 'classification_loss', 'num_masks_across_ranks',
     'M2FCriterion'
 ]
 
@@ -54,6 +54,29 @@ def sigmoid_bce_loss(point_logits: Tensor, point_targets: Tensor, num_masks: flo
     """
     loss = F.binary_cross_entropy_with_logits(point_logits.float(), point_targets.float(),
                                               reduction='none')
+    return loss.sum() / (num_masks * max(point_logits.shape[1], 1))
+
+
+def sigmoid_focal_loss(point_logits: Tensor, point_targets: Tensor, num_masks: float, alpha: float = 0.25,
+                       gamma: float = 2.0) -> Tensor:
+    """``sum_m mean_p focal(logit[m, p], target[m, p]) / num_masks`` (MaskFormer's mask loss).
+
+    ``focal = alpha_t (1 - p_t)^gamma BCE``, ``p_t = p t + (1 - p)(1 - t)``,
+    ``alpha_t = alpha t + (1 - alpha)(1 - t)``.
+
+    Args:
+        point_logits: ``Tensor[M, P]``; point_targets: ``Tensor[M, P]`` in ``[0, 1]``.
+        num_masks: normaliser (GT count averaged over ranks).
+
+    Returns:
+        fp32 scalar.
+    """
+    logits, targets = point_logits.float(), point_targets.float()
+    probs = logits.sigmoid()
+    bce = F.binary_cross_entropy_with_logits(logits, targets, reduction='none')
+    p_t = probs * targets + (1 - probs) * (1 - targets)
+    alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
+    loss = alpha_t * (1 - p_t).pow(gamma) * bce
     return loss.sum() / (num_masks * max(point_logits.shape[1], 1))
 
 
@@ -117,16 +140,22 @@ class M2FCriterion(nn.Module):
         cls_weight, mask_weight, dice_weight: loss weights.
         no_object_weight: cross-entropy weight of the no-object class.
         assigner: assigner config; default ``M2FHungarianMatcher`` with the loss weights.
-        full_mask: compute matching and mask losses on every pixel of the GT resolution
-            (predictions upsampled bilinearly) instead of sampled points: the MaskFormer-style
-            baseline, for memory comparisons. No random draws then.
+        full_mask: compute matching and mask losses on every pixel instead of sampled points (the
+            MaskFormer-style loss; the paper's memory ablation). No random draws then. The mask
+            losses are at the GT resolution (predictions upsampled bilinearly).
+        match_at: with ``full_mask``, where matching costs are computed: ``'gt'`` (predictions
+            upsampled to the GT resolution) or ``'prediction'`` (GT masks nearest-downsampled to the
+            mask-logit resolution, as MaskFormer and mmdet's MaskFormerHead).
+        mask_loss: ``'bce'`` (Mask2Former) or ``'focal'`` (MaskFormer: sigmoid focal loss, alpha
+            ``focal_alpha``, gamma ``focal_gamma``, mean over points / pixels).
     """
 
     def __init__(self, num_classes: Optional[int] = None, num_points: int = 12544,
                  oversample_ratio: float = 3.0, importance_sample_ratio: float = 0.75,
                  cls_weight: float = 2.0, mask_weight: float = 5.0, dice_weight: float = 5.0,
                  no_object_weight: float = 0.1, assigner: Optional[dict] = None,
-                 full_mask: bool = False) -> None:
+                 full_mask: bool = False, match_at: str = 'gt', mask_loss: str = 'bce',
+                 focal_alpha: float = 0.25, focal_gamma: float = 2.0) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.num_points = int(num_points)
@@ -134,9 +163,19 @@ class M2FCriterion(nn.Module):
         self.importance_sample_ratio = float(importance_sample_ratio)
         self.cls_weight, self.mask_weight = float(cls_weight), float(mask_weight)
         self.dice_weight, self.no_object_weight = float(dice_weight), float(no_object_weight)
+        if mask_loss not in ('bce', 'focal'):
+            raise ValueError(f"criterion mask_loss={mask_loss!r}: use 'bce' (Mask2Former) or 'focal' (MaskFormer)")
+        if match_at not in ('gt', 'prediction'):
+            raise ValueError(f"criterion match_at={match_at!r}: use 'gt' or 'prediction'")
+        if match_at == 'prediction' and not full_mask:
+            raise ValueError("criterion match_at='prediction' needs full_mask=True (with sampled points, matching "
+                             'is at the points); set full_mask=True or leave match_at out')
+        self.mask_loss, self.match_at = mask_loss, match_at
+        self.focal_alpha, self.focal_gamma = float(focal_alpha), float(focal_gamma)
         if assigner is None:
             assigner = dict(type='M2FHungarianMatcher', cls_weight=cls_weight,
-                            mask_weight=mask_weight, dice_weight=dice_weight)
+                            mask_weight=mask_weight, dice_weight=dice_weight, mask_cost=mask_loss,
+                            focal_alpha=focal_alpha, focal_gamma=focal_gamma)
         self.assigner = TASK_UTILS.build(assigner) if isinstance(assigner, dict) else assigner
         self.full_mask = bool(full_mask)
 
@@ -201,7 +240,7 @@ class M2FCriterion(nn.Module):
             terms = []
             for b in range(batch_size):
                 pred_pts, gt_pts = self._sample(mask_logits[b].detach().float(), gt_masks[b],
-                                                coords[b])
+                                                coords[b], at_prediction=self.match_at == 'prediction')
                 terms.append(self.assigner.cost_terms(cls_logits[b], pred_pts, gt_labels[b],
                                                       gt_pts))
             sums = torch.stack([  # [2, B]; a NaN/inf anywhere makes its image's sum non-finite
@@ -227,13 +266,18 @@ class M2FCriterion(nn.Module):
             matches.append((query_idx.to(device), gt_idx.to(device)))
         return matches, bad
 
-    def _sample(self, maps: Tensor, gt_masks: Tensor,
-                coords: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
-        """Predicted ``[N, h, w]`` and GT ``[G, H, W]`` maps -> ``[N, P]``, ``[G, P]`` values."""
+    def _sample(self, maps: Tensor, gt_masks: Tensor, coords: Optional[Tensor],
+                at_prediction: bool = False) -> Tuple[Tensor, Tensor]:
+        """Predicted ``[N, h, w]`` and GT ``[G, H, W]`` maps -> ``[N, P]``, ``[G, P]`` values: at
+        ``coords`` ``[1 or N, P, 2]``, or every pixel of the GT resolution (predictions upsampled), or
+        with ``at_prediction`` every pixel of the prediction resolution (GT nearest-downsampled)."""
         if coords is not None:
             return sample_at_points(maps, coords), sample_at_points(gt_masks, coords)
         if gt_masks.shape[0] == 0:  # full_mask, no GT: no cost to compute
             return maps.flatten(1), maps.new_zeros((0, maps[0].numel()))
+        if at_prediction:
+            small = F.interpolate(gt_masks.unsqueeze(1).float(), size=maps.shape[-2:], mode='nearest')
+            return maps.flatten(1), small.flatten(1)
         maps = F.interpolate(maps.unsqueeze(1), size=gt_masks.shape[-2:], mode='bilinear',
                              align_corners=False).squeeze(1)
         return maps.flatten(1), gt_masks.flatten(1).float()
@@ -308,6 +352,10 @@ class M2FCriterion(nn.Module):
                     offset += len(part)
                 target_pts = torch.cat(target_pts)
             pred_pts = sample_at_points(matched, coords)
-        loss_mask = sigmoid_bce_loss(pred_pts, target_pts, num_masks) * self.mask_weight
+        if self.mask_loss == 'focal':
+            loss_mask = sigmoid_focal_loss(pred_pts, target_pts, num_masks, self.focal_alpha,
+                                           self.focal_gamma) * self.mask_weight
+        else:
+            loss_mask = sigmoid_bce_loss(pred_pts, target_pts, num_masks) * self.mask_weight
         loss_dice = dice_loss(pred_pts, target_pts, num_masks) * self.dice_weight
         return loss_cls + poison, loss_mask + poison, loss_dice + poison

@@ -285,6 +285,12 @@ class M2FHead(BaseModule):
         labels, masks = self.get_targets(batch_data_samples, cls_sets[0].device)
         return self.supervised_losses(cls_sets, mask_sets, labels, masks)
 
+    @property
+    def first_supervised_set(self) -> int:
+        """Index of the first prediction set the criterion sees (set 0 is unsupervised without
+        learnable query features: every query predicts the same there)."""
+        return 0 if self.learnable_query_features else 1
+
     def supervised_losses(self, cls_sets: List[Tensor], mask_sets: List[Tensor], labels: List[Tensor],
                           masks: List[Tensor]) -> Dict[str, Tensor]:
         """The criterion on the supervised prediction sets: all of them, or all but set 0 when the
@@ -292,7 +298,7 @@ class M2FHead(BaseModule):
 
         cls_sets / mask_sets: as ``forward`` returns; labels / masks: per image LongTensor[G] and
         Tensor[G, H, W] (``get_targets``)."""
-        first = 0 if self.learnable_query_features else 1
+        first = self.first_supervised_set
         # Outside the module tree, so model.to(device) does not move the criterion's buffers.
         criterion = self.criterion.to(cls_sets[0].device)
         losses = criterion(cls_sets[first:], mask_sets[first:], labels, masks)

@@ -25,7 +25,7 @@ from torch import Tensor
 from ..registry import register_task_util
 
 __all__ = [
-    'class_cost', 'sigmoid_bce_cost', 'dice_cost', 'hungarian_match',
+    'class_cost', 'sigmoid_bce_cost', 'sigmoid_focal_cost', 'dice_cost', 'hungarian_match',
     'check_finite_costs', 'M2FHungarianMatcher'
 ]
 
@@ -72,6 +72,29 @@ def sigmoid_bce_cost(mask_point_logits: Tensor, gt_point_masks: Tensor) -> Tenso
         pos = F.softplus(-logits)  # BCE(x, 1)
         cost = pos.sum(-1, keepdim=True) + logits @ (1 - targets).T
         return cost / logits.shape[1]
+
+
+def sigmoid_focal_cost(mask_point_logits: Tensor, gt_point_masks: Tensor, alpha: float = 0.25,
+                       gamma: float = 2.0) -> Tensor:
+    """Mean over points of the sigmoid focal loss of every pair (MaskFormer's mask cost).
+
+    ``focal(x, 1) = alpha (1 - p)^gamma BCE(x, 1)``, ``focal(x, 0) = (1 - alpha) p^gamma BCE(x, 0)``, so
+    the cost is ``focal(x, 1) @ t.T + focal(x, 0) @ (1 - t).T`` over points; BCE comes from softplus,
+    stable for any logit (mmdet's cost takes ``log(p + 1e-12)``, equal up to that clamp).
+
+    Args:
+        mask_point_logits: ``Tensor[Q, P]``; gt_point_masks: ``Tensor[G, P]`` in ``[0, 1]``.
+        alpha, gamma: the focal loss's (0.25, 2).
+
+    Returns:
+        ``Tensor[Q, G]`` fp32.
+    """
+    with torch.no_grad(), _no_autocast(mask_point_logits.device):
+        logits, targets = _fp32(mask_point_logits, gt_point_masks)
+        probs = logits.sigmoid()
+        pos = alpha * (1 - probs).pow(gamma) * F.softplus(-logits)
+        neg = (1 - alpha) * probs.pow(gamma) * F.softplus(logits)
+        return (pos @ targets.T + neg @ (1 - targets).T) / logits.shape[1]
 
 
 def dice_cost(mask_point_logits: Tensor, gt_point_masks: Tensor,
@@ -149,14 +172,21 @@ class M2FHungarianMatcher:
         cls_weight: weight of the class cost (-softmax probability of the GT class).
         mask_weight: weight of the sigmoid BCE cost (mean over points).
         dice_weight: weight of the dice cost (smoothing ``dice_smooth``).
+        mask_cost: ``'bce'`` (Mask2Former) or ``'focal'`` (MaskFormer: sigmoid focal loss with
+            ``focal_alpha`` / ``focal_gamma``, mean over points).
     """
 
     def __init__(self, cls_weight: float = 2.0, mask_weight: float = 5.0,
-                 dice_weight: float = 5.0, dice_smooth: float = 1.0) -> None:
+                 dice_weight: float = 5.0, dice_smooth: float = 1.0, mask_cost: str = 'bce',
+                 focal_alpha: float = 0.25, focal_gamma: float = 2.0) -> None:
         self.cls_weight = float(cls_weight)
         self.mask_weight = float(mask_weight)
         self.dice_weight = float(dice_weight)
         self.dice_smooth = float(dice_smooth)
+        if mask_cost not in ('bce', 'focal'):
+            raise ValueError(f"assigner mask_cost={mask_cost!r}: use 'bce' (Mask2Former) or 'focal' (MaskFormer)")
+        self.mask_cost = mask_cost
+        self.focal_alpha, self.focal_gamma = float(focal_alpha), float(focal_gamma)
         self._warned_more_gts = False
 
     def cost_terms(self, cls_logits: Tensor, mask_point_logits: Tensor, gt_labels: Tensor,
@@ -164,9 +194,14 @@ class M2FHungarianMatcher:
         """Weighted (class, mask, dice) costs, ``Tensor[3, Q, G]`` fp32 on the input device."""
         return torch.stack([
             class_cost(cls_logits, gt_labels) * self.cls_weight,
-            sigmoid_bce_cost(mask_point_logits, gt_point_masks) * self.mask_weight,
+            self._mask_cost(mask_point_logits, gt_point_masks) * self.mask_weight,
             dice_cost(mask_point_logits, gt_point_masks, self.dice_smooth) * self.dice_weight,
         ])
+
+    def _mask_cost(self, mask_point_logits: Tensor, gt_point_masks: Tensor) -> Tensor:
+        if self.mask_cost == 'focal':
+            return sigmoid_focal_cost(mask_point_logits, gt_point_masks, self.focal_alpha, self.focal_gamma)
+        return sigmoid_bce_cost(mask_point_logits, gt_point_masks)
 
     def match_terms(self, terms: Tensor, *, set_index: Optional[int] = None,
                     image_index: Optional[int] = None) -> Tuple[Tensor, Tensor]:
@@ -214,5 +249,5 @@ class M2FHungarianMatcher:
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(cls_weight={self.cls_weight}, '
-                f'mask_weight={self.mask_weight}, dice_weight={self.dice_weight})')
+                f'mask_weight={self.mask_weight}, dice_weight={self.dice_weight}, mask_cost={self.mask_cost!r})')
 

@@ -5,7 +5,7 @@ mmdet's Mask2Former configs describe layers as ``self_attn_cfg`` / ``cross_attn_
 implement exactly the paper's setting (no dropout, ReLU FFN of two layers, LayerNorm, batch-first,
 sine encodings); a key that asks for anything else is an error naming it, never dropped.
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 _ATTN_KEYS = {'embed_dims', 'num_heads', 'num_levels', 'num_points', 'im2col_step', 'dropout', 'batch_first'}
 _FFN_KEYS = {'embed_dims', 'feedforward_channels', 'num_fcs', 'ffn_drop', 'act_cfg'}
@@ -75,6 +75,80 @@ def decoder_layer_kwargs(layer_cfg: dict, where: str = 'transformer_decoder.laye
         raise ValueError(f'{where}: attention / FFN must share embed_dims and num_heads, got embed_dims '
                          f'{sorted(dims)}, num_heads {sorted(heads)}')
     return dict(embed_dims=dims.pop(), num_heads=heads.pop(), feedforward_channels=ffn.get('feedforward_channels', 2048))
+
+
+_DETR_ATTN_KEYS = {'embed_dims', 'num_heads', 'dropout', 'attn_drop', 'proj_drop', 'dropout_layer', 'batch_first'}
+_DETR_FFN_KEYS = {'embed_dims', 'feedforward_channels', 'num_fcs', 'ffn_drop', 'act_cfg', 'dropout_layer',
+                  'add_identity'}
+
+
+def _drop_prob(dropout_layer: Optional[dict], where: str) -> float:
+    """mmcv's ``dropout_layer`` (None or ``dict(type='Dropout', drop_prob=p)``) -> p."""
+    if dropout_layer is None:
+        return 0.0
+    layer = dict(dropout_layer)
+    if layer.get('type', 'Dropout') != 'Dropout':
+        raise ValueError(f'{where}: dropout_layer={dropout_layer} is not supported; only Dropout')
+    return float(layer.get('drop_prob', 0.0))
+
+
+def _detr_attention_drops(attn: dict, where: str) -> Tuple[float, float]:
+    """(dropout on the attention weights, dropout on the attention output) of an mmcv MultiheadAttention cfg.
+
+    ``dropout=p`` (mmdet's configs) means both; mmseg's configs give ``attn_drop`` / ``proj_drop`` with
+    ``dropout_layer=None``."""
+    unknown = set(attn) - _DETR_ATTN_KEYS
+    if unknown:
+        raise ValueError(f'{where}: unsupported attention keys {sorted(unknown)}; allowed {sorted(_DETR_ATTN_KEYS)}')
+    if not attn.get('batch_first', True):
+        raise ValueError(f'{where}: batch_first=False is not supported; tensors are [B, N, D]')
+    if 'dropout' in attn:
+        return float(attn['dropout']), float(attn['dropout'])
+    proj = float(attn.get('proj_drop', 0.0))
+    layer = _drop_prob(attn.get('dropout_layer', dict(type='Dropout', drop_prob=0.0)), where)
+    if proj and layer:
+        raise ValueError(f'{where}: proj_drop={proj} and dropout_layer drop_prob={layer} would drop twice; use one')
+    return float(attn.get('attn_drop', 0.0)), proj or layer
+
+
+def detr_layer_kwargs(layer_cfg: dict, where: str, cross_attention: bool) -> Dict:
+    """Our DETR layer keywords (``embed_dims``, ``num_heads``, ``feedforward_channels``, ``dropout``) from
+    ours or mmdet's / mmseg's ``self_attn_cfg`` (+ ``cross_attn_cfg`` for a decoder layer) + ``ffn_cfg``.
+
+    Our layers apply one ``dropout`` to the attention weights, the attention output, after the FFN's
+    activation and to the FFN's output (DETR's and MaskFormer's setting); sub-configs asking for
+    different probabilities are refused rather than merged."""
+    layer_cfg = dict(layer_cfg)
+    check_layer_norm(layer_cfg.pop('norm_cfg', None), where)
+    if not {'self_attn_cfg', 'cross_attn_cfg', 'ffn_cfg'} & set(layer_cfg):
+        return layer_cfg
+    attns = [dict(layer_cfg.pop('self_attn_cfg', {}))]
+    if cross_attention:
+        attns.append(dict(layer_cfg.pop('cross_attn_cfg', attns[0])))
+    ffn = dict(layer_cfg.pop('ffn_cfg', {}))
+    if layer_cfg:
+        raise ValueError(f'{where}: unsupported keys {sorted(layer_cfg)}')
+    unknown = set(ffn) - _DETR_FFN_KEYS
+    if unknown:
+        raise ValueError(f'{where}.ffn_cfg: unsupported keys {sorted(unknown)}; allowed {sorted(_DETR_FFN_KEYS)}')
+    if int(ffn.get('num_fcs', 2)) != 2 or not ffn.get('add_identity', True):
+        raise ValueError(f'{where}.ffn_cfg: only 2-layer FFNs with a residual (num_fcs=2, add_identity=True)')
+    act = dict(ffn.get('act_cfg', dict(type='ReLU')))
+    if act.get('type', 'ReLU') != 'ReLU':
+        raise ValueError(f'{where}.ffn_cfg: only ReLU FFNs are supported, got {act}')
+    ffn_drop = float(ffn.get('ffn_drop', 0.0))
+    if _drop_prob(ffn.get('dropout_layer'), where):
+        raise ValueError(f'{where}.ffn_cfg: dropout_layer would drop the FFN output a second time; use ffn_drop')
+    drops = {ffn_drop}
+    for attn in attns:
+        drops.update(_detr_attention_drops(attn, where))
+    dims = {a.get('embed_dims', 256) for a in attns} | {ffn.get('embed_dims', 256)}
+    heads = {a.get('num_heads', 8) for a in attns}
+    if len(dims) != 1 or len(heads) != 1 or len(drops) != 1:
+        raise ValueError(f'{where}: attention / FFN must share embed_dims, num_heads and one dropout probability, '
+                         f'got embed_dims {sorted(dims)}, num_heads {sorted(heads)}, dropout {sorted(drops)}')
+    return dict(embed_dims=dims.pop(), num_heads=heads.pop(), feedforward_channels=ffn.get('feedforward_channels', 2048),
+                dropout=drops.pop())
 
 
 def sine_encoding_kwargs(cfg: Optional[dict], dims: int, where: str) -> Dict:

@@ -76,11 +76,12 @@ class M2FAttention(nn.Module):
     checkpoints map onto it by renaming only.
     """
 
-    def __init__(self, *, embed_dims: int, num_heads: int) -> None:
+    def __init__(self, *, embed_dims: int, num_heads: int, attn_drop: float = 0.0) -> None:
         super().__init__()
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
         self.embed_dims, self.num_heads = embed_dims, num_heads
+        self.attn_drop = float(attn_drop)  # dropout on the attention weights, training only (DETR: 0.1)
         self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dims, embed_dims))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dims))
         self.out_proj = nn.Linear(embed_dims, embed_dims)
@@ -108,7 +109,8 @@ class M2FAttention(nn.Module):
         # SDPA's boolean mask means "may attend", the opposite of nn.MultiheadAttention's.
         allowed = None if blocked is None else ~blocked
         out = F.scaled_dot_product_attention(heads(query, w_q, b_q), heads(key, w_k, b_k), heads(value, w_v, b_v),
-                                             attn_mask=allowed)
+                                             attn_mask=allowed,
+                                             dropout_p=self.attn_drop if self.training else 0.0)
         return self.out_proj(out.transpose(1, 2).reshape(b, q_len, d))
 
 

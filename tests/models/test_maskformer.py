@@ -1,0 +1,190 @@
+"""MaskFormer's parts: DETR layers (padding, dropout, config keys), the focal loss / cost, the head's
+contract, and a tiny MaskFormer that learns. Parity with mmdet / mmseg is in tests/parity."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmengine.config import Config
+
+import m2f_mm  # noqa: F401
+from m2f_mm.models.criterion import M2FCriterion, sigmoid_focal_loss
+from m2f_mm.models.detr_decoder import M2FDETRDecoder, M2FDETREncoder
+from m2f_mm.models.maskformer_head import padding_mask_from_metas
+from m2f_mm.models.matching import sigmoid_focal_cost
+from m2f_mm.models.mmdet_compat import detr_layer_kwargs
+from synthetic_samples import NUM_STUFF, NUM_THINGS, synthetic_sample
+
+DIMS = 16
+
+
+def _decoder(**kw):
+    return M2FDETRDecoder(num_layers=2, layer_cfg=dict(embed_dims=DIMS, num_heads=2, feedforward_channels=32, **kw))
+
+
+def test_padded_keys_are_never_attended():
+    torch.manual_seed(0)
+    decoder = _decoder().eval()
+    query, query_pos = torch.zeros(2, 3, DIMS), torch.randn(2, 3, DIMS)
+    memory, pos = torch.randn(2, 10, DIMS), torch.randn(1, 10, DIMS)
+    padding = torch.zeros(2, 10, dtype=torch.bool)
+    padding[0, 6:] = True
+    changed = memory.clone()
+    changed[0, 6:] = 100.0  # padded keys of image 0 only
+    out = decoder(query, query_pos, memory, pos, padding)
+    out_changed = decoder(query, query_pos, changed, pos, padding)
+    assert len(out) == 2
+    for a, b in zip(out, out_changed):
+        torch.testing.assert_close(a, b)
+    unmasked = decoder(query, query_pos, changed, pos, None)
+    assert (unmasked[-1][0] - out[-1][0]).abs().max() > 1e-2  # the keys do matter when not masked
+
+
+def test_every_output_goes_through_the_shared_final_norm():
+    torch.manual_seed(0)
+    decoder = _decoder().eval()
+    with torch.no_grad():
+        decoder.decoder_norm.weight.fill_(2.0)
+        decoder.decoder_norm.bias.fill_(0.5)
+    outs = decoder(torch.zeros(1, 4, DIMS), torch.randn(1, 4, DIMS), torch.randn(1, 6, DIMS), torch.randn(1, 6, DIMS))
+    for out in outs:  # LayerNorm(x) * 2 + 0.5: per-token mean 0.5, std 2
+        torch.testing.assert_close(out.mean(-1), torch.full((1, 4), 0.5), atol=1e-5, rtol=0)
+        torch.testing.assert_close(out.std(-1, unbiased=False), torch.full((1, 4), 2.0), atol=1e-3, rtol=0)
+
+
+def test_dropout_acts_in_training_only():
+    torch.manual_seed(0)
+    encoder = M2FDETREncoder(num_layers=1, layer_cfg=dict(embed_dims=DIMS, num_heads=2, feedforward_channels=32,
+                                                          dropout=0.5))
+    x, pos = torch.randn(1, 8, DIMS), torch.randn(1, 8, DIMS)
+    encoder.train()
+    assert not torch.allclose(encoder(x, pos), encoder(x, pos))
+    encoder.eval()
+    torch.testing.assert_close(encoder(x, pos), encoder(x, pos))
+    silent = M2FDETREncoder(num_layers=1, layer_cfg=dict(embed_dims=DIMS, num_heads=2, feedforward_channels=32,
+                                                         dropout=0.0)).train()
+    torch.testing.assert_close(silent(x, pos), silent(x, pos))
+
+
+def test_mmdet_and_mmseg_layer_keys_give_one_dropout():
+    ffn = dict(embed_dims=DIMS, feedforward_channels=32, num_fcs=2, ffn_drop=0.1, act_cfg=dict(type='ReLU', inplace=True))
+    mmdet_attn = dict(embed_dims=DIMS, num_heads=2, dropout=0.1, batch_first=True)
+    mmseg_attn = dict(embed_dims=DIMS, num_heads=2, attn_drop=0.1, proj_drop=0.1, dropout_layer=None, batch_first=True)
+    expected = dict(embed_dims=DIMS, num_heads=2, feedforward_channels=32, dropout=0.1)
+    for attn in (mmdet_attn, mmseg_attn):
+        assert detr_layer_kwargs(dict(self_attn_cfg=attn, cross_attn_cfg=attn, ffn_cfg=ffn), 'x', True) == expected
+    with pytest.raises(ValueError, match='one dropout probability'):
+        detr_layer_kwargs(dict(self_attn_cfg=dict(mmdet_attn, dropout=0.2), ffn_cfg=ffn), 'x', False)
+    with pytest.raises(ValueError, match=r"unsupported attention keys \['qkv_bias'\]"):
+        detr_layer_kwargs(dict(self_attn_cfg=dict(mmdet_attn, qkv_bias=True), ffn_cfg=ffn), 'x', False)
+    with pytest.raises(ValueError, match='drop twice'):
+        detr_layer_kwargs(dict(self_attn_cfg=dict(mmseg_attn, dropout_layer=dict(type='Dropout', drop_prob=0.1)),
+                               ffn_cfg=ffn), 'x', False)
+    with pytest.raises(ValueError, match='return_intermediate=False'):
+        M2FDETRDecoder(num_layers=1, return_intermediate=False)
+
+
+def _focal_by_hand(x: float, t: float, alpha=0.25, gamma=2.0) -> float:
+    p = 1 / (1 + math.exp(-x))
+    ce = -(t * math.log(p) + (1 - t) * math.log(1 - p))
+    p_t = p * t + (1 - p) * (1 - t)
+    return (alpha * t + (1 - alpha) * (1 - t)) * (1 - p_t) ** gamma * ce
+
+
+def test_focal_loss_and_cost_by_hand():
+    logits = torch.tensor([[2.0, -1.0, 0.5], [-3.0, 0.0, 1.5]])
+    targets = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    by_hand = [sum(_focal_by_hand(float(x), float(t)) for x, t in zip(xs, ts)) / 3 for xs, ts in zip(logits, targets)]
+    assert sigmoid_focal_loss(logits, targets, num_masks=2.0).item() == pytest.approx(sum(by_hand) / 2, rel=1e-6)
+    cost = sigmoid_focal_cost(logits, targets)  # [Q=2, G=2]
+    for q in range(2):
+        for g in range(2):
+            want = sum(_focal_by_hand(float(x), float(t)) for x, t in zip(logits[q], targets[g])) / 3
+            assert cost[q, g].item() == pytest.approx(want, rel=1e-6)
+
+
+def test_focal_cost_equals_mmdet_focal_loss_cost():
+    from mmdet.models.task_modules.assigners.match_cost import FocalLossCost
+    from mmengine.structures import InstanceData
+    torch.manual_seed(0)
+    logits, gts = torch.randn(7, 50) * 3, (torch.rand(4, 50) > 0.5).float()
+    ref = FocalLossCost(weight=1.0, binary_input=True)(InstanceData(masks=logits), InstanceData(masks=gts))
+    torch.testing.assert_close(sigmoid_focal_cost(logits, gts), ref, atol=1e-6, rtol=1e-5)
+
+
+def test_criterion_refuses_inconsistent_settings():
+    with pytest.raises(ValueError, match="match_at='prediction' needs full_mask=True"):
+        M2FCriterion(match_at='prediction')
+    with pytest.raises(ValueError, match="mask_loss='dice'"):
+        M2FCriterion(mask_loss='dice')
+    with pytest.raises(ValueError, match="mask_cost='l1'"):
+        MODELS.build(dict(type='M2FCriterion', assigner=dict(type='M2FHungarianMatcher', mask_cost='l1')))
+
+
+def test_matching_at_the_prediction_resolution_downsamples_the_gt():
+    """A 2-pixel GT blob at 8x8 vanishes at 2x2 under nearest downsampling: matching at the prediction
+    resolution sees an empty mask, matching at the GT resolution does not."""
+    crit = M2FCriterion(num_classes=1, full_mask=True, match_at='prediction', mask_loss='focal')
+    gt = torch.zeros(1, 8, 8)
+    gt[0, 1, 1:3] = 1  # nearest picks rows/cols 0 and 4 only
+    pred, target = crit._sample(torch.zeros(3, 2, 2), gt, None, at_prediction=True)
+    assert pred.shape == (3, 4) and target.shape == (1, 4) and target.sum() == 0
+    _, target_full = crit._sample(torch.zeros(3, 2, 2), gt, None, at_prediction=False)
+    assert target_full.shape == (1, 64) and target_full.sum() == 2
+
+
+def test_padding_mask_from_metas_follows_img_shape():
+    from mmdet.structures import DetDataSample
+    samples = [DetDataSample(metainfo=dict(batch_input_shape=(64, 96), img_shape=(64, 64))),
+               DetDataSample(metainfo=dict(batch_input_shape=(64, 96), img_shape=(32, 96)))]
+    mask = padding_mask_from_metas(samples, (2, 3), torch.device('cpu'))
+    assert mask.tolist() == [[[False, False, True], [False, False, True]],
+                             [[False, False, False], [True, True, True]]]
+    assert padding_mask_from_metas(None, (2, 3), torch.device('cpu')) is None
+
+
+def _tiny_maskformer_cfg(num_things: int, num_stuff: int) -> dict:
+    cfg = Config.fromfile('configs/_base_/models/m2f_tiny.py').model
+    dims = 32
+    layer = dict(embed_dims=dims, num_heads=4, feedforward_channels=64, dropout=0.0)
+    cfg.panoptic_head = dict(
+        type='M2FMaskFormerHead', in_channels=[16, 32, 64, 128], feat_channels=dims, out_channels=dims,
+        num_things_classes=num_things, num_stuff_classes=num_stuff, num_queries=12,
+        pixel_decoder=dict(type='M2FMaskFormerPixelDecoder', norm_cfg=dict(type='GN', num_groups=8),
+                           encoder=dict(num_layers=1, layer_cfg=layer)),
+        positional_encoding=dict(num_feats=dims // 2, normalize=True),
+        transformer_decoder=dict(num_layers=2, layer_cfg=layer),
+        criterion=dict(type='M2FCriterion', cls_weight=1.0, mask_weight=20.0, dice_weight=1.0, mask_loss='focal',
+                       full_mask=True, match_at='prediction'))
+    cfg.panoptic_fusion_head.update(num_things_classes=num_things, num_stuff_classes=num_stuff)
+    return cfg
+
+
+def test_tiny_maskformer_learns_and_predicts():
+    """40 AdamW steps on two fixed synthetic scenes: the total loss (6 terms) falls well below its start.
+    Measured: 0.36, 0.23, 0.33 of the first value (seeds 0, 1, 2); a broken gradient path stays near 1.
+    Then panoptic / instance / semantic predictions come out of the shared fusion head."""
+    torch.manual_seed(0)
+    model = MODELS.build(_tiny_maskformer_cfg(NUM_THINGS, NUM_STUFF))
+    model.init_weights()
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    images, samples = zip(*[synthetic_sample(0), synthetic_sample(1)])
+    data = model.data_preprocessor(dict(inputs=list(images), data_samples=list(samples)), training=True)
+    totals = []
+    for _ in range(40):
+        losses = model.loss(data['inputs'], data['data_samples'])
+        assert len(losses) == 6 and 'd0.loss_mask' in losses and 'd1.loss_cls' not in losses
+        total = sum(losses.values())
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        totals.append(total.item())
+    first, last = np.mean(totals[:3]), np.mean(totals[-3:])
+    assert last < 0.6 * first, f'loss went from {first:.2f} to {last:.2f} in 40 steps'
+    model.eval()
+    with torch.no_grad():
+        out = model.predict(data['inputs'], data['data_samples'])
+    assert out[0].pred_panoptic_seg.sem_seg.shape == (1, 64, 64)
+    assert 'pred_instances' in out[0] and 'pred_sem_seg' in out[0]

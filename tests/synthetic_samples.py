@@ -1,0 +1,27 @@
+"""Small fixed training samples from the synthetic generator, shared by the learning tests."""
+import numpy as np
+import torch
+from mmdet.structures import DetDataSample
+from mmdet.structures.mask import BitmapMasks
+from mmengine.structures import InstanceData, PixelData
+
+import m2f_mm  # noqa: F401
+from m2f_mm.datasets.synthetic import CLASS_INDEX, STUFF_CLASSES, THING_CLASSES, THING_IDS, generate_scene, image_rng
+
+NUM_THINGS, NUM_STUFF = len(THING_CLASSES), len(STUFF_CLASSES)
+
+
+def synthetic_sample(index: int):
+    scene = generate_scene(image_rng(3, 'train', index), 64, 64)
+    thing_segments = [s for s in scene.segments if s['category_id'] in THING_IDS and not s['iscrowd']]
+    masks = np.stack([scene.pan_ids == s['id'] for s in thing_segments]).astype(np.uint8)
+    sem = np.full(scene.pan_ids.shape, 255, np.int64)
+    for s in scene.segments:
+        sem[scene.pan_ids == s['id']] = CLASS_INDEX[s['category_id']]
+    sample = DetDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64), scale_factor=(1.0, 1.0)))
+    sample.gt_instances = InstanceData(
+        labels=torch.tensor([CLASS_INDEX[s['category_id']] for s in thing_segments]),
+        masks=BitmapMasks(masks, 64, 64), bboxes=torch.zeros(len(thing_segments), 4))
+    sample.gt_sem_seg = PixelData(sem_seg=torch.from_numpy(sem)[None])
+    image = torch.from_numpy(scene.image).permute(2, 0, 1).contiguous()
+    return image, sample
