@@ -112,8 +112,8 @@ class _PerPixelSegLoss:
             label = int(target[index][bad[index]][0])
             path = batch_data_samples[index].metainfo.get('img_path', '?')
             raise ValueError(f'image {index} ({path}): gt_sem_seg has class {label}, but num_classes='
-                             f'{self.num_classes}; set the head\'s num_classes to the dataset\'s class count or map the '
-                             f'label to {self.ignore_index}')
+                             f'{self.num_classes}; set the head\'s num_classes to the dataset\'s class count or map '
+                             f'the label to {self.ignore_index}')
         return target
 
     def predict(self, x: Sequence[Tensor], batch_img_metas: List[dict], test_cfg: Dict = None) -> Tensor:

@@ -164,7 +164,8 @@ def test_errors_are_one_line_with_the_fix():
 def test_heads_build_from_mmsegs_registry():
     cfg = dict(type='M2FPerPixelHead', in_channels=IN_CHANNELS, num_classes=C, feat_channels=16, out_channels=16,
                pixel_decoder=TINY_PIXEL_DECODER)
-    plus = dict(cfg, type='M2FPerPixelPlusHead', transformer_decoder=TINY_DECODER, positional_encoding=dict(num_feats=8))
+    plus = dict(cfg, type='M2FPerPixelPlusHead', transformer_decoder=TINY_DECODER,
+                positional_encoding=dict(num_feats=8))
     with DefaultScope.overwrite_default_scope('mmseg'):
         assert isinstance(SEG_MODELS.build(cfg), M2FPerPixelHead)
         assert isinstance(SEG_MODELS.build(plus), M2FPerPixelPlusHead)
