@@ -21,10 +21,12 @@ if not _NUMPY_ONLY:
     from .models import pixel_decoder, transformer_decoder  # noqa: F401  M2FPixelDecoder, M2FTransformerDecoder
     from .models import fpn_pixel_decoder  # noqa: F401  M2FFPNPixelDecoder (the pixel-decoder ablation)
     from .models import matching, criterion  # noqa: F401  M2FHungarianMatcher, M2FCriterion
+    from .models import fixed_matching  # noqa: F401  M2FFixedMatcher (MaskFormer's matching ablation)
     from .models import fusion  # noqa: F401  M2FFusionHead
     from .models import head, detector, seg_head  # noqa: F401  M2FHead, M2FDetector(+hook), M2FSegHead
     from .models import detr_decoder, maskformer_pixel_decoder  # noqa: F401  M2FDETR*, M2FMaskFormerPixelDecoder
     from .models import maskformer_head  # noqa: F401  M2FMaskFormerHead, M2FMaskFormerSegHead (MaskFormer)
+    from .models import per_pixel_head  # noqa: F401  M2FPerPixelHead, M2FPerPixelPlusHead (MaskFormer's baselines)
     from .datasets import panoptic  # noqa: F401  M2FLoadPanopticAnnotations, M2FCocoPanopticDataset
     from .datasets import coco_format  # noqa: F401  M2F(Cityscapes)PanopticDataset, M2FInstanceDataset
     from .datasets import synthetic_dataset  # noqa: F401  M2FSyntheticPanopticDataset

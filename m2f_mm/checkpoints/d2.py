@@ -1,4 +1,5 @@
-"""Official Mask2Former (facebookresearch/Mask2Former, detectron2) checkpoints -> m2f_mm.
+"""Official Mask2Former and MaskFormer (facebookresearch/Mask2Former, facebookresearch/MaskFormer,
+detectron2) checkpoints -> m2f_mm.
 
 Pure functions over state dicts (name -> array); no model is built here. The CLI is
 ``tools/model_converters/d2_to_m2f.py``; the checkpoint table is ``docs/official_checkpoints.md``.
@@ -22,6 +23,21 @@ Why renaming is enough:
     ``M2FAttention`` keeps that layout.
   * the sine positional encodings have no parameters.
 
+MaskFormer (``M2FMaskFormerHead``) is told apart by its predictor: ``predictor.transformer.decoder.*``
+and ``predictor.query_embed`` (DETR's ``nn.Transformer``-style decoder) instead of Mask2Former's
+``predictor.transformer_*_layers.*`` and ``query_feat``. Why renaming is enough there:
+  * BasePixelDecoder registers ``adapter_k`` / ``layer_k`` finest first (k = 1 is res2) and
+    ``layer_n`` is the 1/32 conv (after the encoder in TransformerEncoderPixelDecoder); ours keeps
+    the finest-first order and names the 1/32 conv ``last_feat_conv`` / ``encoder_out_proj``.
+  * the decoder and the pixel decoder's encoder are DETR's post-norm layers with
+    ``nn.MultiheadAttention`` (q, k, v packed [q; k; v]) - ours have the same parameters.
+  * the predictor's own encoder (``MASK_FORMER.ENC_LAYERS``, 0 in every official config) and the
+    pre-norm variant (``PRE_NORM``, False everywhere) have no counterpart and are refused.
+  * files with the pixel decoder directly under ``sem_seg_head.`` (``sem_seg_head.adapter_1`` ..., the
+    layout before MaskFormerHead's version 2) are read as the official loader reads them: its
+    ``_load_from_state_dict`` moves them under ``pixel_decoder.`` (the model-zoo files were not
+    available here to check which layout they use).
+
 Backbones (``backbone.`` on both sides):
 
   * detectron2 ResNet -> mmdet/mmseg ``ResNet``: ``stem.conv1`` (+ ``.norm``) -> ``conv1`` / ``bn1``;
@@ -44,7 +60,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .d2_keys import HEAD_TABLE, PD, PR, convert_swin, fpn_table, resnet_table, swin_to_d2
+from .d2_keys import (HEAD_TABLE, MASKFORMER_HEAD_TABLE, PD, PR, convert_swin, fpn_table, maskformer_fpn_table,
+                      resnet_table, swin_to_d2)
 from .rename import compile_table, prefixed, rename_keys
 from .safe_load import RefusedGlobalError, RestrictedUnpickler, load_checkpoint_file, refused_data_class
 
@@ -55,11 +72,17 @@ D2_DROPPED_KEYS = ('criterion.empty_weight', 'pixel_mean', 'pixel_std')
 HEAD_PREFIXES = ('panoptic_head.', 'decode_head.')
 
 __all__ = ['ConversionResult', 'CheckpointFormatError', 'CheckpointMismatchError', 'convert_d2_checkpoint',
-           'to_d2_layout', 'load_d2_checkpoint', 'extract_d2_weights', 'd2_head_summary']
+           'to_d2_layout', 'load_d2_checkpoint', 'extract_d2_weights', 'd2_head_summary', 'd2_model_kind',
+           'maskformer_head_settings']
+
+MASK2FORMER, MASKFORMER = 'Mask2Former', 'MaskFormer'
+# The pixel decoder children of a MaskFormer head; the layout before the head's version 2 held them
+# directly under sem_seg_head. (the official MaskFormerHead._load_from_state_dict moves them).
+_MF_PIXEL_DECODER_CHILDREN = re.compile(r'(adapter_\d+|layer_\d+|mask_features|input_proj|transformer)\.')
 
 
 class CheckpointFormatError(ValueError):
-    """The file / dict is not a detectron2 Mask2Former checkpoint."""
+    """The file / dict is not a detectron2 Mask2Former / MaskFormer checkpoint m2f_mm can convert."""
 
 
 class CheckpointMismatchError(ValueError):
@@ -127,20 +150,87 @@ def backbone_name(d2_state: Mapping[str, object]) -> str:
     return 'not a known layout (no backbone.stem.* / backbone.patch_embed.*)'
 
 
-def d2_head_summary(d2_state: Mapping[str, object]) -> Dict[str, Optional[int]]:
-    """Counts read off a detectron2 state dict: classes (without no-object), queries, decoder
-    layers, width. ``None`` where the key is absent."""
+def d2_model_kind(d2_state: Mapping[str, object]) -> str:
+    """``'MaskFormer'`` when the predictor is DETR-style (``predictor.transformer.decoder.*`` /
+    ``predictor.query_embed`` without ``query_feat``), else ``'Mask2Former'``."""
+    keys = [str(k) for k in d2_state]
+    if any(k.startswith(PR + 'transformer.') for k in keys):
+        return MASKFORMER
+    if PR + 'query_embed.weight' in keys and PR + 'query_feat.weight' not in keys:
+        return MASKFORMER
+    return MASK2FORMER
+
+
+def _layer_count(keys: Iterable[str], prefix: str) -> int:
+    return len({m.group(1) for m in (re.match(re.escape(prefix) + r'(\d+)\.', str(k)) for k in keys) if m})
+
+
+def d2_head_summary(d2_state: Mapping[str, object]) -> Dict[str, object]:
+    """Facts read off a detectron2 state dict, ``None`` where the key is absent.
+
+    Both kinds: ``model`` ('Mask2Former' / 'MaskFormer'), ``num_classes`` (without no-object),
+    ``num_queries``, ``num_decoder_layers``, ``hidden_dim``. MaskFormer also: ``pixel_decoder``
+    ('BasePixelDecoder' / 'TransformerEncoderPixelDecoder'), ``num_encoder_layers`` (the pixel
+    decoder's), ``num_predictor_encoder_layers``, ``num_levels`` (FPN inputs), ``decoder_input_proj``
+    (predictor.input_proj present), ``memory_channels`` (what the decoder attends to) and
+    ``transformer_in_feature`` ('transformer_encoder' or 'res5', the official setting).
+    """
+    kind = d2_model_kind(d2_state)
+    keys = [_maskformer_key(str(k)) if kind == MASKFORMER else str(k) for k in d2_state]
+    state = dict(zip(keys, d2_state.values()))
+
     def rows(key: str) -> Optional[int]:
-        value = d2_state.get(key)
+        value = state.get(key)
         return int(value.shape[0]) if value is not None and hasattr(value, 'shape') and len(value.shape) else None
 
+    def cols(key: str) -> Optional[int]:
+        value = state.get(key)
+        return int(value.shape[1]) if value is not None and hasattr(value, 'shape') and len(value.shape) >= 2 \
+            else None
+
     cls_rows = rows(PR + 'class_embed.weight')
-    layers = {m.group(1) for m in (re.match(re.escape(PR) + r'transformer_ffn_layers\.(\d+)\.', k)
-                                   for k in d2_state) if m}
-    query = d2_state.get(PR + 'query_feat.weight')
-    return dict(num_classes=None if cls_rows is None else cls_rows - 1, num_queries=rows(PR + 'query_feat.weight'),
-                num_decoder_layers=len(layers) or None,
-                hidden_dim=int(query.shape[1]) if query is not None and len(query.shape) == 2 else None)
+    summary: Dict[str, object] = dict(model=kind, num_classes=None if cls_rows is None else cls_rows - 1)
+    if kind == MASK2FORMER:
+        summary.update(num_queries=rows(PR + 'query_feat.weight'),
+                       num_decoder_layers=_layer_count(d2_state, PR + 'transformer_ffn_layers.') or None,
+                       hidden_dim=cols(PR + 'query_feat.weight'))
+        return summary
+    with_encoder = PD + 'input_proj.weight' in state or any(k.startswith(PD + 'transformer.') for k in keys)
+    hidden = cols(PR + 'query_embed.weight')
+    proj_in = cols(PR + 'input_proj.weight')
+    memory = proj_in if proj_in is not None else hidden
+    summary.update(
+        num_queries=rows(PR + 'query_embed.weight'),
+        num_decoder_layers=_layer_count(keys, PR + 'transformer.decoder.layers.') or None, hidden_dim=hidden,
+        pixel_decoder='TransformerEncoderPixelDecoder' if with_encoder else 'BasePixelDecoder',
+        num_encoder_layers=_layer_count(keys, PD + 'transformer.encoder.layers.'),
+        num_predictor_encoder_layers=_layer_count(keys, PR + 'transformer.encoder.layers.'),
+        num_levels=max([int(m.group(1)) for m in (re.match(re.escape(PD) + r'layer_(\d+)\.', k) for k in keys) if m],
+                       default=None),
+        decoder_input_proj=PR + 'input_proj.weight' in state, memory_channels=memory,
+        transformer_in_feature='transformer_encoder' if with_encoder and memory == rows(PD + 'input_proj.weight')
+        else 'res5')
+    return summary
+
+
+def maskformer_head_settings(summary: Mapping[str, object]) -> str:
+    """The ``M2FMaskFormerHead`` settings a MaskFormer checkpoint needs (from :func:`d2_head_summary`)."""
+    encoder = (f'dict(num_layers={summary["num_encoder_layers"]}, ...)'
+               if summary['pixel_decoder'] == 'TransformerEncoderPixelDecoder' else 'None')
+    # our head adds input_proj by itself when the memory width differs from D; same width needs the flag
+    enforce = bool(summary['decoder_input_proj']) and summary['memory_channels'] == summary['hidden_dim']
+    return (f'M2FMaskFormerHead: num_queries={summary["num_queries"]}, transformer_decoder.num_layers='
+            f'{summary["num_decoder_layers"]}, pixel_decoder.encoder={encoder}, enforce_decoder_input_project='
+            f'{enforce}, {summary["num_classes"]} classes (things + stuff, or the seg head\'s num_classes)')
+
+
+def _maskformer_key(key: str) -> str:
+    """A MaskFormer key in the current layout (pixel decoder under ``pixel_decoder.``)."""
+    if key.startswith(D2_HEAD_PREFIX):
+        rest = key[len(D2_HEAD_PREFIX):]
+        if _MF_PIXEL_DECODER_CHILDREN.match(rest):
+            return PD + rest
+    return key
 
 
 # --------------------------------------------------------------------------- loading
@@ -207,7 +297,7 @@ def extract_d2_weights(obj: object, source: str = 'checkpoint') -> Dict[str, obj
     if not any(str(k).startswith(D2_HEAD_PREFIX) for k in weights):
         found = (f'top-level entries {sorted(map(str, obj))[:10]}' if weights is obj
                  else f'{len(weights)} weights: {_prefix_summary(weights)}')
-        raise CheckpointFormatError(f'{source}: not a Mask2Former (detectron2) checkpoint - no '
+        raise CheckpointFormatError(f'{source}: not a Mask2Former / MaskFormer (detectron2) checkpoint - no '
                                     f'"{D2_HEAD_PREFIX}*" weights; found {found}')
     return dict(weights)
 
@@ -226,17 +316,76 @@ def _count_mismatch_message(src_key: str, src_shape, dst_key: str, dst_shape, cf
         return (f'{source}: the checkpoint has {n_src} classes ({src_key} has {src_shape[0]} rows incl. no-object) '
                 f'but the config has {n_dst} ({dst_key} {list(dst_shape)}). Use the config that matches the '
                 f'checkpoint or set {fix}.')
-    if src_key == PR + 'query_feat.weight' and src_shape[1:] == dst_shape[1:]:
+    if src_key in (PR + 'query_feat.weight', PR + 'query_embed.weight') and src_shape[1:] == dst_shape[1:]:
         return (f'{source}: the checkpoint has {src_shape[0]} queries ({src_key} {list(src_shape)}) but the config '
                 f'has {dst_shape[0]} ({dst_key} {list(dst_shape)}). Set --cfg-options '
                 f'{cfg_path}.num_queries={src_shape[0]}.')
     return None
 
 
+def _maskformer_table(tensors: Mapping[str, Tensor], head_keys: Sequence[str], source: str) -> List[Tuple[str, str]]:
+    """The MaskFormer head table for this file, or a one-line error for what m2f_mm cannot hold."""
+    keys = [_maskformer_key(k) for k in head_keys]
+    predictor_encoder = [k for k in keys if k.startswith(PR + 'transformer.encoder.')]
+    if predictor_encoder:
+        layers = _layer_count(predictor_encoder, PR + 'transformer.encoder.layers.')
+        what = (f'its predictor has a transformer encoder of {layers} layer(s) (MASK_FORMER.ENC_LAYERS: {layers})'
+                if layers else 'it was trained with MASK_FORMER.PRE_NORM: True (predictor.transformer.encoder.norm)')
+        raise CheckpointFormatError(
+            f'{source}: cannot convert this MaskFormer checkpoint: {what}, which no official config uses and '
+            'M2FMaskFormerHead does not have; only ENC_LAYERS: 0, PRE_NORM: False checkpoints convert '
+            '(the pixel decoder\'s encoder, TransformerEncoderPixelDecoder, is supported).')
+    if any(k.startswith(PD + 'transformer.encoder.norm.') for k in keys):
+        raise CheckpointFormatError(f'{source}: cannot convert this MaskFormer checkpoint: its pixel decoder\'s '
+                                    'encoder is pre-norm (PRE_NORM: True, pixel_decoder.transformer.encoder.norm); '
+                                    "M2FMaskFormerHead's encoder is post-norm, as in every official config.")
+    if PR + 'class_embed.weight' not in keys:
+        raise CheckpointFormatError(f'{source}: the MaskFormer predictor has no class_embed - a PerPixelBaseline+ '
+                                    'checkpoint (mask classification off), which m2f_mm has no model for.')
+    summary = d2_head_summary(tensors)
+    if summary['pixel_decoder'] == 'TransformerEncoderPixelDecoder' and summary['transformer_in_feature'] == 'res5':
+        raise CheckpointFormatError(
+            f'{source}: cannot convert this MaskFormer checkpoint: its pixel decoder has a transformer encoder but '
+            f'the decoder reads res5 (predictor.input_proj takes {summary["memory_channels"]} channels); '
+            'M2FMaskFormerHead feeds the encoder output to the decoder (TRANSFORMER_IN_FEATURE: transformer_encoder).')
+    with_encoder = summary['pixel_decoder'] == 'TransformerEncoderPixelDecoder'
+    return MASKFORMER_HEAD_TABLE + maskformer_fpn_table(summary['num_levels'] or 0, with_encoder)
+
+
+def _target_kind(target_state: Mapping[str, object], prefix: str) -> Optional[str]:
+    keys = list(target_state)
+    if any(k.startswith((prefix + 'pixel_decoder.last_feat_conv.', prefix + 'pixel_decoder.encoder_out_proj.'))
+           for k in keys):
+        return MASKFORMER
+    if prefix + 'query_feat.weight' in target_state:
+        return MASK2FORMER
+    return None
+
+
+def _maskformer_pixel_decoder_hint(summary: Mapping[str, object], target_state: Mapping[str, object], prefix: str,
+                                   cfg_path: str) -> str:
+    """Why a MaskFormer checkpoint's pixel decoder does not fit the config's, or ''."""
+    target_encoder = any(k.startswith(prefix + 'pixel_decoder.encoder_out_proj.') for k in target_state)
+    source_encoder = summary['pixel_decoder'] == 'TransformerEncoderPixelDecoder'
+    n_source = summary['num_encoder_layers']
+    if source_encoder and not target_encoder:
+        return (f' (the checkpoint\'s pixel decoder has a {n_source}-layer transformer encoder, the config\'s has '
+                f'none: set {cfg_path}.pixel_decoder.encoder=dict(num_layers={n_source}, ...))')
+    if target_encoder and not source_encoder:
+        return (f' (the checkpoint\'s pixel decoder is BasePixelDecoder, without an encoder: set '
+                f'{cfg_path}.pixel_decoder.encoder=None)')
+    n_target = _layer_count(target_state, prefix + 'pixel_decoder.encoder.layers.')
+    if source_encoder and n_source != n_target:
+        return (f' (the checkpoint\'s pixel decoder encoder has {n_source} layers, the config\'s {n_target}: set '
+                f'{cfg_path}.pixel_decoder.encoder.num_layers={n_source})')
+    return ''
+
+
 def convert_d2_checkpoint(d2_state: Mapping[str, object], *, target_state: Optional[Mapping[str, Tensor]] = None,
                           partial: bool = False, head_prefix: Optional[str] = None,
                           source: str = 'checkpoint') -> ConversionResult:
-    """detectron2 Mask2Former weights -> m2f_mm state dict.
+    """detectron2 Mask2Former or MaskFormer weights -> m2f_mm state dict (the kind is read off the keys,
+    :func:`d2_model_kind`; MaskFormer goes to the ``M2FMaskFormerHead`` layout).
 
     Args:
         d2_state: detectron2 ``{name: np.ndarray | Tensor}`` (the ``'model'`` entry of the file).
@@ -256,7 +405,9 @@ def convert_d2_checkpoint(d2_state: Mapping[str, object], *, target_state: Optio
         tensor did not make it into ``state_dict`` (without a target this is never an error).
 
     Raises:
-        CheckpointFormatError: no ``sem_seg_head.*`` weights (not a Mask2Former checkpoint).
+        CheckpointFormatError: no ``sem_seg_head.*`` weights (not a Mask2Former / MaskFormer
+            checkpoint), or a MaskFormer variant m2f_mm has no model for (a predictor encoder,
+            pre-norm, no classifier, an encoder whose output the decoder does not read).
         CheckpointMismatchError: shape mismatch, or (unless ``partial``) missing target keys /
             source tensors without a place in the model.
     """
@@ -282,13 +433,26 @@ def convert_d2_checkpoint(d2_state: Mapping[str, object], *, target_state: Optio
             continue
         tensors[key] = tensor
 
+    kind = d2_model_kind(tensors)
     head_keys = [k for k in tensors if k.startswith(D2_HEAD_PREFIX)]
     backbone_keys = [k for k in tensors if k.startswith('backbone.')]
     unmapped += [k for k in tensors if not k.startswith((D2_HEAD_PREFIX, 'backbone.'))]
+    if PR + 'weight' in tensors:
+        raise CheckpointFormatError(f'{source}: sem_seg_head.predictor is a single conv - a per-pixel baseline '
+                                    '(PerPixelBaselineHead), not a MaskFormer / Mask2Former; m2f_mm has no such model.')
 
     # head
-    num_fpn = len({m.group(1) for m in (re.match(re.escape(PD) + r'adapter_(\d+)\.', k) for k in head_keys) if m})
-    renamed, rest = rename_keys(head_keys, compile_table(prefixed(HEAD_TABLE + fpn_table(num_fpn), '', prefix)))
+    if kind == MASKFORMER:
+        table = _maskformer_table(tensors, head_keys, source)
+        # the table is written for the current key layout; renamed keys remember their file name
+        current = {_maskformer_key(k): k for k in head_keys}
+        renamed_current, rest = rename_keys(list(current), compile_table(prefixed(table, '', prefix)))
+        renamed = {current[k]: dst for k, dst in renamed_current.items()}
+        rest = [current[k] for k in rest]
+    else:
+        num_fpn = len({m.group(1) for m in (re.match(re.escape(PD) + r'adapter_(\d+)\.', k) for k in head_keys)
+                       if m})
+        renamed, rest = rename_keys(head_keys, compile_table(prefixed(HEAD_TABLE + fpn_table(num_fpn), '', prefix)))
     unmapped += rest
     out: Dict[str, Tensor] = OrderedDict()  # our key -> tensor
     origin: Dict[str, str] = {}  # our key -> source key
@@ -342,18 +506,23 @@ def convert_d2_checkpoint(d2_state: Mapping[str, object], *, target_state: Optio
             parts.append(f'{len(unmapped)} checkpoint weight(s) with no place in the model:\n    '
                          + '\n    '.join(unmapped[:40]) + ('\n    ...' if len(unmapped) > 40 else ''))
         hint = ''
-        layers = re.compile(re.escape(prefix) + r'transformer_decoder\.layers\.(\d+)\.')
-        n_target = len({m.group(1) for m in map(layers.match, target_state) if m})
-        n_source = d2_head_summary(d2_state)['num_decoder_layers']
-        if any('predictor.transformer.' in k for k in unmapped):
-            hint = ' (sem_seg_head.predictor.transformer.* is MaskFormer v1, not Mask2Former)'
+        summary = d2_head_summary(tensors)
+        n_target = _layer_count(target_state, prefix + 'transformer_decoder.layers.')
+        n_source = summary['num_decoder_layers']
+        target_kind = _target_kind(target_state, prefix)
+        if target_kind is not None and target_kind != kind:
+            hint = (f' (the checkpoint is {kind}, the config builds {target_kind}: use '
+                    + ('an M2FMaskFormerHead config' if kind == MASKFORMER else 'an M2FHead config') + ')')
+        elif kind == MASKFORMER and _maskformer_pixel_decoder_hint(summary, target_state, prefix, cfg_path):
+            hint = _maskformer_pixel_decoder_hint(summary, target_state, prefix, cfg_path)
         elif any(k.startswith('backbone.') for k in missing) and any(k.startswith('backbone.') for k in unmapped):
             hint = (f' (the backbone differs: the checkpoint\'s is {backbone_name(d2_state)}, see the config\'s '
                     'model.backbone)')
         elif n_source and n_target and n_source != n_target:
             hint = (f' (the checkpoint has {n_source} decoder layers, the config {n_target}: set '
                     f'{cfg_path}.transformer_decoder.num_layers={n_source})')
-        elif any(k.startswith(prefix + 'input_projs.') or '.predictor.input_proj.' in k for k in missing + unmapped):
+        elif any(k.startswith((prefix + 'input_projs.', prefix + 'input_proj.')) or '.predictor.input_proj.' in k
+                 for k in missing + unmapped):
             hint = (f' (the decoder input projections differ: set {cfg_path}.enforce_decoder_input_project to '
                     'match the checkpoint)')
         raise CheckpointMismatchError(f'{source}: the checkpoint does not fit the model{hint}.\n  '
@@ -367,7 +536,8 @@ def to_d2_layout(state: Mapping[str, Tensor], *, head_prefix: Optional[str] = No
                  no_object_weight: Optional[float] = 0.1) -> 'OrderedDict[str, Tensor]':
     """Inverse of :func:`convert_d2_checkpoint`: our state dict -> detectron2 names / layouts.
 
-    Handles the head, mmdet/mmseg ``ResNet`` (incl. ResNetV1c deep stem) and ``SwinTransformer``.
+    Handles the head (M2FHead -> Mask2Former, M2FMaskFormerHead -> MaskFormer), mmdet/mmseg
+    ``ResNet`` (incl. ResNetV1c deep stem) and ``SwinTransformer``.
     BN ``num_batches_tracked`` counters are dropped (detectron2's FrozenBN has none). With
     ``no_object_weight``, adds ``criterion.empty_weight`` as detectron2 saves it (ones, last
     entry = no_object_weight).
@@ -379,10 +549,13 @@ def to_d2_layout(state: Mapping[str, Tensor], *, head_prefix: Optional[str] = No
     head = [k for k in state if k.startswith(prefix)]
     backbone = [k for k in state if k.startswith('backbone.')]
     others = [k for k in state if k not in set(head) | set(backbone)]
-    num_fpn = len({m.group(1) for m in (re.match(re.escape(prefix) + r'pixel_decoder\.lateral_convs\.(\d+)\.', k)
-                                        for k in head) if m})
-    renamed, rest = rename_keys(head, compile_table(prefixed(HEAD_TABLE + fpn_table(num_fpn), '', prefix),
-                                                    reverse=True))
+    num_fpn = _layer_count(head, prefix + 'pixel_decoder.lateral_convs.')
+    if _target_kind(state, prefix) == MASKFORMER:
+        with_encoder = any(k.startswith(prefix + 'pixel_decoder.encoder_out_proj.') for k in head)
+        table = MASKFORMER_HEAD_TABLE + maskformer_fpn_table(num_fpn + 1, with_encoder)
+    else:
+        table = HEAD_TABLE + fpn_table(num_fpn)
+    renamed, rest = rename_keys(head, compile_table(prefixed(table, '', prefix), reverse=True))
     out = OrderedDict((dst, state[src]) for src, dst in renamed.items())
     if 'backbone.patch_embed.projection.weight' in state:
         out.update(swin_to_d2(OrderedDict((k, state[k]) for k in backbone)))

@@ -19,6 +19,28 @@ Head (detectron2 name on the left, ours under ``panoptic_head.`` / ``decode_head
         input_proj.{l}  (only if widths differ)     input_projs.{l}
         class_embed                                 class_embed
         mask_embed.layers.{0,1,2}                   mask_embed.layers.{0,1,2}
+
+MaskFormer head (facebookresearch/MaskFormer; n = number of input levels, 4 for res2..res5):
+
+    sem_seg_head.pixel_decoder.
+        adapter_{k} (+ .norm), k < n                pixel_decoder.lateral_convs.{k-1}.conv / .gn
+        layer_{k} (+ .norm), k < n                  pixel_decoder.output_convs.{k-1}.conv / .gn
+        layer_{n} (+ .norm)                         pixel_decoder.last_feat_conv      (BasePixelDecoder)
+                                                    pixel_decoder.encoder_out_proj    (TransformerEncoderPixelDecoder)
+        input_proj                                  pixel_decoder.encoder_in_proj
+        transformer.encoder.layers.{j}.self_attn.*  pixel_decoder.encoder.layers.{j}.self_attn.*
+        transformer.encoder.layers.{j}.{linear1,linear2,norm1,norm2}   (same names)
+        mask_features                               pixel_decoder.mask_features
+    sem_seg_head.predictor.
+        transformer.decoder.layers.{i}.self_attn.*          transformer_decoder.layers.{i}.self_attn.*
+        transformer.decoder.layers.{i}.multihead_attn.*     transformer_decoder.layers.{i}.cross_attn.*
+        transformer.decoder.layers.{i}.{linear1,linear2,norm1,norm2,norm3}   (same names)
+        transformer.decoder.norm                    transformer_decoder.decoder_norm
+        query_embed / input_proj (only if widths differ or enforced) / class_embed / mask_embed.layers.*
+                                                    (same names)
+
+Unlike Mask2Former, MaskFormer's FPN convs keep their registration order (finest first) here too, and
+its decoder layers keep DETR's names (norm1 after self-attention, norm2 after cross-attention).
 """
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Tuple
@@ -52,6 +74,39 @@ HEAD_TABLE: List[Tuple[str, str]] = [
     (PR + 'class_embed.{wb}', 'class_embed.{wb}'),
     (PR + 'mask_embed.layers.{i}.{wb}', 'mask_embed.layers.{i}.{wb}'),
 ]
+
+
+_MF_ENC = PD + 'transformer.encoder.layers.{i}.'
+_MF_DEC = PR + 'transformer.decoder.layers.{i}.'
+
+# MaskFormer: everything but the FPN, whose table depends on the level count and the pixel decoder.
+MASKFORMER_HEAD_TABLE: List[Tuple[str, str]] = [
+    (PD + 'input_proj.{wb}', 'pixel_decoder.encoder_in_proj.{wb}'),
+    (_MF_ENC + 'self_attn.{mha}', 'pixel_decoder.encoder.layers.{i}.self_attn.{mha}'),
+    (_MF_ENC + '{encmod}.{wb}', 'pixel_decoder.encoder.layers.{i}.{encmod}.{wb}'),
+    (PD + 'mask_features.{wb}', 'pixel_decoder.mask_features.{wb}'),
+    (_MF_DEC + 'self_attn.{mha}', _DEC + 'self_attn.{mha}'),
+    (_MF_DEC + 'multihead_attn.{mha}', _DEC + 'cross_attn.{mha}'),
+    (_MF_DEC + '{decmod}.{wb}', _DEC + '{decmod}.{wb}'),
+    (PR + 'transformer.decoder.norm.{wb}', 'transformer_decoder.decoder_norm.{wb}'),
+    (PR + 'query_embed.weight', 'query_embed.weight'),
+    (PR + 'input_proj.{wb}', 'input_proj.{wb}'),
+    (PR + 'class_embed.{wb}', 'class_embed.{wb}'),
+    (PR + 'mask_embed.layers.{i}.{wb}', 'mask_embed.layers.{i}.{wb}'),
+]
+
+
+def maskformer_fpn_table(num_levels: int, with_encoder: bool) -> List[Tuple[str, str]]:
+    """adapter_k / layer_k (k < n) <-> lateral/output_convs[k - 1]; layer_n <-> the 1/32 conv."""
+    table = []
+    for k in range(1, num_levels):
+        for d2_name, ours in (('adapter', 'lateral_convs'), ('layer', 'output_convs')):
+            table.append((f'{PD}{d2_name}_{k}.{{wb}}', f'pixel_decoder.{ours}.{k - 1}.conv.{{wb}}'))
+            table.append((f'{PD}{d2_name}_{k}.norm.{{wb}}', f'pixel_decoder.{ours}.{k - 1}.gn.{{wb}}'))
+    last = 'encoder_out_proj' if with_encoder else 'last_feat_conv'
+    table.append((f'{PD}layer_{num_levels}.{{wb}}', f'pixel_decoder.{last}.conv.{{wb}}'))
+    table.append((f'{PD}layer_{num_levels}.norm.{{wb}}', f'pixel_decoder.{last}.gn.{{wb}}'))
+    return table
 
 
 def fpn_table(num_fpn: int) -> List[Tuple[str, str]]:

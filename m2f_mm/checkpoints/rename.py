@@ -17,6 +17,7 @@ SLOTS = {
     'msda': r'sampling_offsets|attention_weights|value_proj|output_proj',
     'encmod': r'linear1|linear2|norm1|norm2',
     'lin': r'linear1|linear2',
+    'decmod': r'linear1|linear2|norm1|norm2|norm3',
     'attn': r'cross_attn|self_attn',
     'fpn': r'lateral_convs|output_convs',
     'mha': r'in_proj_weight|in_proj_bias|out_proj\.weight|out_proj\.bias',

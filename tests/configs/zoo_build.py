@@ -95,8 +95,21 @@ def built(path: str) -> Tuple[int, int, int, str]:
     assert cfg.custom_imports['imports'] == ['m2f_mm']
     model = build_model(cfg)
     head = model.panoptic_head if cfg.default_scope == 'mmdet' else model.decode_head
-    # class counts agree between the head, its criterion and the fusion head
-    assert head.criterion.num_classes == head.num_classes
+    # class counts agree between the head, its criterion and the fusion head (per-pixel heads have no criterion)
+    if getattr(head, 'criterion_cfg', None) is not None:
+        assert head.criterion.num_classes == head.num_classes
     if cfg.default_scope == 'mmdet':
         assert model.panoptic_fusion_head.num_classes == head.num_classes
-    return sum(p.numel() for p in model.parameters()), head.num_queries, head.num_classes, type(head).__module__
+    return (sum(p.numel() for p in model.parameters()), getattr(head, 'num_queries', None), head.num_classes,
+            type(head).__module__)
+
+
+# MaskFormer's semantic baselines and its fixed-matching ablation: (millions of parameters, queries, classes).
+# Not a backbone family of the table above: test_build.py checks them against each other instead.
+BASELINE_SHAPES = {
+    'perpixel_r50-d32_8xb2-160k_ade20k-512x512.py': (31.09, None, 150),
+    'perpixel-plus_r50-d32_8xb2-160k_ade20k-512x512.py': (41.28, 150, 150),
+    'maskformer_r50-d32-fixed-matching_8xb2-160k_ade20k-512x512.py': (41.32, 150, 150),
+}
+BASELINE_CONFIGS = [p for p in LEAF_CONFIGS if osp.basename(p) in BASELINE_SHAPES]
+MODEL_CONFIGS = [p for p in LEAF_CONFIGS if p not in BASELINE_CONFIGS]

@@ -1,11 +1,13 @@
-"""Convert an official Mask2Former checkpoint (facebookresearch/Mask2Former, detectron2) to m2f_mm.
+"""Convert an official Mask2Former or MaskFormer checkpoint (facebookresearch, detectron2) to m2f_mm.
 
     python tools/model_converters/d2_to_m2f.py IN.pkl OUT.pth [--config CFG] [--cfg-options K=V ...]
                                                [--partial] [--trust-pickle] [--head-prefix P]
                                                [--things-first ANN_JSON]
 
 IN is a model-zoo ``model_final_*.pkl`` (pickle of numpy arrays) or a detectron2 ``.pth`` with the
-same ``{'model': ...}`` dict. With ``--config`` the model is built from the config (no weights are
+same ``{'model': ...}`` dict, from facebookresearch/Mask2Former (-> ``M2FHead``) or
+facebookresearch/MaskFormer (-> ``M2FMaskFormerHead``); which one is read off the keys and printed,
+with the head settings a MaskFormer file needs. With ``--config`` the model is built from the config (no weights are
 downloaded) and the checkpoint must fit it exactly: every shape equal, every model weight filled,
 every checkpoint weight used (``--partial`` relaxes the last two and lists what is left out).
 Without ``--config`` keys are only renamed (head under ``--head-prefix``, default
@@ -17,8 +19,8 @@ with that dataset's COCO panoptic annotation file reorders the classifier's rows
 shapes agree either way, so without it such a model loads but names the wrong classes).
 
 Exit status: 0 written, 1 the checkpoint does not fit the config, 2 unreadable / not a
-Mask2Former checkpoint. The official weights are CC BY-NC 4.0 (non-commercial); the license is
-recorded in the output's ``meta``. See docs/official_checkpoints.md.
+Mask2Former or MaskFormer checkpoint m2f_mm can hold. The official weights of both are CC BY-NC 4.0
+(non-commercial); the license is recorded in the output's ``meta``. See docs/official_checkpoints.md.
 """
 import argparse
 import os.path as osp
@@ -29,10 +31,12 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from m2f_mm.checkpoints import (CheckpointFormatError, CheckpointMismatchError, backbone_name,  # noqa: E402
                                 categories_of, convert_d2_checkpoint, d2_head_summary, extract_d2_weights,
-                                load_d2_checkpoint, reorder_class_rows, things_first_order)
+                                load_d2_checkpoint, maskformer_head_settings, reorder_class_rows,
+                                things_first_order)
 
-LICENSE = ('CC BY-NC 4.0 (https://creativecommons.org/licenses/by-nc/4.0/); official Mask2Former weights '
-           'from facebookresearch/Mask2Former MODEL_ZOO.md, non-commercial use only')
+LICENSES = {kind: (f'CC BY-NC 4.0 (https://creativecommons.org/licenses/by-nc/4.0/); official {kind} weights '
+                   f'from facebookresearch/{kind} MODEL_ZOO.md, non-commercial use only')
+            for kind in ('Mask2Former', 'MaskFormer')}
 
 
 def parse_args(argv=None):
@@ -62,7 +66,9 @@ def _import_m2f_models() -> None:
     """Register m2f_mm's models (m2f_mm/__init__ may not import every module)."""
     import importlib
     for name in ('m2f_mm', 'm2f_mm.models.pixel_decoder', 'm2f_mm.models.transformer_decoder', 'm2f_mm.models.head',
-                 'm2f_mm.models.fusion', 'm2f_mm.models.detector', 'm2f_mm.models.seg_head'):
+                 'm2f_mm.models.fusion', 'm2f_mm.models.detector', 'm2f_mm.models.seg_head',
+                 'm2f_mm.models.maskformer_pixel_decoder', 'm2f_mm.models.detr_decoder',
+                 'm2f_mm.models.maskformer_head'):
         try:
             importlib.import_module(name)
         except ImportError:
@@ -87,6 +93,23 @@ def build_target_state(config: str, cfg_options: dict) -> dict:
     return model.state_dict()
 
 
+def describe(src: str, weights: dict) -> str:
+    """What the file holds: model kind, counts, backbone; for MaskFormer also the head settings it needs."""
+    summary = d2_head_summary(weights)
+    kind = summary['model']
+    line = (f'{src}: {kind} checkpoint, {summary["num_classes"]} classes, {summary["num_queries"]} queries, '
+            f'{summary["num_decoder_layers"]} decoder layers, width {summary["hidden_dim"]}, ')
+    if kind == 'MaskFormer':
+        encoder = (f' with {summary["num_encoder_layers"]} encoder layers'
+                   if summary['pixel_decoder'] == 'TransformerEncoderPixelDecoder' else '')
+        line += (f'pixel decoder {summary["pixel_decoder"]}{encoder}, decoder reads '
+                 f'{summary["transformer_in_feature"]} ({summary["memory_channels"]} channels), ')
+    line += f'backbone: {backbone_name(weights)}'
+    if kind == 'MaskFormer':
+        line += f'\nuse an m2f_mm config with {maskformer_head_settings(summary)}'
+    return line
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -96,9 +119,8 @@ def main(argv=None) -> int:
         print(f'error: {err}', file=sys.stderr)
         return 2
     summary = d2_head_summary(weights)
-    print(f'{args.src}: Mask2Former checkpoint, {summary["num_classes"]} classes, {summary["num_queries"]} queries, '
-          f'{summary["num_decoder_layers"]} decoder layers, width {summary["hidden_dim"]}, '
-          f'backbone: {backbone_name(weights)}')
+    kind = summary['model']
+    print(describe(args.src, weights))
 
     target = build_target_state(args.config, args.cfg_options) if args.config else None
     try:
@@ -135,8 +157,9 @@ def main(argv=None) -> int:
     if result.dropped_source_keys:
         print(f'skipped (not model weights): {", ".join(result.dropped_source_keys)}')
 
-    meta = dict(converted_from='detectron2 Mask2Former (facebookresearch/Mask2Former)', source=osp.basename(args.src),
-                license=LICENSE, num_classes=summary['num_classes'], num_queries=summary['num_queries'],
+    meta = dict(converted_from=f'detectron2 {kind} (facebookresearch/{kind})', model=kind,
+                source=osp.basename(args.src), license=LICENSES[kind], num_classes=summary['num_classes'],
+                num_queries=summary['num_queries'],
                 config=args.config, partial=bool(args.partial))
     if isinstance(obj, dict) and isinstance(obj.get('__author__'), str):
         meta['author'] = obj['__author__']

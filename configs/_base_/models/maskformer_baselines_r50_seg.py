@@ -1,0 +1,63 @@
+# The MaskFormer paper's semantic-segmentation baselines and its fixed-matching ablation (Cheng et al.,
+# NeurIPS 2021: per-pixel vs mask classification, fixed vs bipartite matching; the original's
+# configs/ade20k-150/per_pixel_baseline(_plus)_R50_bs16_160k.yaml) as mmsegmentation EncoderDecoders with a
+# ResNet-50: the backbone and data preprocessor of the Mask2Former R50 semantic model (m2f_r50_seg.py),
+# MaskFormer's parts for the head. Three heads, one per leaf config:
+# - per_pixel_head: MaskFormer's pixel decoder (nearest FPN, 3x3 mask-feature conv, no encoder) + a 1x1 conv
+#   classifier; per-pixel cross-entropy (x1) at the GT resolution.
+# - per_pixel_plus_head: the same plus MaskFormer's transformer decoder (6 layers over the backbone's 1/32 map)
+#   with one query per class and no class head: class c's logits = mask_embed(query c) . per-pixel embedding;
+#   per-pixel cross-entropy on every decoder layer (the original's DEEP_SUPERVISION: True).
+# - maskformer_fixed_matching_head: MaskFormer (focal x20 + dice x1 + classification x1, no-object x0.1,
+#   whole masks) with one query per class and query c always matched to the GT segment of class c.
+# num_classes None: the dataset's (m2f_mm/config/data.py; ADE20K: 150).
+_base_ = ['./m2f_r50_seg.py']
+num_classes = None
+maskformer_pixel_decoder = dict(
+    type='M2FMaskFormerPixelDecoder',
+    encoder=None,
+    norm_cfg=dict(type='GN', num_groups=32),
+    act_cfg=dict(type='ReLU'))
+per_pixel_head = dict(
+    type='M2FPerPixelHead',
+    in_channels=[256, 512, 1024, 2048],  # backbone channels at strides 4, 8, 16, 32
+    feat_channels=256,
+    out_channels=256,
+    num_classes=num_classes,
+    pixel_decoder=maskformer_pixel_decoder,
+    loss_weight=1.0,
+    ignore_index=255,
+    align_corners=False)
+maskformer_transformer = dict(
+    enforce_decoder_input_project=False,  # the 2048-wide 1/32 map is projected to 256 anyway
+    positional_encoding=dict(num_feats=128, normalize=True),
+    transformer_decoder=dict(
+        type='M2FDETRDecoder',
+        num_layers=6,
+        layer_cfg=dict(embed_dims=256, num_heads=8, feedforward_channels=2048, dropout=0.1)))
+per_pixel_plus_head = dict(
+    per_pixel_head,
+    type='M2FPerPixelPlusHead',
+    deep_supervision=True,  # num_queries = num_classes (query c stands for class c)
+    **maskformer_transformer)
+maskformer_fixed_matching_head = dict(
+    type='M2FMaskFormerSegHead',
+    in_channels=[256, 512, 1024, 2048],
+    feat_channels=256,
+    out_channels=256,
+    num_classes=num_classes,
+    num_queries=150,  # = num_classes: the fixed matcher needs one query per class (ADE20K: 150)
+    pixel_decoder=maskformer_pixel_decoder,
+    align_corners=False,
+    criterion=dict(
+        type='M2FCriterion',
+        cls_weight=1.0,
+        mask_weight=20.0,
+        dice_weight=1.0,
+        no_object_weight=0.1,
+        mask_loss='focal',
+        full_mask=True,
+        match_at='prediction',
+        assigner=dict(type='M2FFixedMatcher')),
+    **maskformer_transformer)
+model = dict(decode_head=dict(_delete_=True, **per_pixel_head))
