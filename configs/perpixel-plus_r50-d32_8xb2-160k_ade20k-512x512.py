@@ -2,12 +2,6 @@
 # crop, 160k iterations at 8 GPUs x 2 images: MaskFormer without its class head, one query per class (150),
 # per-pixel cross-entropy on every decoder layer
 # (the original's configs/ade20k-150/per_pixel_baseline_plus_R50_bs16_160k.yaml).
-# The original's ADE20K recipe (Base-ADE20K-150.yaml): Mask2Former's data and schedule
-# (m2f_r50_8xb2-160k_ade20k-512x512.py) but weight decay 1e-4 (norms and embeddings still without decay, the
-# original's WEIGHT_DECAY_NORM / _EMBED 0).
-_base_ = ['_base_/runtime_seg.py', '_base_/datasets/ade20k_semantic.py',
-          '_base_/models/maskformer_baselines_r50_seg.py', '_base_/schedules/schedule_160k_poly.py']
-custom_imports = dict(imports=['m2f_mm'], allow_failed_imports=False)
-default_scope = 'mmseg'
+# Recipe: MaskFormer R50-D32's (configs/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py, mmseg's); only the head differs.
+_base_ = ['maskformer_r50-d32_8xb2-160k_ade20k-512x512.py', '_base_/models/maskformer_baselines_heads.py']
 model = dict(decode_head=dict(_delete_=True, **_base_.per_pixel_plus_head))
-optim_wrapper = dict(optimizer=dict(weight_decay=0.0001))

@@ -1,8 +1,8 @@
 # The MaskFormer paper's semantic-segmentation baselines and its fixed-matching ablation (Cheng et al.,
 # NeurIPS 2021: per-pixel vs mask classification, fixed vs bipartite matching; the original's
-# configs/ade20k-150/per_pixel_baseline(_plus)_R50_bs16_160k.yaml) as mmsegmentation EncoderDecoders with a
-# ResNet-50: the backbone and data preprocessor of the Mask2Former R50 semantic model (m2f_r50_seg.py),
-# MaskFormer's parts for the head. Three heads, one per leaf config:
+# configs/ade20k-150/per_pixel_baseline(_plus)_R50_bs16_160k.yaml) as decode heads that replace MaskFormer's in
+# configs/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py: backbone, data, schedule and optimizer are that
+# config's, so a comparison changes the head only. Three heads, one per leaf config:
 # - per_pixel_head: MaskFormer's pixel decoder (nearest FPN, 3x3 mask-feature conv, no encoder) + a 1x1 conv
 #   classifier; per-pixel cross-entropy (x1) at the GT resolution.
 # - per_pixel_plus_head: the same plus MaskFormer's transformer decoder (6 layers over the backbone's 1/32 map)
@@ -11,8 +11,6 @@
 # - maskformer_fixed_matching_head: MaskFormer (focal x20 + dice x1 + classification x1, no-object x0.1,
 #   whole masks) with one query per class and query c always matched to the GT segment of class c.
 # num_classes None: the dataset's (m2f_mm/config/data.py; ADE20K: 150).
-_base_ = ['./m2f_r50_seg.py']
-num_classes = None
 maskformer_pixel_decoder = dict(
     type='M2FMaskFormerPixelDecoder',
     encoder=None,
@@ -23,7 +21,7 @@ per_pixel_head = dict(
     in_channels=[256, 512, 1024, 2048],  # backbone channels at strides 4, 8, 16, 32
     feat_channels=256,
     out_channels=256,
-    num_classes=num_classes,
+    num_classes=None,
     pixel_decoder=maskformer_pixel_decoder,
     loss_weight=1.0,
     ignore_index=255,
@@ -45,7 +43,7 @@ maskformer_fixed_matching_head = dict(
     in_channels=[256, 512, 1024, 2048],
     feat_channels=256,
     out_channels=256,
-    num_classes=num_classes,
+    num_classes=None,
     num_queries=150,  # = num_classes: the fixed matcher needs one query per class (ADE20K: 150)
     pixel_decoder=maskformer_pixel_decoder,
     align_corners=False,
@@ -60,4 +58,3 @@ maskformer_fixed_matching_head = dict(
         match_at='prediction',
         assigner=dict(type='M2FFixedMatcher')),
     **maskformer_transformer)
-model = dict(decode_head=dict(_delete_=True, **per_pixel_head))
