@@ -24,3 +24,4 @@ def test_quick_demo_produces_pictures_and_table(tmp_path):
     from PIL import Image
     overlay = Image.open(out / 'overlays.png')
     assert overlay.width > overlay.height  # image | GT | panoptic | instance | semantic, side by side
+

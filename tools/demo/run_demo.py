@@ -159,6 +159,13 @@ def write_report(stem: str, groups: Dict[str, List[Dict]], table: str) -> None:
     print(f'wrote {stem}.md, {stem}.json')
 
 
+def model_label(config: str) -> str:
+    """The run's name in the report: which model the config trains."""
+    from mmengine.config import Config
+    head = Config.fromfile(osp.join(REPO, config)).model.get('panoptic_head', {}).get('type', '')
+    return 'MaskFormer' if 'MaskFormer' in str(head) else 'masked attention (paper)'
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--config', default=CONFIG, help=f'the config to train (default: {CONFIG})')
@@ -229,8 +236,9 @@ def main():
                          + abl.seed_table(groups, args.seeds, ('masked', abl.MMDET)))
         return
 
-    runs = {'masked attention (paper)': train_and_score('masked', args.config, args, extra)}
-    first = runs['masked attention (paper)']
+    label = model_label(args.config)
+    runs = {label: train_and_score('masked', args.config, args, extra)}
+    first = runs[label]
     runs_file = osp.join(args.out, 'runs.json')
     with open(osp.join(REPO, runs_file), 'w') as f:
         json.dump(runs, f, indent=1)
