@@ -1,4 +1,5 @@
-"""Small fixed training samples from the synthetic generator, shared by the learning tests."""
+"""Small fixed training samples from the synthetic generator and the loop that fits a model to one batch,
+shared by the learning tests."""
 import numpy as np
 import torch
 from mmdet.structures import DetDataSample
@@ -25,3 +26,21 @@ def synthetic_sample(index: int):
     sample.gt_sem_seg = PixelData(sem_seg=torch.from_numpy(sem)[None])
     image = torch.from_numpy(scene.image).permute(2, 0, 1).contiguous()
     return image, sample
+
+
+def fit_fixed_batch(model, data: dict, steps: int, lr: float) -> list:
+    """``steps`` AdamW steps of ``model.loss`` on one preprocessed batch; the total loss of each step.
+
+    Every step's total must be finite (a NaN would make the loss curve meaningless)."""
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    totals = []
+    for _ in range(steps):
+        losses = model.loss(data['inputs'], data['data_samples'])
+        total = sum(v for k, v in losses.items() if 'loss' in k)
+        assert torch.isfinite(total)
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        totals.append(total.item())
+    return totals

@@ -91,6 +91,17 @@ def _pad_to(x: Tensor, size: Tuple[int, int], value: int) -> Tensor:
     return F.pad(x, (0, max(pad_w, 0), 0, max(pad_h, 0)), value=value)
 
 
+def build_pixel_decoder(cfg: Optional[Dict], default_type: str, in_channels: Sequence[int], feat_channels: int,
+                        out_channels: int, strides: Optional[Sequence[int]]):
+    """The head's pixel decoder from its config (``default_type`` when it names none), with the head's widths."""
+    pd_cfg = copy.deepcopy(dict(cfg or {}))
+    pd_cfg.setdefault('type', default_type)
+    pd_cfg.update(in_channels=list(in_channels), feat_channels=feat_channels, out_channels=out_channels)
+    if strides is not None:
+        pd_cfg['strides'] = list(strides)
+    return MODELS.build(pd_cfg)
+
+
 @register_model
 class M2FHead(BaseModule):
     """See module docstring. Config keys mirror mmdet's ``Mask2FormerHead`` where they overlap;
@@ -107,22 +118,10 @@ class M2FHead(BaseModule):
                  learnable_query_features: bool = True, train_cfg: Optional[Dict] = None,
                  test_cfg: Optional[Dict] = None, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        require_class_counts('panoptic_head', num_things_classes=num_things_classes,
-                             num_stuff_classes=num_stuff_classes)
-        self.num_things_classes = num_things_classes
-        self.num_stuff_classes = num_stuff_classes
-        self.num_classes = num_things_classes + num_stuff_classes
-        self.num_queries = num_queries
+        self._set_classes_and_queries(num_things_classes, num_stuff_classes, num_queries, ignore_index, in_channels)
         self.num_transformer_feat_level = num_transformer_feat_level
-        self.ignore_index = ignore_index
-        self.in_channels = list(in_channels)
-
-        pd_cfg = copy.deepcopy(dict(pixel_decoder or dict(type='M2FPixelDecoder')))
-        pd_cfg.setdefault('type', 'M2FPixelDecoder')
-        pd_cfg.update(in_channels=list(in_channels), feat_channels=feat_channels, out_channels=out_channels)
-        if strides is not None:
-            pd_cfg['strides'] = list(strides)
-        self.pixel_decoder = MODELS.build(pd_cfg)
+        self.pixel_decoder = build_pixel_decoder(pixel_decoder, 'M2FPixelDecoder', in_channels, feat_channels,
+                                                 out_channels, strides)
         got_levels = getattr(self.pixel_decoder, 'num_outs', None)
         if got_levels != num_transformer_feat_level:
             raise ValueError(f'num_transformer_feat_level={num_transformer_feat_level} but the pixel decoder '
@@ -153,6 +152,20 @@ class M2FHead(BaseModule):
         self.class_embed = nn.Linear(dims, self.num_classes + 1)
         self.mask_embed = MLP(in_dims=dims, hidden_dims=dims, out_dims=out_channels)
 
+        self._set_training(criterion, train_cfg, test_cfg)
+
+    def _set_classes_and_queries(self, num_things_classes: Optional[int], num_stuff_classes: Optional[int],
+                                 num_queries: int, ignore_index: int, in_channels: Sequence[int]) -> None:
+        require_class_counts('panoptic_head', num_things_classes=num_things_classes,
+                             num_stuff_classes=num_stuff_classes)
+        self.num_things_classes = num_things_classes
+        self.num_stuff_classes = num_stuff_classes
+        self.num_classes = num_things_classes + num_stuff_classes
+        self.num_queries = num_queries
+        self.ignore_index = ignore_index
+        self.in_channels = list(in_channels)
+
+    def _set_training(self, criterion: Optional[Dict], train_cfg: Optional[Dict], test_cfg: Optional[Dict]) -> None:
         refuse_training_keys(train_cfg, 'train_cfg')
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg

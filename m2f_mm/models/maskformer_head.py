@@ -40,9 +40,9 @@ from mmengine.model import BaseModule, caffe2_xavier_init
 from torch import Tensor
 
 from m2f_mm.models.detr_decoder import M2FDETRDecoder
-from m2f_mm.models.head import MLP, M2FHead, refuse_training_keys
-from m2f_mm.models.mmdet_compat import require_class_counts, sine_encoding_kwargs
-from m2f_mm.models.seg_head import M2FSegHead
+from m2f_mm.models.head import MLP, M2FHead, build_pixel_decoder
+from m2f_mm.models.mmdet_compat import sine_encoding_kwargs
+from m2f_mm.models.seg_head import M2FSegHead, semantic_class_counts, set_mmseg_attributes
 from m2f_mm.registry import MODELS, register_model, register_seg_model
 
 DETR_DECODER_TYPES = (None, 'M2FDETRDecoder', 'DetrTransformerDecoder', M2FDETRDecoder)
@@ -100,22 +100,10 @@ class M2FMaskFormerHead(M2FHead):
                  train_cfg: Optional[Dict] = None, test_cfg: Optional[Dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         BaseModule.__init__(self, init_cfg=init_cfg)  # M2FHead's __init__ builds Mask2Former's modules
-        require_class_counts('panoptic_head', num_things_classes=num_things_classes,
-                             num_stuff_classes=num_stuff_classes)
-        self.num_things_classes = num_things_classes
-        self.num_stuff_classes = num_stuff_classes
-        self.num_classes = num_things_classes + num_stuff_classes
-        self.num_queries = num_queries
-        self.ignore_index = ignore_index
-        self.in_channels = list(in_channels)
+        self._set_classes_and_queries(num_things_classes, num_stuff_classes, num_queries, ignore_index, in_channels)
         self.learnable_query_features = False  # zero query features, as DETR
-
-        pd_cfg = copy.deepcopy(dict(pixel_decoder or {}))
-        pd_cfg.setdefault('type', 'M2FMaskFormerPixelDecoder')
-        pd_cfg.update(in_channels=list(in_channels), feat_channels=feat_channels, out_channels=out_channels)
-        if strides is not None:
-            pd_cfg['strides'] = list(strides)
-        self.pixel_decoder = MODELS.build(pd_cfg)
+        self.pixel_decoder = build_pixel_decoder(pixel_decoder, 'M2FMaskFormerPixelDecoder', in_channels,
+                                                 feat_channels, out_channels, strides)
 
         td_cfg = copy.deepcopy(dict(transformer_decoder or {}))
         kind = td_cfg.pop('type', None)
@@ -134,11 +122,7 @@ class M2FMaskFormerHead(M2FHead):
         self.class_embed = nn.Linear(dims, self.num_classes + 1)
         self.mask_embed = MLP(in_dims=dims, hidden_dims=dims, out_dims=out_channels)
 
-        refuse_training_keys(train_cfg, 'train_cfg')
-        self.train_cfg = train_cfg
-        self.test_cfg = test_cfg
-        self.criterion_cfg = self._criterion_cfg(criterion)
-        self._criterion = None  # built at the first loss() call (M2FHead.criterion)
+        self._set_training(criterion, train_cfg, test_cfg)
 
     @property
     def first_supervised_set(self) -> int:
@@ -208,15 +192,9 @@ class M2FMaskFormerSegHead(M2FMaskFormerHead):
 
     def __init__(self, *, num_classes: Optional[int], align_corners: bool = False, ignore_index: int = 255,
                  **kwargs) -> None:
-        require_class_counts('decode_head', num_classes=num_classes)
-        for key in ('num_things_classes', 'num_stuff_classes'):
-            if key in kwargs:
-                raise ValueError(f'M2FMaskFormerSegHead takes num_classes, not {key} (semantic segmentation has no '
-                                 'thing/stuff split)')
-        super().__init__(num_things_classes=0, num_stuff_classes=num_classes, ignore_index=ignore_index, **kwargs)
-        self.out_channels = num_classes  # mmseg's EncoderDecoder reads these three
-        self.align_corners = align_corners
-        self.threshold = None
+        super().__init__(**semantic_class_counts(type(self).__name__, num_classes, kwargs), ignore_index=ignore_index,
+                         **kwargs)
+        set_mmseg_attributes(self, num_classes, align_corners)
 
     loss = M2FSegHead.loss
     predict = M2FSegHead.predict

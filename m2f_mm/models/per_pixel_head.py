@@ -32,10 +32,11 @@ from mmengine.model import BaseModule, kaiming_init
 from torch import Tensor
 
 from m2f_mm.models.criterion import set_name
-from m2f_mm.models.head import refuse_training_keys
+from m2f_mm.models.head import build_pixel_decoder, refuse_training_keys
 from m2f_mm.models.maskformer_head import M2FMaskFormerSegHead
 from m2f_mm.models.mmdet_compat import require_class_counts
-from m2f_mm.registry import MODELS, register_seg_model
+from m2f_mm.models.seg_head import set_mmseg_attributes
+from m2f_mm.registry import register_seg_model
 
 __all__ = ['per_pixel_ce_loss', 'M2FPerPixelHead', 'M2FPerPixelPlusHead']
 
@@ -148,17 +149,11 @@ class M2FPerPixelHead(_PerPixelSegLoss, BaseModule):
         super().__init__(init_cfg=init_cfg)
         require_class_counts('decode_head', num_classes=num_classes)
         self.num_classes = num_classes
-        self.out_channels = num_classes  # mmseg's EncoderDecoder reads these three
-        self.align_corners = align_corners
-        self.threshold = None
+        set_mmseg_attributes(self, num_classes, align_corners)
         self.ignore_index, self.loss_weight = ignore_index, float(loss_weight)
         self.in_channels = list(in_channels)
-        pd_cfg = dict(pixel_decoder or {})
-        pd_cfg.setdefault('type', 'M2FMaskFormerPixelDecoder')
-        pd_cfg.update(in_channels=list(in_channels), feat_channels=feat_channels, out_channels=out_channels)
-        if strides is not None:
-            pd_cfg['strides'] = list(strides)
-        self.pixel_decoder = MODELS.build(pd_cfg)
+        self.pixel_decoder = build_pixel_decoder(pixel_decoder, 'M2FMaskFormerPixelDecoder', in_channels,
+                                                 feat_channels, out_channels, strides)
         self.predictor = Conv2d(out_channels, num_classes, kernel_size=1)
 
     def init_weights(self) -> None:

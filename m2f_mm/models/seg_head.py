@@ -21,6 +21,23 @@ from m2f_mm.models.targets import semantic_targets
 from m2f_mm.registry import register_seg_model
 
 
+def semantic_class_counts(head: str, num_classes: Optional[int], kwargs: Dict) -> Dict[str, int]:
+    """An mmseg head's ``num_classes`` as the things / stuff counts of the panoptic head it builds on (all stuff);
+    the thing / stuff keys themselves are refused."""
+    require_class_counts('decode_head', num_classes=num_classes)
+    for key in ('num_things_classes', 'num_stuff_classes'):
+        if key in kwargs:
+            raise ValueError(f'{head} takes num_classes, not {key} (semantic segmentation has no thing/stuff split)')
+    return dict(num_things_classes=0, num_stuff_classes=num_classes)
+
+
+def set_mmseg_attributes(head, num_classes: int, align_corners: bool) -> None:
+    """The three attributes mmseg's EncoderDecoder reads from a decode head."""
+    head.out_channels = num_classes
+    head.align_corners = align_corners
+    head.threshold = None
+
+
 @register_seg_model
 class M2FSegHead(M2FHead):
     """Mask2Former decode head for mmseg's ``EncoderDecoder``.
@@ -35,16 +52,9 @@ class M2FSegHead(M2FHead):
 
     def __init__(self, *, num_classes: Optional[int], align_corners: bool = False, ignore_index: int = 255,
                  **kwargs) -> None:
-        require_class_counts('decode_head', num_classes=num_classes)
-        for key in ('num_things_classes', 'num_stuff_classes'):
-            if key in kwargs:
-                raise ValueError(f'M2FSegHead takes num_classes, not {key} (semantic segmentation has no '
-                                 'thing/stuff split)')
-        super().__init__(num_things_classes=0, num_stuff_classes=num_classes, ignore_index=ignore_index,
+        super().__init__(**semantic_class_counts(type(self).__name__, num_classes, kwargs), ignore_index=ignore_index,
                          **kwargs)
-        self.out_channels = num_classes  # mmseg's EncoderDecoder reads these three
-        self.align_corners = align_corners
-        self.threshold = None
+        set_mmseg_attributes(self, num_classes, align_corners)
 
     def loss(self, x: Sequence[Tensor], batch_data_samples: List, train_cfg: Dict = None) -> Dict[str, Tensor]:
         """x: backbone maps [B, C_i, H_i, W_i]; samples carry ``gt_sem_seg`` [1, H, W] (already padded

@@ -11,7 +11,6 @@ results must agree: max |ours - mmdet| <= 1e-4 * max(1, max |mmdet|).
 import os.path as osp
 
 import mmdet
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -19,6 +18,8 @@ from mmengine.registry import DefaultScope
 
 from m2f_mm.checkpoints import convert_mmdet_to_m2f
 from m2f_mm.config import load_resolved
+
+from panoptic_samples import gt_sample
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MMDET_CFG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'maskformer', 'maskformer_r50_ms-16xb1-75e_coco.py')
@@ -102,25 +103,6 @@ def test_padding_changes_the_result(models_and_batch):
     torch.testing.assert_close(with_mask[1], without[1])  # image 1 fills the batch: no padding
 
 
-def _gt_sample(h: int, w: int, seed: int):
-    """Two thing instances + one stuff region (+ an ignored area) for one image."""
-    from mmdet.structures import DetDataSample
-    from mmdet.structures.mask import BitmapMasks
-    from mmengine.structures import InstanceData, PixelData
-    rng = np.random.default_rng(seed)
-    masks = np.zeros((2, h, w), dtype=np.uint8)
-    y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
-    masks[0, y:y + h // 3, x:x + w // 3] = 1
-    masks[1, h // 2:, w // 2:] = 1
-    sem = torch.full((1, h, w), 255, dtype=torch.long)
-    sem[0, : h // 2, w // 2:] = 80 + 7  # stuff class 87
-    sem[0, masks[1].astype(bool)] = 3
-    sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0)))
-    sample.gt_instances = InstanceData(labels=torch.tensor([5, 3]), masks=BitmapMasks(masks, h, w),
-                                       bboxes=torch.zeros(2, 4))
-    sample.gt_sem_seg = PixelData(sem_seg=sem)
-    return sample
-
 
 def test_losses_matching_and_gradients_match_mmdet(models_and_batch):
     """Targets, matching at the mask resolution (GT nearest-downsampled), focal + dice on the upsampled
@@ -133,7 +115,7 @@ def test_losses_matching_and_gradients_match_mmdet(models_and_batch):
                          (ours, ('class_embed.weight', 'pixel_decoder.encoder_in_proj.weight', 'query_embed.weight'))):
         model.zero_grad()
         data = model.data_preprocessor(
-            dict(inputs=images, data_samples=[_gt_sample(h, w, i) for i, (h, w) in enumerate(SIZES)]), True)
+            dict(inputs=images, data_samples=[gt_sample(h, w, i) for i, (h, w) in enumerate(SIZES)]), True)
         loss = model.loss(data['inputs'], data['data_samples'])
         sum(loss.values()).backward()
         losses.append(loss)

@@ -19,6 +19,8 @@ from mmengine.registry import DefaultScope
 from m2f_mm.checkpoints import convert_mmdet_to_m2f
 from m2f_mm.models.transformer_decoder import attention_mask_from_logits
 
+from panoptic_samples import gt_sample
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MMDET_CFG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'mask2former',
                      'mask2former_r50_8xb2-lsj-50e_coco-panoptic.py')
@@ -99,26 +101,6 @@ def test_predict_returns_last_set_not_upsampled(models_and_batch):
     assert cls.shape == (2, 100, 134) and mask.shape == (2, 100, 24, 32)
 
 
-def _gt_sample(h: int, w: int, seed: int):
-    """Two thing instances + one stuff region (+ an ignored area) for one image."""
-    import numpy as np
-    from mmdet.structures import DetDataSample
-    from mmdet.structures.mask import BitmapMasks
-    from mmengine.structures import InstanceData, PixelData
-    rng = np.random.default_rng(seed)
-    masks = np.zeros((2, h, w), dtype=np.uint8)
-    y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
-    masks[0, y:y + h // 3, x:x + w // 3] = 1
-    masks[1, h // 2:, w // 2:] = 1
-    sem = torch.full((1, h, w), 255, dtype=torch.long)
-    sem[0, : h // 2, w // 2:] = 80 + 7  # stuff class 87
-    sem[0, masks[1].astype(bool)] = 3
-    sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0)))
-    sample.gt_instances = InstanceData(labels=torch.tensor([5, 3]), masks=BitmapMasks(masks, h, w),
-                                       bboxes=torch.zeros(2, 4))
-    sample.gt_sem_seg = PixelData(sem_seg=sem)
-    return sample
-
 
 def test_training_losses_and_gradients_match_mmdet(models_and_batch):
     """Same seed -> same sampled points -> same 30 losses and gradients (targets, matching,
@@ -134,7 +116,7 @@ def test_training_losses_and_gradients_match_mmdet(models_and_batch):
             model.zero_grad()
             # ours' preprocessor for both: mmdet's config pads training batches to 1024 x 1024 (LSJ)
             data = ours.data_preprocessor(
-                dict(inputs=images, data_samples=[_gt_sample(h, w, i) for i, (h, w) in enumerate(SIZES)]), True)
+                dict(inputs=images, data_samples=[gt_sample(h, w, i) for i, (h, w) in enumerate(SIZES)]), True)
             torch.manual_seed(0)
             loss = model.loss(data['inputs'], data['data_samples'])
             sum(loss.values()).backward()
