@@ -1,15 +1,13 @@
-# The MaskFormer paper's semantic-segmentation baselines and its fixed-matching ablation (Cheng et al.,
-# NeurIPS 2021: per-pixel vs mask classification, fixed vs bipartite matching; the original's
+# The MaskFormer paper's semantic-segmentation baselines (Cheng et al.,
+# NeurIPS 2021: per-pixel vs mask classification; the original's
 # configs/ade20k-150/per_pixel_baseline(_plus)_R50_bs16_160k.yaml) as decode heads that replace MaskFormer's in
 # configs/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py: backbone, data, schedule and optimizer are that
-# config's, so a comparison changes the head only. Three heads, one per leaf config:
+# config's, so a comparison changes the head only. Two heads, one per leaf config (fixed matching is a matcher switch of MaskFormer, in its own leaf config):
 # - per_pixel_head: MaskFormer's pixel decoder (nearest FPN, 3x3 mask-feature conv, no encoder) + a 1x1 conv
 #   classifier; per-pixel cross-entropy (x1) at the GT resolution.
 # - per_pixel_plus_head: the same plus MaskFormer's transformer decoder (6 layers over the backbone's 1/32 map)
 #   with one query per class and no class head: class c's logits = mask_embed(query c) . per-pixel embedding;
 #   per-pixel cross-entropy on every decoder layer (the original's DEEP_SUPERVISION: True).
-# - maskformer_fixed_matching_head: MaskFormer (focal x20 + dice x1 + classification x1, no-object x0.1,
-#   whole masks) with one query per class and query c always matched to the GT segment of class c.
 # num_classes None: the dataset's (m2f_mm/config/data.py; ADE20K: 150).
 maskformer_pixel_decoder = dict(
     type='M2FMaskFormerPixelDecoder',
@@ -37,24 +35,4 @@ per_pixel_plus_head = dict(
     per_pixel_head,
     type='M2FPerPixelPlusHead',
     deep_supervision=True,  # num_queries = num_classes (query c stands for class c)
-    **maskformer_transformer)
-maskformer_fixed_matching_head = dict(
-    type='M2FMaskFormerSegHead',
-    in_channels=[256, 512, 1024, 2048],
-    feat_channels=256,
-    out_channels=256,
-    num_classes=None,
-    num_queries=150,  # = num_classes: the fixed matcher needs one query per class (ADE20K: 150)
-    pixel_decoder=maskformer_pixel_decoder,
-    align_corners=False,
-    criterion=dict(
-        type='M2FCriterion',
-        cls_weight=1.0,
-        mask_weight=20.0,
-        dice_weight=1.0,
-        no_object_weight=0.1,
-        mask_loss='focal',
-        full_mask=True,
-        match_at='prediction',
-        assigner=dict(type='M2FFixedMatcher')),
     **maskformer_transformer)
