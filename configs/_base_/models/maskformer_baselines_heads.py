@@ -1,8 +1,8 @@
-# The MaskFormer paper's semantic-segmentation baselines (Cheng et al.,
-# NeurIPS 2021: per-pixel vs mask classification; the original's
-# configs/ade20k-150/per_pixel_baseline(_plus)_R50_bs16_160k.yaml) as decode heads that replace MaskFormer's in
-# configs/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py: backbone, data, schedule and optimizer are that
-# config's, so a comparison changes the head only. Two heads, one per leaf config (fixed matching is a matcher switch of MaskFormer, in its own leaf config):
+# The MaskFormer paper's semantic-segmentation baselines (Cheng et al., NeurIPS 2021: per-pixel vs mask
+# classification; the original's configs/ade20k-150/per_pixel_baseline(_plus)_R50_bs16_160k.yaml) as decode
+# heads that replace MaskFormer's in configs/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py: backbone, data,
+# schedule and optimizer are that config's, so a comparison changes the head only. Two heads, one per leaf
+# config (fixed matching is a matcher switch of MaskFormer, in its own leaf config):
 # - per_pixel_head: MaskFormer's pixel decoder (nearest FPN, 3x3 mask-feature conv, no encoder) + a 1x1 conv
 #   classifier; per-pixel cross-entropy (x1) at the GT resolution.
 # - per_pixel_plus_head: the same plus MaskFormer's transformer decoder (6 layers over the backbone's 1/32 map)
