@@ -136,7 +136,8 @@ class M2FDETREncoder(BaseModule):
             ``self_attn_cfg`` + ``ffn_cfg``.
     """
 
-    def __init__(self, *, num_layers: int = 6, layer_cfg: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
+    def __init__(self, *, num_layers: int = 6, layer_cfg: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.layers = _layers(M2FDETREncoderLayer, num_layers, layer_cfg, 'encoder', cross=False)
         self.embed_dims = self.layers[0].embed_dims

@@ -65,7 +65,8 @@ class M2FMaskFormerPixelDecoder(BaseModule):
         self.in_channels, self.strides = list(in_channels), list(strides)
         use_bias = norm_cfg is None  # a norm after the conv makes its bias redundant
         fpn = dict(bias=use_bias, norm_cfg=norm_cfg)
-        self.lateral_convs = ModuleList([ConvModule(c, feat_channels, 1, act_cfg=None, **fpn) for c in in_channels[:-1]])
+        self.lateral_convs = ModuleList([ConvModule(c, feat_channels, 1, act_cfg=None, **fpn)
+                                         for c in in_channels[:-1]])
         self.output_convs = ModuleList([ConvModule(feat_channels, feat_channels, 3, padding=1, act_cfg=act_cfg, **fpn)
                                         for _ in in_channels[:-1]])
         if encoder is None:

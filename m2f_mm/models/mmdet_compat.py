@@ -76,7 +76,8 @@ def decoder_layer_kwargs(layer_cfg: dict, where: str = 'transformer_decoder.laye
     if len(dims) != 1 or len(heads) != 1:
         raise ValueError(f'{where}: attention / FFN must share embed_dims and num_heads, got embed_dims '
                          f'{sorted(dims)}, num_heads {sorted(heads)}')
-    return dict(embed_dims=dims.pop(), num_heads=heads.pop(), feedforward_channels=ffn.get('feedforward_channels', 2048))
+    return dict(embed_dims=dims.pop(), num_heads=heads.pop(),
+                feedforward_channels=ffn.get('feedforward_channels', 2048))
 
 
 _DETR_ATTN_KEYS = {'embed_dims', 'num_heads', 'dropout', 'attn_drop', 'proj_drop', 'dropout_layer', 'batch_first'}
@@ -149,8 +150,8 @@ def detr_layer_kwargs(layer_cfg: dict, where: str, cross_attention: bool) -> Dic
     if len(dims) != 1 or len(heads) != 1 or len(drops) != 1:
         raise ValueError(f'{where}: attention / FFN must share embed_dims, num_heads and one dropout probability, '
                          f'got embed_dims {sorted(dims)}, num_heads {sorted(heads)}, dropout {sorted(drops)}')
-    return dict(embed_dims=dims.pop(), num_heads=heads.pop(), feedforward_channels=ffn.get('feedforward_channels', 2048),
-                dropout=drops.pop())
+    return dict(embed_dims=dims.pop(), num_heads=heads.pop(),
+                feedforward_channels=ffn.get('feedforward_channels', 2048), dropout=drops.pop())
 
 
 def sine_encoding_kwargs(cfg: Optional[dict], dims: int, where: str) -> Dict:

@@ -68,7 +68,8 @@ def test_dropout_acts_in_training_only():
 
 
 def test_mmdet_and_mmseg_layer_keys_give_one_dropout():
-    ffn = dict(embed_dims=DIMS, feedforward_channels=32, num_fcs=2, ffn_drop=0.1, act_cfg=dict(type='ReLU', inplace=True))
+    ffn = dict(embed_dims=DIMS, feedforward_channels=32, num_fcs=2, ffn_drop=0.1,
+               act_cfg=dict(type='ReLU', inplace=True))
     mmdet_attn = dict(embed_dims=DIMS, num_heads=2, dropout=0.1, batch_first=True)
     mmseg_attn = dict(embed_dims=DIMS, num_heads=2, attn_drop=0.1, proj_drop=0.1, dropout_layer=None, batch_first=True)
     expected = dict(embed_dims=DIMS, num_heads=2, feedforward_channels=32, dropout=0.1)

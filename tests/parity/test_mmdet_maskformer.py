@@ -22,7 +22,8 @@ from m2f_mm.config import load_resolved
 from panoptic_samples import gt_sample
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-MMDET_CFG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'maskformer', 'maskformer_r50_ms-16xb1-75e_coco.py')
+MMDET_CFG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'maskformer',
+                     'maskformer_r50_ms-16xb1-75e_coco.py')
 OUR_CFG = osp.join(REPO, 'configs', 'maskformer_r50_ms-16xb1-75e_coco-panoptic.py')
 SIZES = [(48, 64), (96, 124)]  # padded together to 96 x 124: image 0 carries padding even at 1/32
 NUM_SETS = 6

@@ -26,7 +26,8 @@ H, W = 96, 64
 
 ATTN = dict(embed_dims=DIMS, num_heads=4, attn_drop=0.1, proj_drop=0.1, dropout_layer=None, batch_first=True)
 LAYER_CFG = dict(self_attn_cfg=ATTN, cross_attn_cfg=ATTN,
-                 ffn_cfg=dict(embed_dims=DIMS, feedforward_channels=64, num_fcs=2, act_cfg=dict(type='ReLU', inplace=True),
+                 ffn_cfg=dict(embed_dims=DIMS, feedforward_channels=64, num_fcs=2,
+                              act_cfg=dict(type='ReLU', inplace=True),
                               ffn_drop=0.1, dropout_layer=None, add_identity=True))
 
 
@@ -36,7 +37,8 @@ def _mmseg_head():
     cfg = dict(
         type='MaskFormerHead', in_channels=IN_CHANNELS, feat_channels=DIMS, in_index=[0, 1, 2, 3],
         num_classes=NUM_CLASSES, out_channels=DIMS, num_queries=QUERIES,
-        pixel_decoder=dict(type='mmdet.PixelDecoder', norm_cfg=dict(type='GN', num_groups=8), act_cfg=dict(type='ReLU')),
+        pixel_decoder=dict(type='mmdet.PixelDecoder', norm_cfg=dict(type='GN', num_groups=8),
+                           act_cfg=dict(type='ReLU')),
         enforce_decoder_input_project=False, positional_encoding=dict(num_feats=DIMS // 2, normalize=True),
         transformer_decoder=dict(return_intermediate=True, num_layers=LAYERS, layer_cfg=copy.deepcopy(LAYER_CFG),
                                  init_cfg=None),
