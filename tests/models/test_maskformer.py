@@ -181,3 +181,21 @@ def test_tiny_maskformer_learns_and_predicts():
         out = model.predict(data['inputs'], data['data_samples'])
     assert out[0].pred_panoptic_seg.sem_seg.shape == (1, 64, 64)
     assert 'pred_instances' in out[0] and 'pred_sem_seg' in out[0]
+
+
+@pytest.mark.parametrize('pixel_decoder', [
+    dict(type='M2FFPNPixelDecoder', num_outs=3, norm_cfg=dict(type='GN', num_groups=8)),
+    dict(type='M2FPixelDecoder', num_outs=3, norm_cfg=dict(type='GN', num_groups=8),
+         encoder=dict(num_layers=1, layer_cfg=dict(embed_dims=32, num_heads=4, num_levels=3, num_points=2,
+                                                   feedforward_channels=64)),
+         positional_encoding=dict(num_feats=16, normalize=True))])
+def test_maskformer_head_composes_with_mask2former_pixel_decoders(pixel_decoder):
+    """Mask2Former's pixel decoders return a list of maps as their second output: MaskFormer's decoder then
+    attends to the coarsest (the original's transformer_in_feature='multi_scale_pixel_decoder')."""
+    cfg = dict(_tiny_maskformer_cfg(2, 1).panoptic_head.to_dict(), pixel_decoder=pixel_decoder, strides=[4, 8, 16, 32])
+    head = MODELS.build(cfg).eval()
+    assert isinstance(head.input_proj, torch.nn.Identity)  # the multi-scale maps are already D wide
+    feats = [torch.randn(2, c, 64 // s, 64 // s) for c, s in zip([16, 32, 64, 128], [4, 8, 16, 32])]
+    cls_sets, mask_sets = head(feats)
+    assert len(cls_sets) == 2 and cls_sets[-1].shape == (2, 12, 4) and mask_sets[-1].shape == (2, 12, 16, 16)
+    assert torch.isfinite(mask_sets[-1]).all()
