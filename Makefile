@@ -24,7 +24,7 @@ baseline: setup
 
 ## The test suite (what .ci/run calls): 2 worker processes, a test file's tests in one of them, one thread each.
 test: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest tests -q -p no:cacheprovider -n 2 --dist loadfile
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -q -p no:cacheprovider -n 2 --dist loadfile --durations=15
 
 ## Build the COCO R50 model from its config and run one forward pass on a random image.
 forward: setup
