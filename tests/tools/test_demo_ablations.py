@@ -164,3 +164,20 @@ def test_quick_ablations_and_baseline_write_the_tables(tmp_path):
     assert '| 2 | - | - | - |' in assembled and assembled.split('| seed |')[0] == table.split('| seed |')[0]
     baseline = (out / 'baseline.md').read_text()
     assert '| m2f_mm | mmdet 3.3.0 Mask2Former |' in baseline and '| training time per iteration |' in baseline
+
+
+def test_quick_runs_have_their_own_folders_and_data_is_reused_only_with_its_settings(tmp_path):
+    sys.path.insert(0, osp.join(REPO, 'tools', 'demo'))
+    import run_demo
+    real, quick = run_demo.default_folders(False), run_demo.default_folders(True)
+    assert real == dict(data='data/synthetic', out='outputs/demo', work_root='work_dirs/demo')
+    assert set(real.values()).isdisjoint(quick.values())
+    meta = tmp_path / 'meta.json'
+    full, small = run_demo.data_settings(False), run_demo.data_settings(True)
+    assert full == dict(num_train=1000, num_val=100, size=[192, 192], seed=0)
+    assert run_demo.regenerate_reason(str(meta), full) == 'no synthetic set there yet'
+    meta.write_text(json.dumps(dict(args=small)))  # what a --quick run leaves behind
+    assert 'written with other settings' in run_demo.regenerate_reason(str(meta), full)
+    assert run_demo.regenerate_reason(str(meta), small) is None
+    meta.write_text('{not json')
+    assert run_demo.regenerate_reason(str(meta), small) == 'its meta.json is unreadable'

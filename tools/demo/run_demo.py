@@ -159,6 +159,35 @@ def write_report(stem: str, groups: Dict[str, List[Dict]], table: str) -> None:
     print(f'wrote {stem}.md, {stem}.json')
 
 
+def default_folders(quick: bool) -> Dict[str, str]:
+    """Where data, pictures and runs go by default: a quick run has folders of its own, so that it never
+    leaves its handful of images or its 4-iteration run where the real job would pick them up."""
+    suffix = '-quick' if quick else ''
+    return dict(data=f'data/synthetic{suffix}', out=f'outputs/demo{suffix}', work_root=f'work_dirs/demo{suffix}')
+
+
+def data_settings(quick: bool) -> Dict[str, object]:
+    """The generator's arguments for this run (``meta.json`` records them as ``args``)."""
+    from m2f_mm.datasets.synthetic import DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_SIZE
+    if quick:
+        return dict(num_train=6, num_val=3, size=[96, 96], seed=0)
+    return dict(num_train=DEFAULT_NUM_TRAIN, num_val=DEFAULT_NUM_VAL, size=list(DEFAULT_SIZE), seed=0)
+
+
+def regenerate_reason(meta_path: str, settings: Dict[str, object]) -> Optional[str]:
+    """Why the data at ``meta_path``'s folder cannot be reused for a run with ``settings`` (None: it can)."""
+    try:
+        with open(meta_path) as f:
+            recorded = json.load(f).get('args')
+    except FileNotFoundError:
+        return 'no synthetic set there yet'
+    except (OSError, ValueError, AttributeError):
+        return 'its meta.json is unreadable'
+    if recorded != settings:
+        return f'written with other settings ({recorded}, this run needs {settings})'
+    return None
+
+
 def model_label(config: str) -> str:
     """The run's name in the report: which model the config trains."""
     from mmengine.config import Config
@@ -169,12 +198,12 @@ def model_label(config: str) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--config', default=CONFIG, help=f'the config to train (default: {CONFIG})')
-    parser.add_argument('--data', default='data/synthetic',
-                        help='synthetic dataset folder; generated when it has no meta.json (default: data/synthetic)')
-    parser.add_argument('--out', default='outputs/demo',
-                        help='where curves.png, overlays.png, results.md go (default: outputs/demo)')
-    parser.add_argument('--work-root', default='work_dirs/demo',
-                        help='training / test work dirs, one per run (default: work_dirs/demo)')
+    parser.add_argument('--data', help='synthetic dataset folder; generated unless it holds a set written with this '
+                        'run\'s settings (default: data/synthetic, with --quick data/synthetic-quick)')
+    parser.add_argument('--out', help='where curves.png, overlays.png, results.md go (default: outputs/demo, with '
+                        '--quick outputs/demo-quick)')
+    parser.add_argument('--work-root', help='training / test work dirs, one per run (default: work_dirs/demo, with '
+                        '--quick work_dirs/demo-quick)')
     parser.add_argument('--ablations', '--ablation', action='store_true',
                         help="train the paper's ablation switches side by side (tools/demo/_ablations.py)")
     parser.add_argument('--baseline', choices=['mmdet'],
@@ -191,6 +220,9 @@ def main():
                         help='train nothing: assemble the tables and curves from the runs already finished in '
                              '--work-root; the others are listed as not run')
     args = parser.parse_args()
+    for key, value in default_folders(args.quick).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
         parser.error(f'--seeds must be distinct non-negative integers, got {args.seeds}')
     py = sys.executable
@@ -210,12 +242,15 @@ def main():
                   'log_processor.window_size=1', 'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
                   'train_dataloader.persistent_workers=False', 'default_hooks.checkpoint.interval=4',
                   'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0']
-    gen = [py, 'tools/dataset_converters/make_synthetic_data.py', '--out', args.data]
-    gen += ['--num-train', '6', '--num-val', '3', '--size', '96', '96'] if args.quick else []
-    if not osp.exists(osp.join(REPO, args.data, 'meta.json')):
-        run(gen)
+    settings = data_settings(args.quick)
+    reason = regenerate_reason(osp.join(REPO, args.data, 'meta.json'), settings)
+    if reason:
+        print(f'{args.data}: {reason}; generating it')
+        run([py, 'tools/dataset_converters/make_synthetic_data.py', '--out', args.data,
+             '--num-train', str(settings['num_train']), '--num-val', str(settings['num_val']),
+             '--size', *[str(v) for v in settings['size']], '--seed', str(settings['seed'])])
     else:
-        print(f'using the existing synthetic data in {args.data} (delete it to regenerate)')
+        print(f'using the existing synthetic data in {args.data} (written with these settings)')
 
     if args.ablations or args.baseline:
         from m2f_mm.visualization.curves import plot_run_groups
