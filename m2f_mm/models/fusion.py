@@ -22,7 +22,7 @@ Differences from mmdet's ``MaskFormerFusionHead`` (deliberate, tested in tests/p
   paper's and mmdet's (the paper filters after top-k when panoptic is on). Boxes come from
   ``mask2bbox`` (the paper's code returns zero boxes). ``max_per_image`` above Q x C keeps every
   pair (mmdet's ``topk`` raises). So up to max_per_image thing instances come back, fewer when stuff
-  pairs rank in the top-k (SPEC.md's "top-100 over (query, thing class) pairs" is read as the code
+  pairs rank in the top-k (the paper's "top-100 over (query, thing class) pairs" is read as its code
   does it); the paper filters things only when panoptic is on, we always do (instance-only datasets
   have no stuff classes, so this is the same there).
 - Semantic inference is supported (mmdet raises); it is the paper's ``einsum('qc,qhw->chw')`` over

@@ -312,9 +312,7 @@ class M2FHead(BaseModule):
         cls_sets / mask_sets: as ``forward`` returns; labels / masks: per image LongTensor[G] and
         Tensor[G, H, W] (``get_targets``)."""
         first = self.first_supervised_set
-        # Outside the module tree, so model.to(device) does not move the criterion's buffers.
-        criterion = self.criterion.to(cls_sets[0].device)
-        losses = criterion(cls_sets[first:], mask_sets[first:], labels, masks)
+        losses = self.criterion(cls_sets[first:], mask_sets[first:], labels, masks)
         return {shift_set_index(key, first): value for key, value in losses.items()}
 
     def predict(self, feats: Sequence[Tensor], batch_data_samples=None) -> Tuple[Tensor, Tensor]:
