@@ -18,6 +18,11 @@ Which implementation runs (``multi_scale_deformable_attention``):
   level on a [B*M, C, H_l, W_l] view, stacks the samples, weights and sums them; it is the fallback
   when the kernel cannot be built (one log line) and is the numerical reference of the tests.
 - CUDA: mmcv's CUDA kernel (``MultiScaleDeformableAttnFunction``), as before.
+- Inside ``with pytorch_deform_attn():``: mmcv's pure-PyTorch path on every device, whatever the
+  process would use otherwise. Exporters (``torch.onnx.export``, ``torch.export``) need it: the
+  compiled kernel and mmcv's CUDA kernel are custom ops no ONNX runtime knows, while the
+  ``grid_sample`` path lowers to standard operators (ONNX GridSample, opset >= 16). The switch is
+  scoped to the block and the thread, so the rest of the process keeps its kernel.
 
 Dtype policy: the sampling always runs in float32 (float64 inputs stay float64), with autocast
 disabled inside, and returns that dtype; the output projection that follows runs under the caller's
@@ -25,8 +30,10 @@ autocast again. Reasons: sampling locations need fp32 (a bf16 location on a 100-
 to ~0.4 px), mmcv's CUDA kernel has no bf16, and the sampling is memory-bound, so a lower-precision
 value buys little.
 """
+import contextlib
+import threading
 import warnings
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttention, multi_scale_deformable_attn_pytorch
@@ -34,7 +41,31 @@ from torch import Tensor
 
 from ._extension import load_cpu_kernel
 
-__all__ = ['multi_scale_deformable_attention', 'sampling_dtype', 'MSDeformAttn']
+__all__ = ['multi_scale_deformable_attention', 'sampling_dtype', 'MSDeformAttn', 'pytorch_deform_attn',
+           'uses_pytorch_deform_attn']
+
+_forced = threading.local()  # depth of nested pytorch_deform_attn() blocks in this thread
+
+
+@contextlib.contextmanager
+def pytorch_deform_attn() -> Iterator[None]:
+    """Within the block (this thread only), :func:`multi_scale_deformable_attention` runs mmcv's
+    pure-PyTorch ``grid_sample`` path on every device instead of a compiled kernel.
+
+    For exporters: the kernels are custom ops that ONNX cannot express, the ``grid_sample`` path is
+    standard operators. Same results as the kernels (to float rounding), slower. Nests; restores the
+    previous state on exit, exception or not.
+    """
+    _forced.depth = getattr(_forced, 'depth', 0) + 1
+    try:
+        yield
+    finally:
+        _forced.depth -= 1
+
+
+def uses_pytorch_deform_attn() -> bool:
+    """True inside a :func:`pytorch_deform_attn` block of this thread."""
+    return getattr(_forced, 'depth', 0) > 0
 
 
 def sampling_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -83,6 +114,8 @@ def multi_scale_deformable_attention(value: Tensor, spatial_shapes: Tensor, leve
     with torch.autocast(device_type=value.device.type, enabled=False):
         value, sampling_locations, attention_weights = (
             t.to(dtype) for t in (value, sampling_locations, attention_weights))
+        if uses_pytorch_deform_attn():
+            return multi_scale_deformable_attn_pytorch(value, spatial_shapes, sampling_locations, attention_weights)
         if value.is_cuda:
             from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction
             return MultiScaleDeformableAttnFunction.apply(value, spatial_shapes, level_start_index,

@@ -157,6 +157,39 @@ def test_fallback_logs_once_and_matches(monkeypatch):
     torch.testing.assert_close(out, _mmcv(value, shapes, start, loc, attn), rtol=0, atol=0)
 
 
+def test_pytorch_switch_is_scoped_to_the_block_and_thread(monkeypatch):
+    """pytorch_deform_attn() routes calls to mmcv's grid_sample path inside the block only (nested, after an
+    exception, and not in another thread), without touching M2F_MM_CPU_KERNEL."""
+    import threading
+
+    from m2f_mm.ops import ms_deform_attn, pytorch_deform_attn, uses_pytorch_deform_attn
+    value, shapes, start, loc, attn = _inputs(LEVEL_SETS['non-square + 1 px'])
+    paths = []
+
+    def spy(*args):
+        paths.append('pytorch')
+        return multi_scale_deformable_attn_pytorch(*args)
+    monkeypatch.setattr(ms_deform_attn, 'multi_scale_deformable_attn_pytorch', spy)
+    monkeypatch.setattr(ms_deform_attn, 'load_cpu_kernel', lambda: paths.append('kernel') or False)
+    monkeypatch.delenv('M2F_MM_CPU_KERNEL', raising=False)
+    with pytorch_deform_attn():
+        with pytorch_deform_attn():
+            out = multi_scale_deformable_attention(value, shapes, start, loc, attn)
+        assert uses_pytorch_deform_attn()
+        other = []
+        thread = threading.Thread(target=lambda: other.append(uses_pytorch_deform_attn()))
+        thread.start()
+        thread.join()
+        assert other == [False]
+    assert paths == ['pytorch'] and not uses_pytorch_deform_attn()
+    with pytest.raises(RuntimeError), pytorch_deform_attn():
+        raise RuntimeError('boom')
+    assert not uses_pytorch_deform_attn()
+    multi_scale_deformable_attention(value, shapes, start, loc, attn)
+    assert paths == ['pytorch', 'kernel', 'pytorch']  # outside: the kernel is asked for first
+    torch.testing.assert_close(out, _mmcv(value, shapes, start, loc, attn), rtol=0, atol=0)
+
+
 def test_bad_shapes_name_the_argument():
     value, shapes, start, loc, attn = _inputs(LEVEL_SETS['square'])
     with pytest.raises(ValueError, match='attention_weights must be'):
