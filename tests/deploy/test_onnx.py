@@ -117,6 +117,25 @@ def test_bad_shape_and_missing_spec_say_what_to_do(exported, tmp_path):
         OnnxModel(str(alone))
 
 
+def test_tool_exit_status_follows_the_tolerance_and_dynamic_is_refused(exported, capsys):
+    """tools/deployment/pytorch2onnx.py from a checkpoint alone ('-': its stored config) exits 1 above --tol
+    (docs/deployment.md's test runs it within the tolerance); --dynamic stops with the reason."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('m2f_tool_pytorch2onnx',
+                                                  osp.join(REPO, 'tools', 'deployment', 'pytorch2onnx.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    model, root = exported['semantic']['model'], exported['root']
+    ckpt = str(root / 'semantic.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {'dataset_meta': model.dataset_meta,
+                                                        'cfg': model.cfg.pretty_text}}, ckpt)
+    out = str(root / 'tool' / 'model.onnx')
+    assert tool.main(['-', ckpt, '--out', out, '--shape', '64', '64', '--verify', '--tol', '1e-12']) == 1
+    assert '-> FAILED' in capsys.readouterr().out and osp.isfile(str(root / 'tool' / 'model.m2f.json'))
+    with pytest.raises(SystemExit, match='--dynamic is not supported.*--shape H W'):
+        tool.main(['-', ckpt, '--out', out, '--dynamic'])
+
+
 def test_missing_extra_names_it(monkeypatch):
     """Without onnxruntime: importing m2f_mm.deploy works, using it fails with one line naming the extra."""
     from m2f_mm.deploy import MissingDeployExtra, OnnxModel
