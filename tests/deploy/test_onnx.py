@@ -42,6 +42,34 @@ def exported(tmp_path_factory):
     return out
 
 
+def _metrics(samples, data, meta, panoptic=True):
+    """PQ (M2FCocoPanopticMetric), mask AP (mmdet's CocoMetric) and mIoU (M2FSemSegMetric) of ``samples`` against
+    the synthetic val ground truth, through the evaluators tools/test.py runs."""
+    import json
+
+    from mmdet.evaluation import CocoMetric
+    from PIL import Image
+
+    from m2f_mm.evaluation.metrics import M2FCocoPanopticMetric, M2FSemSegMetric
+    gt = json.load(open(f'{data}/annotations/panoptic_val.json'))
+    ids = {osp.splitext(i['file_name'])[0]: i['id'] for i in gt['images']}
+    metrics = [M2FSemSegMetric(iou_metrics=['mIoU'])]
+    if panoptic:
+        metrics += [M2FCocoPanopticMetric(ann_file=f'{data}/annotations/panoptic_val.json',
+                                          seg_prefix=f'{data}/annotations/panoptic_val/'),
+                    CocoMetric(ann_file=f'{data}/annotations/instances_val.json', metric=['segm'])]
+    for metric in metrics:
+        metric.dataset_meta = meta
+    for sample in samples:
+        name = osp.splitext(osp.basename(sample.metainfo['img_path']))[0]
+        record = sample.to_dict()
+        record.update(img_id=ids[name], gt_sem_seg=dict(sem_seg=torch.from_numpy(
+            np.array(Image.open(f'{data}/annotations/semantic_val/{name}.png')).astype(np.int64))[None]))
+        for metric in metrics:
+            metric.process({}, [record])
+    return {key: value for metric in metrics for key, value in metric.evaluate(len(samples)).items()}
+
+
 @pytest.mark.parametrize('name', ['panoptic', 'semantic'])
 def test_export_verifies_within_1e4_of_the_logits_scale(exported, name):
     from m2f_mm.deploy import verify
@@ -80,6 +108,11 @@ def test_panoptic_instance_semantic_results_equal_eager(exported, tmp_path):
     assert segments > len(exported['images'])  # not empty maps
     for writer in writers.values():
         writer.close()
+    data = str(exported['root'] / 'data')
+    scores = {key: _metrics(found, data, model.dataset_meta) for key, found in (('eager', entry['eager']),
+                                                                                 ('onnx', samples))}
+    assert {'coco_panoptic/PQ', 'coco/segm_mAP', 'mIoU'} <= set(scores['onnx'])
+    assert scores['onnx'] == scores['eager']
     for rel in ['panoptic.json', 'images.json'] + [f'{kind}/{osp.splitext(osp.basename(p))[0]}.png'
                                                    for p in exported['images'] for kind in ('panoptic', 'semantic')]:
         assert filecmp.cmp(tmp_path / 'eager' / rel, tmp_path / 'onnx' / rel, shallow=False), rel
@@ -93,6 +126,10 @@ def test_semantic_config_results_equal_eager(exported):
         np.testing.assert_array_equal(eager.pred_sem_seg.data.numpy(), onnx.pred_sem_seg.data.numpy())
         torch.testing.assert_close(onnx.seg_logits.data, eager.seg_logits.data, rtol=0, atol=1e-5)
         assert onnx.pred_sem_seg.data.shape == (1, 64, 64)
+    data = str(exported['root'] / 'data')
+    meta = entry['model'].dataset_meta
+    eager, onnx = (_metrics(found, data, meta, panoptic=False) for found in (entry['eager'], samples))
+    assert 'mIoU' in onnx and onnx == eager
 
 
 def test_larger_images_are_shrunk_into_the_exported_size(exported):
