@@ -1,7 +1,8 @@
 """Run an exported m2f_mm model with onnxruntime: no config, no checkpoint, the same results as PyTorch.
 
 Shape legend: H0 x W0 the original image, h' x w' after the test pipeline's resize, H x W the
-exported input size (``input_shape`` of the spec), h x w = H/4 x W/4, Q queries, C classes.
+network input (the exported ``input_shape``, or h' x w' padded to the size divisor for a dynamic file),
+h x w = H/4 x W/4, Q queries, C classes.
 
     from m2f_mm.deploy import OnnxModel, inference_onnx
     model = OnnxModel('work_dirs/model.onnx')               # reads work_dirs/model.m2f.json too
@@ -11,10 +12,12 @@ Steps per image, each the PyTorch path's own: decode as ``LoadImageFromFile`` (B
 pipeline's ``Resize`` (mmcv ``imrescale`` / ``imresize``, bilinear), the data preprocessor's
 channel order, ``(x - mean) / std`` and bottom / right padding with its pad value, then the ONNX
 network, then :class:`~m2f_mm.models.fusion.M2FFusionHead` (mmdet: panoptic / instance / semantic) or
-the semantic :func:`~m2f_mm.models.fusion.fuse` + crop + resize of mmseg's ``EncoderDecoder``. The
-padding goes to the exported H x W (the PyTorch path pads to the size divisor only), so results equal
-PyTorch's exactly when the image, after resizing, padded to the divisor, is H x W; an image larger
-than H x W after resizing is shrunk to fit first (aspect ratio kept; ``scale_factor`` says so).
+the semantic :func:`~m2f_mm.models.fusion.fuse` + crop + resize of mmseg's ``EncoderDecoder``. A dynamic
+file (``--dynamic``) gets each image padded to the size divisor, as in PyTorch, so its results equal
+PyTorch's for every image. A fixed-size file gets every image padded to its H x W (PyTorch pads to the
+divisor only), so results equal PyTorch's when the image, resized and padded to the divisor, is H x W;
+an image larger than H x W after resizing is shrunk to fit first (aspect ratio kept; ``scale_factor``
+says so).
 """
 import json
 import os.path as osp
@@ -88,7 +91,11 @@ class OnnxModel:
                 img = mmcv.imrescale(img, scale, interpolation='bilinear', backend='cv2')
             else:
                 img = mmcv.imresize(img, scale, interpolation='bilinear', backend='cv2')
-        height, width = spec['input_shape']
+        if spec['input_shape'] is None:  # dynamic: the data preprocessor's padding to the divisor
+            div = spec['size_divisor']
+            height, width = (-(-max(v, 32) // div) * div for v in img.shape[:2])
+        else:
+            height, width = spec['input_shape']
         if img.shape[0] > height or img.shape[1] > width:  # fit into the exported size
             factor = min(height / img.shape[0], width / img.shape[1])
             size = (min(width, max(1, int(img.shape[1] * factor + 0.5))),
@@ -108,10 +115,10 @@ class OnnxModel:
 
     def logits(self, images: np.ndarray) -> List[np.ndarray]:
         """images [1, 3, H, W] -> [cls_logits [1, Q, C+1], mask_logits [1, Q, h, w]] (onnxruntime)."""
-        expected = (1, 3) + tuple(self.spec['input_shape'])
-        if tuple(images.shape) != expected:
-            raise ValueError(f'images must be {list(expected)} (the exported size), got {list(images.shape)}; '
-                             'use OnnxModel.preprocess')
+        fixed = self.spec['input_shape']
+        if images.ndim != 4 or images.shape[:2] != (1, 3) or (fixed and list(images.shape[2:]) != fixed):
+            raise ValueError(f'images must be [1, 3, {", ".join(map(str, fixed or ("H", "W")))}], got '
+                             f'{list(images.shape)}; use OnnxModel.preprocess')
         return self.session.run(None, {INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)})
 
     def predict(self, image: np.ndarray, metainfo: Optional[dict] = None):

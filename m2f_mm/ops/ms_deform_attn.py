@@ -33,15 +33,16 @@ value buys little.
 import contextlib
 import threading
 import warnings
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttention, multi_scale_deformable_attn_pytorch
 from torch import Tensor
 
 from ._extension import load_cpu_kernel
 
-__all__ = ['multi_scale_deformable_attention', 'sampling_dtype', 'MSDeformAttn', 'pytorch_deform_attn',
+__all__ = ['multi_scale_deformable_attention', 'grid_sample_attention', 'sampling_dtype', 'MSDeformAttn', 'pytorch_deform_attn',
            'uses_pytorch_deform_attn']
 
 _forced = threading.local()  # depth of nested pytorch_deform_attn() blocks in this thread
@@ -89,6 +90,34 @@ def _check(value: Tensor, spatial_shapes: Tensor, level_start_index: Tensor, sam
     if tuple(spatial_shapes.shape) != (levels, 2) or tuple(level_start_index.shape) != (levels, ):
         raise ValueError(f'spatial_shapes must be [L, 2] and level_start_index [L] with L={levels}, got '
                          f'{tuple(spatial_shapes.shape)} and {tuple(level_start_index.shape)}')
+
+
+def grid_sample_attention(value: Tensor, level_sizes: Sequence[Tuple[int, int]], sampling_locations: Tensor,
+                          attention_weights: Tensor) -> Tensor:
+    """The pure-PyTorch sampling (one ``grid_sample`` per level) with the level sizes as Python numbers.
+
+    mmcv's ``multi_scale_deformable_attn_pytorch`` reads them from the ``spatial_shapes`` tensor, which
+    an exporter can only record as constants; given as (symbolic) ints, they stay functions of the
+    input size, so an exported graph serves any input size.
+
+    Args:
+        value: ``[B, N_v, M, C]``; level_sizes: L pairs (H_l, W_l) with ``sum H_l * W_l = N_v``.
+        sampling_locations: ``[B, N_q, M, L, P, 2]`` normalised (x, y); attention_weights: ``[B, N_q, M, L, P]``.
+
+    Returns:
+        ``[B, N_q, M * C]``.
+    """
+    batch, _, heads, channels = value.shape
+    _, num_query, _, levels, points, _ = sampling_locations.shape
+    grids = 2 * sampling_locations - 1  # grid_sample's [-1, 1] corners-at-pixel-edges convention
+    samples = []
+    for level, (v, (h, w)) in enumerate(zip(value.split([h * w for h, w in level_sizes], dim=1), level_sizes)):
+        v = v.flatten(2).transpose(1, 2).reshape(batch * heads, channels, h, w)
+        grid = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)                 # [B*M, N_q, P, 2]
+        samples.append(F.grid_sample(v, grid, mode='bilinear', padding_mode='zeros', align_corners=False))
+    weights = attention_weights.transpose(1, 2).reshape(batch * heads, 1, num_query, levels * points)
+    out = (torch.stack(samples, dim=-2).flatten(-2) * weights).sum(-1)          # [B*M, C, N_q]
+    return out.view(batch, heads * channels, num_query).transpose(1, 2).contiguous()
 
 
 def multi_scale_deformable_attention(value: Tensor, spatial_shapes: Tensor, level_start_index: Tensor,
@@ -142,7 +171,7 @@ class MSDeformAttn(MultiScaleDeformableAttention):
                 identity: Optional[Tensor] = None, query_pos: Optional[Tensor] = None,
                 key_padding_mask: Optional[Tensor] = None, reference_points: Optional[Tensor] = None,
                 spatial_shapes: Optional[Tensor] = None, level_start_index: Optional[Tensor] = None,
-                **kwargs) -> Tensor:
+                level_sizes: Optional[Sequence[Tuple[int, int]]] = None, **kwargs) -> Tensor:
         """
         Args:
             query: ``[B, N_q, D]`` (``[N_q, B, D]`` when not batch_first).
@@ -152,6 +181,9 @@ class MSDeformAttn(MultiScaleDeformableAttention):
             key_padding_mask: ``BoolTensor[B, N_v]``, True = padded token (its value is zeroed).
             reference_points: ``[B, N_q, L, 2]`` normalised (x, y) or ``[B, N_q, L, 4]`` boxes.
             spatial_shapes: ``LongTensor[L, 2]``; level_start_index: ``LongTensor[L]``.
+            level_sizes: optional, ``spatial_shapes`` as L Python pairs (H_l, W_l); inside
+                :func:`pytorch_deform_attn` they replace the tensor (:func:`grid_sample_attention`), so
+                that an exported graph keeps the sizes symbolic.
 
         Returns:
             ``[B, N_q, D]`` (``[N_q, B, D]`` when not batch_first): output projection + identity.
@@ -177,16 +209,24 @@ class MSDeformAttn(MultiScaleDeformableAttention):
         weights = self.attention_weights(query).to(dtype).view(batch, num_query, self.num_heads, -1).softmax(-1)
         weights = weights.view(batch, num_query, self.num_heads, self.num_levels, self.num_points)
         ref = reference_points[:, :, None, :, None, :]
+        symbolic = level_sizes is not None and uses_pytorch_deform_attn()
         if reference_points.shape[-1] == 2:
             # offsets are in pixels of their level: normalise by (W_l, H_l)
-            normaliser = spatial_shapes.flip(-1).to(offsets.dtype)[None, None, None, :, None, :]
-            locations = ref + offsets / normaliser
+            if symbolic:  # tensor x size: the size stays a function of the input (see grid_sample_attention)
+                one = offsets.new_ones(())
+                normaliser = torch.stack([torch.stack([one * w, one * h]) for h, w in level_sizes])
+            else:
+                normaliser = spatial_shapes.flip(-1).to(offsets.dtype)
+            locations = ref + offsets / normaliser[None, None, None, :, None, :]
         elif reference_points.shape[-1] == 4:
             locations = ref[..., :2] + offsets / self.num_points * ref[..., 2:] * 0.5
         else:
             raise ValueError(f'reference_points must end in 2 or 4 values, got {tuple(reference_points.shape)}')
-        out = multi_scale_deformable_attention(value, spatial_shapes, level_start_index, locations, weights,
-                                               self.im2col_step)
+        if symbolic:
+            out = grid_sample_attention(value.to(dtype), level_sizes, locations, weights)
+        else:
+            out = multi_scale_deformable_attention(value, spatial_shapes, level_start_index, locations, weights,
+                                                   self.im2col_step)
         if not torch.is_autocast_enabled(out.device.type):
             out = out.to(self.output_proj.weight.dtype)
         out = self.output_proj(out)

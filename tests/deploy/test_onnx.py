@@ -1,5 +1,6 @@
-"""m2f_mm.deploy: the tiny panoptic (mmdet) and semantic (mmseg) configs exported to ONNX, verified against eager
-PyTorch, and run with onnxruntime: results identical to inference_model's (maps, instances, result files).
+"""m2f_mm.deploy: the tiny panoptic (mmdet, dynamic height / width) and semantic (mmseg, fixed 64 x 64) configs
+exported to ONNX, verified against eager PyTorch, and run with onnxruntime: results identical to inference_model's
+(maps, instances, result files, PQ / AP / mIoU).
 
 The models are at their seeded initialisation, with ``object_mask_thr=0`` so that panoptic maps are not empty.
 """
@@ -20,7 +21,8 @@ pytest.importorskip('onnxruntime', reason='needs the deploy extra (pip install -
 
 @pytest.fixture(scope='module')
 def exported(tmp_path_factory):
-    """64 px synthetic val images; each config's model, its .onnx (64 x 64) and the eager results."""
+    """64 px synthetic val images; each config's model, its .onnx (panoptic: dynamic, traced at 96 x 128;
+    semantic: fixed 64 x 64) and the eager results."""
     from m2f_mm.apis import inference_model, init_model
     from m2f_mm.deploy import export_onnx
     root = tmp_path_factory.mktemp('deploy')
@@ -37,7 +39,7 @@ def exported(tmp_path_factory):
         torch.manual_seed(0)
         model = init_model(config, cfg_options=dict(options, data_root=data + '/'))
         path = str(root / f'{name}.onnx')
-        spec = export_onnx(model, path, (64, 64))
+        spec = export_onnx(model, path, (64, 64)) if name == 'semantic' else export_onnx(model, path, dynamic=True)
         out[name] = dict(model=model, onnx=path, spec=spec, eager=inference_model(model, images))
     return out
 
@@ -75,11 +77,16 @@ def test_export_verifies_within_1e4_of_the_logits_scale(exported, name):
     from m2f_mm.deploy import verify
     from m2f_mm.deploy.runtime import read_image
     entry = exported[name]
-    assert entry['spec']['input_shape'] == [64, 64] and entry['spec']['scope'] == ('mmseg' if name == 'semantic'
-                                                                                   else 'mmdet')
+    assert entry['spec']['input_shape'] == ([64, 64] if name == 'semantic' else None)
+    assert entry['spec']['scope'] == ('mmseg' if name == 'semantic' else 'mmdet')
     result = verify(entry['model'], entry['onnx'], read_image(exported['images'][0]))
     assert result['ok'] and result['relative'] <= 1e-4, result
     assert 0 < result['mask_max_diff'] < 1e-3  # really compared: float rounding differs a little
+    if name == 'panoptic':  # dynamic: sizes other than the traced 96 x 128, non-square both ways
+        for shape in ((160, 64, 3), (32, 224, 3)):
+            image = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+            result = verify(entry['model'], entry['onnx'], image)
+            assert result['ok'] and result['relative'] <= 1e-4, (shape, result)
 
 
 def test_panoptic_instance_semantic_results_equal_eager(exported, tmp_path):
@@ -154,9 +161,9 @@ def test_bad_shape_and_missing_spec_say_what_to_do(exported, tmp_path):
         OnnxModel(str(alone))
 
 
-def test_tool_exit_status_follows_the_tolerance_and_dynamic_is_refused(exported, capsys):
+def test_tool_exit_status_follows_the_tolerance(exported, capsys):
     """tools/deployment/pytorch2onnx.py from a checkpoint alone ('-': its stored config) exits 1 above --tol
-    (docs/deployment.md's test runs it within the tolerance); --dynamic stops with the reason."""
+    (docs/deployment.md's test runs it within the tolerance); --shape and --dynamic exclude each other."""
     import importlib.util
     spec = importlib.util.spec_from_file_location('m2f_tool_pytorch2onnx',
                                                   osp.join(REPO, 'tools', 'deployment', 'pytorch2onnx.py'))
@@ -169,8 +176,9 @@ def test_tool_exit_status_follows_the_tolerance_and_dynamic_is_refused(exported,
     out = str(root / 'tool' / 'model.onnx')
     assert tool.main(['-', ckpt, '--out', out, '--shape', '64', '64', '--verify', '--tol', '1e-12']) == 1
     assert '-> FAILED' in capsys.readouterr().out and osp.isfile(str(root / 'tool' / 'model.m2f.json'))
-    with pytest.raises(SystemExit, match='--dynamic is not supported.*--shape H W'):
-        tool.main(['-', ckpt, '--out', out, '--dynamic'])
+    with pytest.raises(SystemExit):
+        tool.main(['-', ckpt, '--out', out, '--dynamic', '--shape', '64', '64'])
+    assert 'not allowed with argument' in capsys.readouterr().err
 
 
 def test_missing_extra_names_it(monkeypatch):

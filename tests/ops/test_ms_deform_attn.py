@@ -190,6 +190,32 @@ def test_pytorch_switch_is_scoped_to_the_block_and_thread(monkeypatch):
     torch.testing.assert_close(out, _mmcv(value, shapes, start, loc, attn), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize('levels', list(LEVEL_SETS))
+def test_grid_sample_attention_with_python_sizes_equals_mmcv(levels):
+    """The exporters' path (level sizes as Python numbers) computes what mmcv's pure-PyTorch function does."""
+    from m2f_mm.ops import grid_sample_attention
+    value, shapes, start, loc, attn = _inputs(LEVEL_SETS[levels])
+    got = grid_sample_attention(value, [tuple(s) for s in shapes.tolist()], loc, attn)
+    torch.testing.assert_close(got, _mmcv(value, shapes, start, loc, attn), rtol=0, atol=1e-6)
+
+
+def test_module_with_level_sizes_inside_the_switch_equals_the_kernel():
+    """MSDeformAttn(level_sizes=...) uses them only inside pytorch_deform_attn(), with the same output."""
+    from m2f_mm.ops import pytorch_deform_attn
+    torch.manual_seed(0)
+    sizes = LEVEL_SETS['mask2former-like']
+    module = MSDeformAttn(embed_dims=8, num_heads=2, num_levels=3, num_points=2, dropout=0.0, batch_first=True).eval()
+    shapes = torch.tensor(sizes)
+    start = torch.cat([shapes.new_zeros(1), shapes.prod(1).cumsum(0)[:-1]])
+    tokens = torch.randn(2, int(shapes.prod(1).sum()), 8)
+    ref = torch.rand(2, tokens.shape[1], 3, 2)
+    args = dict(query=tokens, value=tokens, reference_points=ref, spatial_shapes=shapes, level_start_index=start)
+    expected = module(**args)
+    with pytorch_deform_attn():
+        got = module(**args, level_sizes=sizes)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
 def test_bad_shapes_name_the_argument():
     value, shapes, start, loc, attn = _inputs(LEVEL_SETS['square'])
     with pytest.raises(ValueError, match='attention_weights must be'):

@@ -1,13 +1,14 @@
 """Export an m2f_mm checkpoint to ONNX (+ the spec JSON the runtime reads) and optionally verify it.
 
-    python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out model.onnx [--shape H W] [--opset 17]
-        [--verify] [--image IMAGE] [--tol 1e-4]
+    python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out model.onnx [--shape H W | --dynamic]
+        [--opset 17] [--verify] [--image IMAGE] [--tol 1e-4]
 
 CONFIG may be '-' to use the config stored in the checkpoint. The ONNX graph maps the normalised, padded
 image [1, 3, H, W] to the final prediction set's cls_logits [1, Q, C+1] and mask_logits [1, Q, H/4, W/4];
 NAME.m2f.json beside it holds the preprocessing, the classes and the fusion settings, so
-m2f_mm.deploy.OnnxModel and tools/demo/image_demo.py --backend onnxruntime need no config. The input size
-is fixed per file (--shape; default: the test pipeline's Resize scale padded to the size divisor).
+m2f_mm.deploy.OnnxModel and tools/demo/image_demo.py --backend onnxruntime need no config. --dynamic leaves
+height and width free (results equal PyTorch's for every image); --shape fixes them (default: the test
+pipeline's Resize scale padded to the size divisor), for runtimes that want static shapes.
 --verify runs onnxruntime and eager PyTorch on one image and exits 1 when max |diff| / max(1, max |logit|)
 exceeds --tol. Needs the deploy extra (pip install -e '.[deploy]'). docs/deployment.md has the details.
 """
@@ -25,11 +26,11 @@ def parse_args(argv=None):
     parser.add_argument('config', help="an m2f_mm config (mmdet or mmseg), or '-' for the checkpoint's own")
     parser.add_argument('checkpoint', help='checkpoint (.pth) trained with the config')
     parser.add_argument('--out', required=True, help='the .onnx file to write (NAME.m2f.json is written beside it)')
-    parser.add_argument('--shape', nargs=2, type=int, metavar=('H', 'W'), default=None,
-                        help='network input size, multiples of 32 (default: the test Resize scale, padded)')
-    parser.add_argument('--dynamic', action='store_true',
-                        help='not supported: the deformable attention fixes H and W in the graph; refused with '
-                             'the reason (export one file per input size instead)')
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument('--shape', nargs=2, type=int, metavar=('H', 'W'), default=None,
+                       help='fixed network input size, multiples of 32 (default: the test Resize scale, padded)')
+    sizes.add_argument('--dynamic', action='store_true',
+                       help='any input height and width: each image padded to the size divisor, as in PyTorch')
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset (16 or later: GridSample)')
     parser.add_argument('--verify', action='store_true',
                         help='compare onnxruntime with eager PyTorch on one image; exit 1 above --tol')
@@ -41,19 +42,15 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.dynamic:
-        raise SystemExit('pytorch2onnx: --dynamic is not supported: the deformable attention\'s per-level token '
-                         'counts are constants of the exported graph with either torch.onnx exporter; export '
-                         'with --shape H W for each input size you need (docs/deployment.md, "Shapes")')
     from m2f_mm.apis import init_model
     from m2f_mm.deploy import MissingDeployExtra, export_onnx, verify
     from m2f_mm.deploy.runtime import read_image
     try:
         model = init_model(None if args.config == '-' else args.config, args.checkpoint, device='cpu')
-        spec = export_onnx(model, args.out, args.shape, args.opset)
+        spec = export_onnx(model, args.out, args.shape, args.opset, dynamic=args.dynamic)
     except (MissingDeployExtra, FileNotFoundError, ValueError) as err:
         raise SystemExit(f'pytorch2onnx: {err}')
-    height, width = spec['input_shape']
+    height, width = spec['input_shape'] or ('H', 'W')
     print(f'exported {args.out} (input 1x3x{height}x{width}, opset {args.opset}, {spec["exporter"]}) '
           f'and {args.out[:-5] if args.out.endswith(".onnx") else args.out}.m2f.json')
     if not args.verify:
