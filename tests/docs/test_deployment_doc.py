@@ -25,8 +25,9 @@ def test_every_block_runs_as_written(tmp_path):
         ran.append((block.code, result.stdout + result.stderr))
     code = '\n'.join(c for c, _ in ran)
     log = '\n'.join(o for _, o in ran)
-    for step in ('pytorch2onnx.py', '--verify', '--backend onnxruntime', 'inference_onnx('):
+    for step in ('pytorch2onnx.py', '--verify', '--backend onnxruntime', 'inference_onnx(', 'benchmark_onnx.py'):
         assert step in code, step
     assert '-> ok' in log and 'onnxruntime results == PyTorch results' in log
+    assert 'onnxruntime / PyTorch: latency' in log
     assert "('circle', 'square', 'triangle', 'star') torch.Size([1, 64, 64])" in log
     assert osp.isfile(osp.join(sandbox, 'work_dirs', 'quick', 'model.m2f.json'))
