@@ -39,6 +39,8 @@ setup(
         'dev': ['pytest', 'pytest-timeout', 'pytest-xdist', 'torchmetrics', 'hypothesis'],
         # tools/analysis_tools/get_flops.py --backend fvcore (the counter the paper's FLOPs came from)
         'analysis': ['fvcore'],
+        # m2f_mm.deploy, tools/deployment/: export to ONNX (torch.onnx.export(dynamo=False) needs no onnxscript), run
+        'deploy': ['onnx', 'onnxruntime'],
     },
     license='Apache-2.0',
 )

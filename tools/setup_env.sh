@@ -2,6 +2,7 @@
 # One-shot environment set-up for m2f_mm on a fresh Linux machine.
 #
 #   bash tools/setup_env.sh            # creates ./.venv and installs m2f_mm (editable) + the stack
+#                                      # (extras dev, analysis and deploy: onnx / onnxruntime for m2f_mm.deploy)
 #
 # Environment knobs:
 #   M2F_VENV=PATH        where the virtual environment goes (default: ./.venv)
@@ -78,6 +79,6 @@ if ! "$py" -c "import mmcv, mmcv.ops" 2>/dev/null; then
 fi
 
 echo "[setup] installing m2f_mm (editable) and its requirements"
-pip install -q -e "$here[dev,analysis]"
+pip install -q -e "$here[dev,analysis,deploy]"
 "$py" -c "import mmcv.ops, mmdet.models, mmseg.models, m2f_mm; print('[setup] ok: mmcv', mmcv.__version__)"
 echo "$req_hash" > "$stamp"

@@ -60,7 +60,7 @@ class M2FDeformEncoderLayer(BaseModule):
         return cls(**encoder_layer_kwargs(layer_cfg))
 
     def forward(self, query: Tensor, query_pos: Tensor, reference_points: Tensor, spatial_shapes: Tensor,
-                level_start_index: Tensor) -> Tensor:
+                level_start_index: Tensor, level_sizes: Optional[Sequence[Tuple[int, int]]] = None) -> Tensor:
         """
         Args:
             query: [B, N, D] tokens of all levels (coarsest first).
@@ -68,6 +68,7 @@ class M2FDeformEncoderLayer(BaseModule):
             reference_points: [B, N, L, 2] normalised (x, y) in [0, 1].
             spatial_shapes: LongTensor[L, 2] (H_l, W_l).
             level_start_index: LongTensor[L] offset of each level in N.
+            level_sizes: optional spatial_shapes as Python pairs (keeps exported graphs size-generic).
 
         Returns:
             [B, N, D].
@@ -75,7 +76,8 @@ class M2FDeformEncoderLayer(BaseModule):
         # mmcv adds the residual (identity = query without pos) inside the op; the values are the
         # tokens without position, the offsets/weights are predicted from tokens + position.
         query = self.self_attn(query=query, value=query, query_pos=query_pos, reference_points=reference_points,
-                               spatial_shapes=spatial_shapes, level_start_index=level_start_index)
+                               spatial_shapes=spatial_shapes, level_start_index=level_start_index,
+                               level_sizes=level_sizes)
         query = self.norm1(query)
         query = self.norm2(query + self.linear2(F.relu(self.linear1(query))))
         return query
@@ -225,7 +227,7 @@ class M2FPixelDecoder(BaseModule):
         reference_points = grid_reference_points(shapes, query.device)[None, :, None, :].expand(
             batch, -1, self.num_levels, -1)  # [B, N, L, 2]
         for i, layer in enumerate(self.encoder.layers):
-            args = (query, query_pos, reference_points, spatial_shapes, level_start_index)
+            args = (query, query_pos, reference_points, spatial_shapes, level_start_index, shapes)
             if i < self.num_cp and self.training and torch.is_grad_enabled():
                 # recompute this layer's activations in backward instead of keeping them (memory for time)
                 query = checkpoint(layer, *args, use_reentrant=False)

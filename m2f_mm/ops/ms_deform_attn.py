@@ -18,6 +18,11 @@ Which implementation runs (``multi_scale_deformable_attention``):
   level on a [B*M, C, H_l, W_l] view, stacks the samples, weights and sums them; it is the fallback
   when the kernel cannot be built (one log line) and is the numerical reference of the tests.
 - CUDA: mmcv's CUDA kernel (``MultiScaleDeformableAttnFunction``), as before.
+- Inside ``with pytorch_deform_attn():``: mmcv's pure-PyTorch path on every device, whatever the
+  process would use otherwise. Exporters (``torch.onnx.export``, ``torch.export``) need it: the
+  compiled kernel and mmcv's CUDA kernel are custom ops no ONNX runtime knows, while the
+  ``grid_sample`` path lowers to standard operators (ONNX GridSample, opset >= 16). The switch is
+  scoped to the block and the thread, so the rest of the process keeps its kernel.
 
 Dtype policy: the sampling always runs in float32 (float64 inputs stay float64), with autocast
 disabled inside, and returns that dtype; the output projection that follows runs under the caller's
@@ -25,16 +30,43 @@ autocast again. Reasons: sampling locations need fp32 (a bf16 location on a 100-
 to ~0.4 px), mmcv's CUDA kernel has no bf16, and the sampling is memory-bound, so a lower-precision
 value buys little.
 """
+import contextlib
+import threading
 import warnings
-from typing import Optional
+from typing import Iterator, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttention, multi_scale_deformable_attn_pytorch
 from torch import Tensor
 
 from ._extension import load_cpu_kernel
 
-__all__ = ['multi_scale_deformable_attention', 'sampling_dtype', 'MSDeformAttn']
+__all__ = ['multi_scale_deformable_attention', 'grid_sample_attention', 'sampling_dtype', 'MSDeformAttn', 'pytorch_deform_attn',
+           'uses_pytorch_deform_attn']
+
+_forced = threading.local()  # depth of nested pytorch_deform_attn() blocks in this thread
+
+
+@contextlib.contextmanager
+def pytorch_deform_attn() -> Iterator[None]:
+    """Within the block (this thread only), :func:`multi_scale_deformable_attention` runs mmcv's
+    pure-PyTorch ``grid_sample`` path on every device instead of a compiled kernel.
+
+    For exporters: the kernels are custom ops that ONNX cannot express, the ``grid_sample`` path is
+    standard operators. Same results as the kernels (to float rounding), slower. Nests; restores the
+    previous state on exit, exception or not.
+    """
+    _forced.depth = getattr(_forced, 'depth', 0) + 1
+    try:
+        yield
+    finally:
+        _forced.depth -= 1
+
+
+def uses_pytorch_deform_attn() -> bool:
+    """True inside a :func:`pytorch_deform_attn` block of this thread."""
+    return getattr(_forced, 'depth', 0) > 0
 
 
 def sampling_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -60,6 +92,34 @@ def _check(value: Tensor, spatial_shapes: Tensor, level_start_index: Tensor, sam
                          f'{tuple(spatial_shapes.shape)} and {tuple(level_start_index.shape)}')
 
 
+def grid_sample_attention(value: Tensor, level_sizes: Sequence[Tuple[int, int]], sampling_locations: Tensor,
+                          attention_weights: Tensor) -> Tensor:
+    """The pure-PyTorch sampling (one ``grid_sample`` per level) with the level sizes as Python numbers.
+
+    mmcv's ``multi_scale_deformable_attn_pytorch`` reads them from the ``spatial_shapes`` tensor, which
+    an exporter can only record as constants; given as (symbolic) ints, they stay functions of the
+    input size, so an exported graph serves any input size.
+
+    Args:
+        value: ``[B, N_v, M, C]``; level_sizes: L pairs (H_l, W_l) with ``sum H_l * W_l = N_v``.
+        sampling_locations: ``[B, N_q, M, L, P, 2]`` normalised (x, y); attention_weights: ``[B, N_q, M, L, P]``.
+
+    Returns:
+        ``[B, N_q, M * C]``.
+    """
+    batch, _, heads, channels = value.shape
+    _, num_query, _, levels, points, _ = sampling_locations.shape
+    grids = 2 * sampling_locations - 1  # grid_sample's [-1, 1] corners-at-pixel-edges convention
+    samples = []
+    for level, (v, (h, w)) in enumerate(zip(value.split([h * w for h, w in level_sizes], dim=1), level_sizes)):
+        v = v.flatten(2).transpose(1, 2).reshape(batch * heads, channels, h, w)
+        grid = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)                 # [B*M, N_q, P, 2]
+        samples.append(F.grid_sample(v, grid, mode='bilinear', padding_mode='zeros', align_corners=False))
+    weights = attention_weights.transpose(1, 2).reshape(batch * heads, 1, num_query, levels * points)
+    out = (torch.stack(samples, dim=-2).flatten(-2) * weights).sum(-1)          # [B*M, C, N_q]
+    return out.view(batch, heads * channels, num_query).transpose(1, 2).contiguous()
+
+
 def multi_scale_deformable_attention(value: Tensor, spatial_shapes: Tensor, level_start_index: Tensor,
                                      sampling_locations: Tensor, attention_weights: Tensor,
                                      im2col_step: int = 64) -> Tensor:
@@ -83,6 +143,8 @@ def multi_scale_deformable_attention(value: Tensor, spatial_shapes: Tensor, leve
     with torch.autocast(device_type=value.device.type, enabled=False):
         value, sampling_locations, attention_weights = (
             t.to(dtype) for t in (value, sampling_locations, attention_weights))
+        if uses_pytorch_deform_attn():
+            return multi_scale_deformable_attn_pytorch(value, spatial_shapes, sampling_locations, attention_weights)
         if value.is_cuda:
             from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction
             return MultiScaleDeformableAttnFunction.apply(value, spatial_shapes, level_start_index,
@@ -109,7 +171,7 @@ class MSDeformAttn(MultiScaleDeformableAttention):
                 identity: Optional[Tensor] = None, query_pos: Optional[Tensor] = None,
                 key_padding_mask: Optional[Tensor] = None, reference_points: Optional[Tensor] = None,
                 spatial_shapes: Optional[Tensor] = None, level_start_index: Optional[Tensor] = None,
-                **kwargs) -> Tensor:
+                level_sizes: Optional[Sequence[Tuple[int, int]]] = None, **kwargs) -> Tensor:
         """
         Args:
             query: ``[B, N_q, D]`` (``[N_q, B, D]`` when not batch_first).
@@ -119,6 +181,9 @@ class MSDeformAttn(MultiScaleDeformableAttention):
             key_padding_mask: ``BoolTensor[B, N_v]``, True = padded token (its value is zeroed).
             reference_points: ``[B, N_q, L, 2]`` normalised (x, y) or ``[B, N_q, L, 4]`` boxes.
             spatial_shapes: ``LongTensor[L, 2]``; level_start_index: ``LongTensor[L]``.
+            level_sizes: optional, ``spatial_shapes`` as L Python pairs (H_l, W_l); inside
+                :func:`pytorch_deform_attn` they replace the tensor (:func:`grid_sample_attention`), so
+                that an exported graph keeps the sizes symbolic.
 
         Returns:
             ``[B, N_q, D]`` (``[N_q, B, D]`` when not batch_first): output projection + identity.
@@ -144,16 +209,24 @@ class MSDeformAttn(MultiScaleDeformableAttention):
         weights = self.attention_weights(query).to(dtype).view(batch, num_query, self.num_heads, -1).softmax(-1)
         weights = weights.view(batch, num_query, self.num_heads, self.num_levels, self.num_points)
         ref = reference_points[:, :, None, :, None, :]
+        symbolic = level_sizes is not None and uses_pytorch_deform_attn()
         if reference_points.shape[-1] == 2:
             # offsets are in pixels of their level: normalise by (W_l, H_l)
-            normaliser = spatial_shapes.flip(-1).to(offsets.dtype)[None, None, None, :, None, :]
-            locations = ref + offsets / normaliser
+            if symbolic:  # tensor x size: the size stays a function of the input (see grid_sample_attention)
+                one = offsets.new_ones(())
+                normaliser = torch.stack([torch.stack([one * w, one * h]) for h, w in level_sizes])
+            else:
+                normaliser = spatial_shapes.flip(-1).to(offsets.dtype)
+            locations = ref + offsets / normaliser[None, None, None, :, None, :]
         elif reference_points.shape[-1] == 4:
             locations = ref[..., :2] + offsets / self.num_points * ref[..., 2:] * 0.5
         else:
             raise ValueError(f'reference_points must end in 2 or 4 values, got {tuple(reference_points.shape)}')
-        out = multi_scale_deformable_attention(value, spatial_shapes, level_start_index, locations, weights,
-                                               self.im2col_step)
+        if symbolic:
+            out = grid_sample_attention(value.to(dtype), level_sizes, locations, weights)
+        else:
+            out = multi_scale_deformable_attention(value, spatial_shapes, level_start_index, locations, weights,
+                                                   self.im2col_step)
         if not torch.is_autocast_enabled(out.device.type):
             out = out.to(self.output_proj.weight.dtype)
         out = self.output_proj(out)

@@ -157,6 +157,65 @@ def test_fallback_logs_once_and_matches(monkeypatch):
     torch.testing.assert_close(out, _mmcv(value, shapes, start, loc, attn), rtol=0, atol=0)
 
 
+def test_pytorch_switch_is_scoped_to_the_block_and_thread(monkeypatch):
+    """pytorch_deform_attn() routes calls to mmcv's grid_sample path inside the block only (nested, after an
+    exception, and not in another thread), without touching M2F_MM_CPU_KERNEL."""
+    import threading
+
+    from m2f_mm.ops import ms_deform_attn, pytorch_deform_attn, uses_pytorch_deform_attn
+    value, shapes, start, loc, attn = _inputs(LEVEL_SETS['non-square + 1 px'])
+    paths = []
+
+    def spy(*args):
+        paths.append('pytorch')
+        return multi_scale_deformable_attn_pytorch(*args)
+    monkeypatch.setattr(ms_deform_attn, 'multi_scale_deformable_attn_pytorch', spy)
+    monkeypatch.setattr(ms_deform_attn, 'load_cpu_kernel', lambda: paths.append('kernel') or False)
+    monkeypatch.delenv('M2F_MM_CPU_KERNEL', raising=False)
+    with pytorch_deform_attn():
+        with pytorch_deform_attn():
+            out = multi_scale_deformable_attention(value, shapes, start, loc, attn)
+        assert uses_pytorch_deform_attn()
+        other = []
+        thread = threading.Thread(target=lambda: other.append(uses_pytorch_deform_attn()))
+        thread.start()
+        thread.join()
+        assert other == [False]
+    assert paths == ['pytorch'] and not uses_pytorch_deform_attn()
+    with pytest.raises(RuntimeError), pytorch_deform_attn():
+        raise RuntimeError('boom')
+    assert not uses_pytorch_deform_attn()
+    multi_scale_deformable_attention(value, shapes, start, loc, attn)
+    assert paths == ['pytorch', 'kernel', 'pytorch']  # outside: the kernel is asked for first
+    torch.testing.assert_close(out, _mmcv(value, shapes, start, loc, attn), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('levels', list(LEVEL_SETS))
+def test_grid_sample_attention_with_python_sizes_equals_mmcv(levels):
+    """The exporters' path (level sizes as Python numbers) computes what mmcv's pure-PyTorch function does."""
+    from m2f_mm.ops import grid_sample_attention
+    value, shapes, start, loc, attn = _inputs(LEVEL_SETS[levels])
+    got = grid_sample_attention(value, [tuple(s) for s in shapes.tolist()], loc, attn)
+    torch.testing.assert_close(got, _mmcv(value, shapes, start, loc, attn), rtol=0, atol=1e-6)
+
+
+def test_module_with_level_sizes_inside_the_switch_equals_the_kernel():
+    """MSDeformAttn(level_sizes=...) uses them only inside pytorch_deform_attn(), with the same output."""
+    from m2f_mm.ops import pytorch_deform_attn
+    torch.manual_seed(0)
+    sizes = LEVEL_SETS['mask2former-like']
+    module = MSDeformAttn(embed_dims=8, num_heads=2, num_levels=3, num_points=2, dropout=0.0, batch_first=True).eval()
+    shapes = torch.tensor(sizes)
+    start = torch.cat([shapes.new_zeros(1), shapes.prod(1).cumsum(0)[:-1]])
+    tokens = torch.randn(2, int(shapes.prod(1).sum()), 8)
+    ref = torch.rand(2, tokens.shape[1], 3, 2)
+    args = dict(query=tokens, value=tokens, reference_points=ref, spatial_shapes=shapes, level_start_index=start)
+    expected = module(**args)
+    with pytorch_deform_attn():
+        got = module(**args, level_sizes=sizes)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
 def test_bad_shapes_name_the_argument():
     value, shapes, start, loc, attn = _inputs(LEVEL_SETS['square'])
     with pytest.raises(ValueError, match='attention_weights must be'):

@@ -3,6 +3,11 @@
     python tools/demo/image_demo.py IMAGE_OR_DIR [CONFIG] --weights CKPT [--task panoptic instance semantic]
         [--out-dir outputs/image_demo] [--device cpu|cuda] [--score-thr 0.5] [--max-size 2048]
         [--cfg-options K=V ...]
+    python tools/demo/image_demo.py IMAGE_OR_DIR --backend onnxruntime --weights MODEL.onnx [--task ...]
+
+With ``--backend onnxruntime`` the model is a file written by tools/deployment/pytorch2onnx.py (with its
+MODEL.m2f.json): no config, no checkpoint, the same fusion and result files (m2f_mm.deploy); --cfg-options
+then only takes model.test_cfg.KEY=VALUE (fusion settings) and --device only cpu.
 
 CONFIG is optional: a checkpoint written by tools/train.py holds the config it was trained with and its
 classes. With a repository config, the model still takes the checkpoint's classes.
@@ -44,7 +49,10 @@ def parse_args(argv=None):
     parser.add_argument('inputs', metavar='IMAGE_OR_DIR', help='an image file, or a folder: every image in it')
     parser.add_argument('config', nargs='?', default=None,
                         help='an m2f_mm config (mmdet or mmseg); default: the config stored in the checkpoint')
-    parser.add_argument('--weights', required=True, help='checkpoint (.pth) trained with the config')
+    parser.add_argument('--weights', required=True,
+                        help='checkpoint (.pth) trained with the config; with --backend onnxruntime the .onnx file')
+    parser.add_argument('--backend', choices=('pytorch', 'onnxruntime'), default='pytorch',
+                        help='pytorch: the config + checkpoint; onnxruntime: an exported .onnx (docs/deployment.md)')
     parser.add_argument('--task', nargs='+', choices=TASKS, default=None,
                         help='tasks to predict and draw (default: every task the config enables; mmdet '
                              'configs can compute all three, mmseg configs semantic only)')
@@ -113,6 +121,36 @@ def task_options(cfg, tasks, cfg_options):
     return options, tasks
 
 
+def onnx_predictor(args):
+    """--backend onnxruntime: (predict(image) -> data sample, dataset_meta, tasks to draw or None)."""
+    from m2f_mm.deploy import MissingDeployExtra, OnnxModel, inference_onnx
+    if args.config is not None:
+        raise SystemExit('image_demo: --backend onnxruntime takes no CONFIG: the .onnx file\'s MODEL.m2f.json '
+                         'holds what it needs')
+    if args.device != 'cpu':
+        raise SystemExit('image_demo: --backend onnxruntime runs on cpu only (--device cpu)')
+    test_cfg = {}
+    for key, value in (args.cfg_options or {}).items():
+        if not key.startswith('model.test_cfg.'):
+            raise SystemExit(f'image_demo: --cfg-options {key}: with --backend onnxruntime only '
+                             'model.test_cfg.KEY=VALUE (fusion settings) can change; export again for the rest')
+        test_cfg[key[len('model.test_cfg.'):]] = value
+    tasks = args.task
+    try:
+        model = OnnxModel(args.weights)
+        if model.scope == 'mmseg':
+            if tasks and set(tasks) - {'semantic'}:
+                raise SystemExit(f'image_demo: {args.weights} is an mmseg (semantic) model; --task '
+                                 f'{" ".join(sorted(set(tasks) - {"semantic"}))} needs an mmdet one')
+            tasks = ['semantic']
+        elif tasks:
+            test_cfg.update({f'{task}_on': task in tasks for task in TASKS})
+        model.spec['test_cfg'].update(test_cfg)
+    except (MissingDeployExtra, FileNotFoundError, ValueError) as err:
+        raise SystemExit(f'image_demo: {err}')
+    return (lambda image: inference_onnx(model, image)), model.dataset_meta, tasks
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import mmcv
@@ -127,14 +165,18 @@ def main(argv=None) -> int:
     from m2f_mm.engine.checkpoint import load_checkpoint_file  # one line for a file that cannot be read
 
     images = list_images(args.inputs)
-    try:
-        checkpoint = load_checkpoint_file(args.weights) if args.config is None else None
-        options, tasks = task_options(load_config(args.config, None, checkpoint, args.weights), args.task,
-                                      args.cfg_options)
-        model = init_model(args.config, args.weights, device=args.device, cfg_options=options)
-    except (FileNotFoundError, ValueError, M2FError) as err:  # M2FError: a checkpoint that cannot be read or used
-        raise SystemExit(f'image_demo: {short_message(err) if isinstance(err, M2FError) else err}')
-    meta = model.dataset_meta
+    if args.backend == 'onnxruntime':
+        predict, meta, tasks = onnx_predictor(args)
+    else:
+        try:
+            checkpoint = load_checkpoint_file(args.weights) if args.config is None else None
+            options, tasks = task_options(load_config(args.config, None, checkpoint, args.weights), args.task,
+                                          args.cfg_options)
+            model = init_model(args.config, args.weights, device=args.device, cfg_options=options)
+        except (FileNotFoundError, ValueError, M2FError) as err:  # M2FError: a checkpoint that cannot be read
+            raise SystemExit(f'image_demo: {short_message(err) if isinstance(err, M2FError) else err}')
+        meta = model.dataset_meta
+        predict = (lambda image: inference_model(model, image))
     classes = list(meta['classes'])
     palette = meta.get('palette') or [[(37 * i) % 256, (97 * i) % 256, (173 * i) % 256] for i in range(len(classes))]
     num_things = len(meta['thing_classes']) if 'thing_classes' in meta else None
@@ -152,7 +194,7 @@ def main(argv=None) -> int:
         if resized:
             print(f'{path}: {original[1]}x{original[0]} (WxH) is larger than --max-size {args.max_size}: resized to '
                   f'{image.shape[1]}x{image.shape[0]}; its results are at that size')
-        sample = inference_model(model, image)
+        sample = predict(image)
         sample.set_metainfo(dict(img_path=path))  # images.json names the file, not the array
         name = osp.splitext(osp.basename(path))[0]
         arrays = prediction_arrays(sample)
