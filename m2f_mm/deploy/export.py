@@ -172,6 +172,26 @@ def export_onnx(model: nn.Module, out: str, shape: Optional[Sequence[int]] = Non
     return spec
 
 
+def export_program(model: nn.Module, out: str, shape: Sequence[int]) -> 'torch.export.ExportedProgram':
+    """``torch.export`` of the same network as :func:`export_onnx` (images [1, 3, H, W] at the fixed ``shape``
+    -> final cls / mask logits), saved with ``torch.export.save`` to ``out`` (.pt2); ``torch.export.load``
+    restores it without m2f_mm's model code (the deformable attention as aten ops: the grid_sample path).
+
+    torch's own deployment stack (AOTInductor, ExecuTorch) starts from such a program. The size is fixed
+    (dynamic height / width are not declared); the preprocessing spec is written beside it as for ONNX."""
+    spec = preprocess_spec(model)
+    height, width = check_shape(shape, spec['size_divisor'])
+    net = LogitsNet(model).eval().cpu()
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    with torch.no_grad(), pytorch_deform_attn():
+        program = torch.export.export(net, (torch.zeros(1, 3, height, width), ), strict=False)
+    torch.export.save(program, out)
+    spec.update(input_shape=[height, width], exporter='torch.export.export(strict=False)', torch=torch.__version__)
+    with open(spec_path(out), 'w') as f:
+        json.dump(spec, f, indent=1)
+    return program
+
+
 def verify(model: nn.Module, onnx_path: str, image: Optional[np.ndarray] = None, tol: float = 1e-4,
            seed: int = 0) -> Dict[str, float]:
     """Run the ONNX file (onnxruntime) and eager PyTorch on one preprocessed image (BGR [H, W, 3] uint8;

@@ -189,3 +189,20 @@ def test_missing_extra_names_it(monkeypatch):
         OnnxModel('model.onnx')
     message = str(info.value)
     assert '\n' not in message and 'onnxruntime is not installed' in message and ".[deploy]" in message
+
+
+def test_torch_export_program_restores_and_equals_eager(exported, tmp_path):
+    """The torch.export path: the saved ExportedProgram, loaded back, gives eager's logits on a real image."""
+    from m2f_mm.deploy import LogitsNet, export_program
+    model = exported['semantic']['model']
+    path = str(tmp_path / 'semantic.pt2')
+    export_program(model, path, (64, 64))
+    restored = torch.export.load(path).module()
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = LogitsNet(model).eval()(images)
+        got = restored(images)
+    assert [tuple(t.shape) for t in got] == [tuple(t.shape) for t in expected]
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    assert osp.exists(str(tmp_path / 'semantic.m2f.json'))
