@@ -43,11 +43,13 @@ def spec_path(onnx_path: str) -> str:
 
 class LogitsNet(nn.Module):
     """The exported network: images [B, 3, H, W] -> (cls_logits [B, Q, C+1], mask_logits [B, Q, h, w])
-    of the final prediction set, for an ``M2FDetector`` or an mmseg ``EncoderDecoder`` with an M2F head."""
+    of the final prediction set, for an ``M2FDetector`` or an mmseg ``EncoderDecoder`` with an M2F head;
+    with ``all_sets`` every prediction set, stacked: [S, B, Q, C+1] and [S, B, Q, h, w] (the last is the final)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, all_sets: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.all_sets = all_sets
         if hasattr(model, 'panoptic_head'):
             self.head = model.panoptic_head
         elif hasattr(model, 'decode_head'):
@@ -58,6 +60,8 @@ class LogitsNet(nn.Module):
 
     def forward(self, images: Tensor) -> Tuple[Tensor, Tensor]:
         cls_sets, mask_sets = self.head(self.model.extract_feat(images))
+        if self.all_sets:
+            return torch.stack(cls_sets), torch.stack(mask_sets)
         return cls_sets[-1], mask_sets[-1]
 
 
@@ -138,10 +142,11 @@ DYNAMIC_TRACE_SHAPE = (96, 128)  # any size works; small and not square, so no d
 
 
 def export_onnx(model: nn.Module, out: str, shape: Optional[Sequence[int]] = None, opset: int = DEFAULT_OPSET,
-                dynamic: bool = False) -> Dict[str, object]:
+                dynamic: bool = False, all_sets: bool = False) -> Dict[str, object]:
     """Export ``model`` (built by :func:`m2f_mm.apis.init_model`, on CPU) to ``out`` (.onnx) and write the
     spec JSON beside it. ``dynamic``: any input height / width (multiples of 32); else the fixed size
-    ``shape`` (H, W; default: :func:`default_shape`).
+    ``shape`` (H, W; default: :func:`default_shape`). ``all_sets``: every prediction set, stacked (the
+    runtime fuses the last).
 
     Returns the spec (also saved to :func:`spec_path` of ``out``); ``input_shape`` is [H, W] or None (dynamic).
     """
@@ -155,17 +160,18 @@ def export_onnx(model: nn.Module, out: str, shape: Optional[Sequence[int]] = Non
         height, width = check_shape(DYNAMIC_TRACE_SHAPE, spec['size_divisor'])
     else:
         height, width = check_shape(shape if shape is not None else default_shape(spec), spec['size_divisor'])
-    net = LogitsNet(model).eval().cpu()
+    net = LogitsNet(model, all_sets).eval().cpu()
     images = torch.zeros(1, 3, height, width)
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     import warnings
     with torch.no_grad(), pytorch_deform_attn(), warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the tracer's notes on shape-dependent Python branches (fixed size)
-        axes = {INPUT_NAME: {2: 'height', 3: 'width'}, OUTPUT_NAMES[1]: {2: 'height_4', 3: 'width_4'}}
+        first = 3 if all_sets else 2  # the mask logits' h, w axes
+        axes = {INPUT_NAME: {2: 'height', 3: 'width'}, OUTPUT_NAMES[1]: {first: 'height_4', first + 1: 'width_4'}}
         torch.onnx.export(net, (images, ), out, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
                           output_names=list(OUTPUT_NAMES), do_constant_folding=True,
                           dynamic_axes=axes if dynamic else None)
-    spec.update(input_shape=None if dynamic else [height, width], opset=opset, exporter='torch.onnx.export(dynamo=False)',
+    spec.update(input_shape=None if dynamic else [height, width], opset=opset, all_sets=bool(all_sets), exporter='torch.onnx.export(dynamo=False)',
                 torch=torch.__version__)
     with open(spec_path(out), 'w') as f:
         json.dump(spec, f, indent=1)
@@ -207,9 +213,9 @@ def verify(model: nn.Module, onnx_path: str, image: Optional[np.ndarray] = None,
         height, width = onnx_model.spec['input_shape'] or (DYNAMIC_TRACE_SHAPE[1], DYNAMIC_TRACE_SHAPE[0] + 32)
         image = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     images, _ = onnx_model.preprocess(image)
-    got = onnx_model.logits(images)
+    got = onnx_model.session.run(None, {INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)})
     with torch.no_grad():
-        expected = LogitsNet(model).eval()(torch.from_numpy(images))
+        expected = LogitsNet(model, bool(onnx_model.spec.get('all_sets'))).eval()(torch.from_numpy(images))
     diffs = [float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected)]
     scale = max(1.0, max(float(e.abs().max()) for e in expected))
     relative = max(diffs) / scale

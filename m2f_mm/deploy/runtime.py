@@ -114,12 +114,14 @@ class OnnxModel:
         return images, meta
 
     def logits(self, images: np.ndarray) -> List[np.ndarray]:
-        """images [1, 3, H, W] -> [cls_logits [1, Q, C+1], mask_logits [1, Q, h, w]] (onnxruntime)."""
+        """images [1, 3, H, W] -> [cls_logits [1, Q, C+1], mask_logits [1, Q, h, w]] of the final set
+        (onnxruntime; a file exported with every set gives its last)."""
         fixed = self.spec['input_shape']
         if images.ndim != 4 or images.shape[:2] != (1, 3) or (fixed and list(images.shape[2:]) != fixed):
             raise ValueError(f'images must be [1, 3, {", ".join(map(str, fixed or ("H", "W")))}], got '
                              f'{list(images.shape)}; use OnnxModel.preprocess')
-        return self.session.run(None, {INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)})
+        outputs = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)})
+        return [o[-1] for o in outputs] if self.spec.get('all_sets') else outputs
 
     def predict(self, image: np.ndarray, metainfo: Optional[dict] = None):
         """One BGR image -> DetDataSample (mmdet) or SegDataSample (mmseg), results at the original size."""

@@ -206,3 +206,21 @@ def test_torch_export_program_restores_and_equals_eager(exported, tmp_path):
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
     assert osp.exists(str(tmp_path / 'semantic.m2f.json'))
+
+
+def test_all_sets_export_stacks_every_set_and_the_runtime_fuses_the_last(exported, tmp_path):
+    from m2f_mm.deploy import LogitsNet, OnnxModel, export_onnx, verify
+    model = exported['semantic']['model']
+    path = str(tmp_path / 'all_sets.onnx')
+    spec = export_onnx(model, path, (64, 64), all_sets=True)
+    assert spec['all_sets'] is True
+    onnx_model = OnnxModel(path)
+    images = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    stacked = onnx_model.session.run(None, {'images': images})
+    num_sets = model.decode_head.transformer_decoder.num_layers + 1
+    assert stacked[0].shape[0] == stacked[1].shape[0] == num_sets
+    with torch.no_grad():
+        final = LogitsNet(model).eval()(torch.from_numpy(images))
+    for got, want in zip(onnx_model.logits(images), final):  # the runtime's view: the final set only
+        np.testing.assert_allclose(got, want.numpy(), atol=1e-4, rtol=1e-4)
+    assert verify(model, path)['ok']

@@ -1,7 +1,7 @@
 """Export an m2f_mm checkpoint to ONNX (+ the spec JSON the runtime reads) and optionally verify it.
 
     python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out model.onnx [--shape H W | --dynamic]
-        [--opset 17] [--verify] [--image IMAGE] [--tol 1e-4]
+        [--all-sets] [--opset 17] [--verify] [--image IMAGE] [--tol 1e-4]
 
 CONFIG may be '-' to use the config stored in the checkpoint. The ONNX graph maps the normalised, padded
 image [1, 3, H, W] to the final prediction set's cls_logits [1, Q, C+1] and mask_logits [1, Q, H/4, W/4];
@@ -31,6 +31,8 @@ def parse_args(argv=None):
                        help='fixed network input size, multiples of 32 (default: the test Resize scale, padded)')
     sizes.add_argument('--dynamic', action='store_true',
                        help='any input height and width: each image padded to the size divisor, as in PyTorch')
+    parser.add_argument('--all-sets', action='store_true',
+                        help='output every prediction set, stacked [S, 1, Q, ...] (the runtime fuses the last)')
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset (16 or later: GridSample)')
     parser.add_argument('--verify', action='store_true',
                         help='compare onnxruntime with eager PyTorch on one image; exit 1 above --tol')
@@ -47,7 +49,7 @@ def main(argv=None) -> int:
     from m2f_mm.deploy.runtime import read_image
     try:
         model = init_model(None if args.config == '-' else args.config, args.checkpoint, device='cpu')
-        spec = export_onnx(model, args.out, args.shape, args.opset, dynamic=args.dynamic)
+        spec = export_onnx(model, args.out, args.shape, args.opset, dynamic=args.dynamic, all_sets=args.all_sets)
     except (MissingDeployExtra, FileNotFoundError, ValueError) as err:
         raise SystemExit(f'pytorch2onnx: {err}')
     height, width = spec['input_shape'] or ('H', 'W')
