@@ -25,7 +25,7 @@ except ImportError as exc:
 def run_tool(main) -> None:
     """Run ``main()``; an m2f_mm error (bad sample, NaN, checkpoint that does not fit, launch problem)
     ends the tool with its one-line message and status 1 instead of a traceback."""
-    from m2f_mm.engine.errors import M2FError, short_message
+    from m2f_mm.errors import M2FError, short_message
     try:
         result = main()
     except M2FError as err:

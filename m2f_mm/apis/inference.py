@@ -108,7 +108,7 @@ def init_model(config: Union[str, Config, None], checkpoint: Optional[str] = Non
     ``config=None`` takes the config stored in the checkpoint. The model's classes are the checkpoint's
     (``meta.dataset_meta``), else those of the config's data; the model gets ``cfg`` (the resolved
     config) and ``dataset_meta``. The checkpoint is read without running code and must fit the model
-    (:class:`~m2f_mm.engine.errors.M2FCheckpointError` names keys, shapes and the fix); ``partial=True``
+    (:class:`~m2f_mm.errors.M2FCheckpointError` names keys, shapes and the fix); ``partial=True``
     loads what fits and logs what stayed at initialisation.
     """
     check_environment()

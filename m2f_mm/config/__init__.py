@@ -21,7 +21,7 @@ So a leaf config for a new dataset in the COCO panoptic layout is::
 from dataclasses import dataclass
 from typing import List, Optional
 
-from ..engine.errors import M2FConfigError
+from ..errors import M2FConfigError
 from .classes import DatasetClasses
 from .data import (SPLITS, check_evaluator_classes, discover_classes, fill_class_counts, fill_data_roots,
                    fill_evaluator_files, fill_metainfo, missing_files)

@@ -20,7 +20,7 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..engine.errors import M2FConfigError
+from ..errors import M2FConfigError
 from ..utils.palette import distinct_palette
 
 CLASSES_FILES = ('classes.json', 'classes.txt', 'annotations/classes.json', 'annotations/classes.txt')

@@ -21,7 +21,7 @@ import os.path as osp
 from dataclasses import replace
 from typing import Iterator, List, Optional, Sequence, Tuple
 
-from ..engine.errors import M2FConfigError
+from ..errors import M2FConfigError
 from .classes import (DatasetClasses, classes_from_categories, classes_from_label_maps, describe_difference,
                       find_classes_file, read_categories, read_classes_file, same_classes)
 

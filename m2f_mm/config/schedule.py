@@ -16,7 +16,7 @@ begin). :func:`resolve_schedule` writes the iterations into the config, so the c
 """
 from typing import List, Optional
 
-from ..engine.errors import M2FConfigError
+from ..errors import M2FConfigError
 
 
 def is_fraction(value) -> bool:

@@ -36,7 +36,7 @@ from mmdet.structures.mask import BitmapMasks
 from mmengine.fileio import get
 from mmengine.logging import print_log
 
-from ..engine.errors import M2FBadSampleError
+from ..errors import M2FBadSampleError
 from ..registry import register_dataset, register_transform
 from ..utils.panoptic_ids import VOID, rgb2id
 from .check import KINDS

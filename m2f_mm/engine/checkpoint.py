@@ -4,7 +4,7 @@ mmengine loads ``load_from`` / test checkpoints with ``strict=False`` and report
 lines among hundreds of others, then evaluates or trains the partly random model. Here a
 checkpoint is compared with the model first (:func:`compare_state_dicts`, pure): a tensor of the
 wrong shape, a model key the checkpoint leaves unfilled, or an unexpected key in a head is an
-error (:class:`~m2f_mm.engine.errors.M2FCheckpointError`) naming the keys, both shapes and the
+error (:class:`~m2f_mm.errors.M2FCheckpointError`) naming the keys, both shapes and the
 fix. Partial loading is an explicit opt-in and lists what stayed at initialisation.
 
 A checkpoint that cannot be read (missing, a directory, empty, truncated, corrupt, or a pickle asking
@@ -27,7 +27,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .errors import M2FCheckpointError
+from ..errors import M2FCheckpointError
 
 # Keys under these prefixes belong to a head: an unexpected one there means the checkpoint was
 # made for another head layout (a converter is needed), not that it carries an extra branch.

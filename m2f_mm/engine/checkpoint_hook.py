@@ -9,7 +9,7 @@ checkpoint, or a ``last_checkpoint`` naming a deleted file. Here, on the writing
 3. only then are outdated checkpoints (``max_keep_ckpts``, a replaced best checkpoint) deleted.
 
 A write that fails leaves the previous checkpoint and ``last_checkpoint`` as they were and stops the
-run with one line (:class:`~m2f_mm.engine.errors.M2FCheckpointError`). Temporary files of killed
+run with one line (:class:`~m2f_mm.errors.M2FCheckpointError`). Temporary files of killed
 writers are removed when training starts. ``M2FRunner`` puts this hook in place of every
 ``CheckpointHook`` (same settings), so configs keep ``type='CheckpointHook'``.
 """
@@ -21,7 +21,7 @@ from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
 from .durable import atomic_write_text, remove_durably, remove_stale_temp_files, write_failure_message
-from .errors import M2FCheckpointError
+from ..errors import M2FCheckpointError
 
 
 class _DeferredRemoval:

@@ -3,7 +3,7 @@
 A truncated image, a missing file or a panoptic PNG that disagrees with its JSON used to end a
 days-long run with a ~50-line DataLoader-worker traceback when the sample was first drawn.
 :class:`GuardedDataset` wraps a built dataset: an exception while preparing sample ``idx`` becomes
-an :class:`~m2f_mm.engine.errors.M2FBadSampleError` naming the file, the image id and the
+an :class:`~m2f_mm.errors.M2FBadSampleError` naming the file, the image id and the
 problem, with the fix (``tools/misc/check_dataset.py`` finds every such sample up front). With
 ``mode='skip'`` the sample is logged once per process, counted in a counter shared by all
 DataLoader workers, and replaced by another random sample, as mmengine replaces ``None``
@@ -21,7 +21,7 @@ from mmengine.logging import print_log
 from torch.utils.data import DataLoader, Dataset
 
 from .data_seeding import DatasetView, M2FDataLoader
-from .errors import M2FBadSampleError
+from ..errors import M2FBadSampleError
 
 MODES = ('raise', 'skip')
 CHECK_HINT = ('check every sample before training with: python tools/misc/check_dataset.py CONFIG; '

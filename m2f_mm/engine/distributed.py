@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 
-from .errors import M2FLaunchError
+from ..errors import M2FLaunchError
 
 AUTO = 'auto'
 # Long enough for rank 0 alone to compute COCO metrics or write a large checkpoint while the others wait.

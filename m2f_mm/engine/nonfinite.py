@@ -30,7 +30,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from .errors import M2FNonFiniteError
+from ..errors import M2FNonFiniteError
 
 FIXES = ('usual fixes: lower optim_wrapper.optimizer.lr (or warm up longer), keep gradient clipping on '
          '(optim_wrapper.clip_grad=dict(max_norm=0.01, norm_type=2)), with --amp try --amp-dtype bfloat16 or '

@@ -28,7 +28,7 @@ import ast
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from .data_seeding import M2FDataLoader, _FirstNextIterator
-from .errors import M2FConfigError
+from ..errors import M2FConfigError
 
 # Settings compared on resume, and which side wins when they differ.
 CHECKPOINT_WINS = ('optim_wrapper.optimizer', 'param_scheduler')

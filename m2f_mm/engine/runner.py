@@ -53,7 +53,7 @@ from .checkpoint_hook import M2FCheckpointHook
 from .data_guard import with_guard
 from .distributed import check_world_fits, collective_timeout, ddp_wrapper_cfg, init_distributed, rank_seed
 from .durable import write_failure_message
-from .errors import M2FCheckpointError, M2FError
+from ..errors import M2FCheckpointError, M2FError
 from .nonfinite import M2FNonFiniteGuardHook
 from .resume import check_iterations_left, config_literals, resumed_settings, setting_changes, skip_trained_batches
 from .watchdog import M2FWatchdogHook

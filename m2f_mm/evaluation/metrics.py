@@ -32,7 +32,7 @@ from mmseg.evaluation.metrics import IoUMetric
 from PIL import Image
 
 from ..datasets.panoptic import panoptic_semantic_map, read_panoptic_ids
-from ..engine.errors import M2FConfigError
+from ..errors import M2FConfigError
 from ..registry import register_metric
 from .pq import PQStat, format_table, id2rgb, pq_stat_single, summarize
 

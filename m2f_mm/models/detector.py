@@ -22,7 +22,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.structures import PixelData
 from torch import Tensor
 
-from m2f_mm.engine.errors import M2FConfigError
+from m2f_mm.errors import M2FConfigError
 from m2f_mm.models.head import check_input_size
 from m2f_mm.registry import MODELS, register_det_model
 

@@ -175,7 +175,7 @@ def require_class_counts(where: str, **counts: Optional[int]) -> None:
     """
     unset = [name for name, value in counts.items() if value is None]
     if unset:
-        from m2f_mm.engine.errors import M2FConfigError
+        from m2f_mm.errors import M2FConfigError
         raise M2FConfigError(
             f'{where}.{" / ".join(unset)} is None, meaning "the dataset\'s": m2f_mm fills it from the data when it '
             'builds the model (tools/*.py, M2FRunner, m2f_mm.apis.init_model, M2FDetInferencer). This model was '

@@ -13,7 +13,7 @@ from PIL import Image
 
 from m2f_mm.config import check_data_files, resolve_config
 from m2f_mm.config.classes import classes_from_label_maps, read_categories, read_classes_file
-from m2f_mm.engine.errors import M2FConfigError
+from m2f_mm.errors import M2FConfigError
 
 TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, TESTS)

@@ -8,7 +8,7 @@ from mmengine.config import Config
 
 from m2f_mm.config import resolve_config
 from m2f_mm.config.schedule import resolve_schedule, to_iterations
-from m2f_mm.engine.errors import M2FConfigError
+from m2f_mm.errors import M2FConfigError
 
 sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs'))
 from zoo_build import REPO  # noqa: E402

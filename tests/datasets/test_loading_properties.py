@@ -22,7 +22,7 @@ from PIL import Image
 
 from m2f_mm.datasets.check import check_indices
 from m2f_mm.datasets.panoptic import AnnotationMismatchError
-from m2f_mm.engine.errors import M2FBadSampleError
+from m2f_mm.errors import M2FBadSampleError
 from m2f_mm.registry import DATASETS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -133,7 +133,7 @@ def test_check_ids_off_accepts_mmdet_dataset_dropping_tiny_segments(tmp_path):
 
 def _refused(tmp_path, *texts, **dataset_args):
     """Building the dataset stops with one M2FBadSampleError line holding every text and the fix."""
-    from m2f_mm.engine.errors import M2FBadSampleError
+    from m2f_mm.errors import M2FBadSampleError
     init_default_scope('mmdet')
     with pytest.raises(M2FBadSampleError) as err:
         DATASETS.build(dict(type='M2FCocoPanopticDataset', data_root=str(tmp_path), ann_file='ann.json', metainfo=META,

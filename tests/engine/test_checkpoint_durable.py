@@ -14,7 +14,7 @@ import torch
 
 from m2f_mm.engine import durable
 from m2f_mm.engine.checkpoint import checkpoint_problem, newest_intact_checkpoint, resumable_checkpoint
-from m2f_mm.engine.errors import M2FCheckpointError
+from m2f_mm.errors import M2FCheckpointError
 
 PAYLOAD = 2 * 1024 * 1024  # float32 values: an 8 MB checkpoint
 

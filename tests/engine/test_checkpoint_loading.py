@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from m2f_mm.engine.checkpoint import compare_state_dicts, fitting_state, fix_hints
-from m2f_mm.engine.errors import M2FCheckpointError
+from m2f_mm.errors import M2FCheckpointError
 
 
 def _model_state():

@@ -165,7 +165,7 @@ print('RESULTS' + json.dumps(results))
 
 def test_unreadable_checkpoints_stop_test_and_init_model_with_one_line(tiny_data, tmp_path, tools):
     from m2f_mm.apis import init_model
-    from m2f_mm.engine.errors import M2FCheckpointError
+    from m2f_mm.errors import M2FCheckpointError
     config = tools.write_config(str(tmp_path / 'cfg.py'), tiny_data)
     real = tmp_path / 'real.pth'
     torch.save({'state_dict': {'w': torch.zeros(100_000)}}, real)

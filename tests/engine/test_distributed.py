@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from m2f_mm.engine.distributed import check_world_fits, ddp_wrapper_cfg, rank_seed, resolve_backend, slurm_rank_env
-from m2f_mm.engine.errors import M2FLaunchError
+from m2f_mm.errors import M2FLaunchError
 
 TIMEOUT = 600
 HOOKS = "custom_imports = dict(imports=['m2f_mm', '_test_hooks'], allow_failed_imports=False)\n" \

@@ -8,7 +8,7 @@ from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 from mmengine.structures import InstanceData
 
-from m2f_mm.engine.errors import M2FNonFiniteError
+from m2f_mm.errors import M2FNonFiniteError
 from m2f_mm.engine.nonfinite import M2FNonFiniteGuardHook, non_finite_terms, prediction_sets
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from m2f_mm.engine.errors import M2FConfigError
+from m2f_mm.errors import M2FConfigError
 from m2f_mm.engine.resume import (check_iterations_left, config_literals, resumed_settings, setting_changes)
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from m2f_mm.engine.distributed import DEFAULT_TIMEOUT_S, collective_timeout
-from m2f_mm.engine.errors import M2FLaunchError
+from m2f_mm.errors import M2FLaunchError
 from m2f_mm.engine.watchdog import (Heartbeat, Observed, RankRecord, is_collective_timeout, silent_ranks,
                                     timeout_message)
 

@@ -76,7 +76,7 @@ def test_mmdet_inferencer_with_a_config_that_leaves_classes_to_the_data_names_th
     from mmdet.apis import DetInferencer
 
     from m2f_mm.checkpoints import safe_local_loading
-    from m2f_mm.engine.errors import M2FConfigError
+    from m2f_mm.errors import M2FConfigError
     with safe_local_loading(), pytest.raises(M2FConfigError) as err:
         DetInferencer(model=osp.join(REPO, PANOPTIC), weights=tiny['panoptic']['trained'], device='cpu')
     assert 'panoptic_head.num_things_classes / num_stuff_classes is None' in str(err.value)

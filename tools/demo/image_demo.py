@@ -157,7 +157,7 @@ def main(argv=None) -> int:
 
     from m2f_mm.apis import ResultWriter, inference_model, init_model, prediction_arrays
     from m2f_mm.apis.results import INSTANCE_OFFSET
-    from m2f_mm.engine.errors import M2FError, short_message
+    from m2f_mm.errors import M2FError, short_message
     from m2f_mm.visualization import instance_figure, panoptic_figure, semantic_figure
     from PIL import Image
 

@@ -1,4 +1,7 @@
-"""Errors that stop a run with one message naming the problem and the fix.
+"""Every error m2f_mm raises on purpose: one message naming the problem and the fix.
+
+The ground floor of the package: it imports nothing, and every layer (config, models, datasets,
+evaluation, engine, apis, tools) raises these.
 
 Every entry point (``tools/train.py``, ``tools/test.py``, ``tools/misc/check_dataset.py``) prints
 ``short_message(err)`` for these and exits with status 1 instead of a traceback. A DataLoader worker
