@@ -2,7 +2,7 @@
 PY ?= .venv/bin/python
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup demo ablations ablation baseline test forward benchmarks clean
+.PHONY: setup demo ablations ablation baseline test forward benchmarks benchmark-openmmlab clean
 
 setup:
 	bash tools/setup_env.sh
@@ -30,10 +30,15 @@ test: setup
 forward: setup
 	$(PY) tools/demo/demo_forward.py configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py
 
+## Memory of the point-sampled loss and of inference, PQ evaluation speed (README, Benchmarks).
 benchmarks: setup
 	$(PY) benchmarks/memory_point_loss.py --device cpu --runs 3 --size 512
 	$(PY) benchmarks/inference_memory.py
 	$(PY) benchmarks/pq_throughput.py
+
+## Speed and memory side by side with mmdet's / mmseg's in-tree Mask2Former (~15-20 min; docs/performance.md).
+benchmark-openmmlab: setup
+	$(PY) benchmarks/benchmark.py
 
 clean:
 	rm -rf .venv work_dirs outputs *.egg-info

@@ -1,4 +1,4 @@
-"""Models, weights and inputs for tools/analysis_tools/benchmark.py (one fresh process per side).
+"""Models, weights and inputs for benchmarks/benchmark.py (one fresh process per side).
 
 Shape legend: B batch, S image side (square inputs, no padding), Q queries, C classes.
 
@@ -20,7 +20,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def reference_config_path(task: str) -> str:

@@ -1,9 +1,9 @@
 """Speed and memory of m2f_mm against OpenMMLab's in-tree Mask2Former, side by side; and an fps mode.
 
-    python tools/analysis_tools/benchmark.py                 # compare: panoptic (mmdet) + semantic (mmseg)
-    python tools/analysis_tools/benchmark.py compare --task panoptic --rounds 3 --steps 3
-    python tools/analysis_tools/benchmark.py fps configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py --size 384
-    python tools/analysis_tools/benchmark.py profile --side ref --task panoptic [--top 25]   # where the time goes
+    python benchmarks/benchmark.py                 # compare: panoptic (mmdet) + semantic (mmseg)
+    python benchmarks/benchmark.py compare --task panoptic --rounds 3 --steps 3
+    python benchmarks/benchmark.py fps configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py --size 384
+    python benchmarks/benchmark.py profile --side ref --task panoptic [--top 25]   # where the time goes
 
 compare: every measurement runs in a fresh process (no allocator cache or high-water mark carried
 over); sides alternate (ref, ours, then ours, ref in the next round) so a drifting machine speed
