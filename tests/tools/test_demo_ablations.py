@@ -1,6 +1,8 @@
-"""run_demo.py --ablations / --baseline mmdet: each variant is a switch of the real model, the mmdet
-baseline is mmdet's own Mask2Former with our model's sizes, the tables are computed right, and a quick
-run (a few iterations on a handful of images) writes the tables and the curves."""
+"""run_demo.py --ablations / --baseline mmdet: each variant is a checked-in config that sets one switch
+of the real model, the mmdet baseline is mmdet's own Mask2Former with our model's sizes, the tables
+are computed right, and a quick run (a few iterations on a handful of images) writes the tables and
+the curves."""
+import importlib.util
 import json
 import os.path as osp
 import subprocess
@@ -10,10 +12,31 @@ import pytest
 import torch
 from mmengine.config import Config, ConfigDict
 
+from m2f_mm.visualization import run_report as report
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MAIN = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py')
-sys.path.insert(0, osp.join(REPO, 'tools', 'demo'))
-import _ablations as abl  # noqa: E402
+BASELINE_DIR = osp.join(REPO, 'benchmarks', 'mmdet_baseline')
+
+
+def _load(path: str, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+run_demo = _load(osp.join(REPO, 'tools', 'demo', 'run_demo.py'), 'm2f_tool_run_demo')
+VARIANTS = run_demo.VARIANTS
+
+
+def _baseline():
+    """benchmarks/mmdet_baseline/m2f_mmdet_baseline.py, importable by name as its config's custom_imports
+    needs (run_demo.py puts the folder on the training process's PYTHONPATH)."""
+    if BASELINE_DIR not in sys.path:
+        sys.path.insert(0, BASELINE_DIR)
+    import m2f_mmdet_baseline
+    return m2f_mmdet_baseline
 
 
 def _build(config: str):
@@ -32,14 +55,14 @@ def test_every_variant_is_one_switch_of_the_real_model(tmp_path):
         'full_mask': lambda h: h.criterion.full_mask,
         'fpn_decoder': lambda h: type(h.pixel_decoder).__name__ == 'M2FFPNPixelDecoder',
     }
-    assert set(expected) == set(abl.VARIANTS)
+    assert set(expected) == set(VARIANTS)
     reference = _build(MAIN).state_dict()
-    for name, (_, _, overrides, _) in abl.VARIANTS.items():
-        path = tmp_path / f'{name}.py'
-        path.write_text(abl.leaf_config(MAIN, overrides, seed=3))
-        cfg = Config.fromfile(str(path))
+    for name in VARIANTS:
+        path = osp.join(REPO, run_demo.variant_config(name))
+        cfg = Config.fromfile(path)
+        cfg.merge_from_dict({'randomness.seed': 3})  # what run_demo.py's --cfg-options randomness.seed=3 does
         assert cfg.randomness.seed == 3
-        head = _build(str(path)).panoptic_head
+        head = _build(path).panoptic_head
         assert expected[name](head), name
         if name == 'masked':
             continue
@@ -56,6 +79,35 @@ def test_every_variant_is_one_switch_of_the_real_model(tmp_path):
             assert {k for k in ours ^ keys if not k.startswith('pixel_decoder.')} == set()
 
 
+def _flat(value, prefix=''):
+    """A config dict as {dotted key: leaf value}."""
+    if isinstance(value, dict):
+        return {k: v for key, sub in value.items() for k, v in _flat(sub, f'{prefix}{key}.').items()}
+    return {prefix.rstrip('.'): value}
+
+
+def test_each_ablation_config_differs_from_the_main_job_only_in_its_switch():
+    """The resolved configs (classes, schedule, evaluator files filled) of a variant and of the main job,
+    key by key: only the keys under the variant's switch differ."""
+    from m2f_mm.config import load_resolved
+    main = _flat(load_resolved(MAIN).to_dict())
+    switches = {'unmasked': 'model.panoptic_head.transformer_decoder.use_masked_attention',
+                'zero_queries': 'model.panoptic_head.learnable_query_features',
+                'single_level': 'model.panoptic_head.transformer_decoder.feature_levels',
+                'full_mask': 'model.panoptic_head.criterion.full_mask',
+                'fpn_decoder': 'model.panoptic_head.pixel_decoder'}
+    assert run_demo.variant_config('masked') == run_demo.CONFIG
+    assert set(switches) == set(VARIANTS) - {'masked'}
+    for name, switch in switches.items():
+        path = osp.join(REPO, run_demo.variant_config(name))
+        assert osp.basename(path) == f'm2f_r18-q24_1xb8-3k_synthetic-panoptic_{name.replace("_", "-")}.py'
+        variant = _flat(load_resolved(path).to_dict())
+        changed = {k for k in set(main) | set(variant) if main.get(k, '<absent>') != variant.get(k, '<absent>')}
+        assert changed and all(k == switch or k.startswith(switch + '.') for k in changed), (name, sorted(changed))
+        table_key = VARIANTS[name][1].split('=')[0]  # the table names the same switch
+        assert switch.endswith(table_key) or switch.endswith(table_key.rsplit('.', 1)[0]), (name, table_key)
+
+
 def test_mmdet_baseline_is_mmdets_mask2former_with_our_sizes():
     """mmdet's own classes, and the same architecture: its weights convert into ours strictly and
     both give the same panoptic and semantic predictions."""
@@ -64,12 +116,18 @@ def test_mmdet_baseline_is_mmdets_mask2former_with_our_sizes():
     from mmdet.structures import DetDataSample
 
     from m2f_mm.checkpoints import convert_mmdet_to_m2f
-    from _mmdet_baseline import mmdet_model
-
     from m2f_mm.config import load_resolved
+    baseline = _baseline()
     cfg = load_resolved(MAIN)
+    # the checked-in config builds exactly this model (class counts filled from the same data)
+    checked_in = load_resolved(osp.join(BASELINE_DIR, 'mmdet-mask2former_r18-q24_1xb8-3k_synthetic-panoptic.py'))
+    assert 'm2f_mmdet_baseline' in checked_in.custom_imports.imports
+    assert checked_in.model.type == baseline.BUILDER_TYPE
+    assert checked_in.model.module.to_dict() == cfg.model.to_dict()
+    built = MODELS.build(checked_in.model)
+    assert type(built) is baseline.M2FDemoMMDetMask2Former and type(built.panoptic_head) is Mask2FormerHead
     torch.manual_seed(0)
-    theirs = MODELS.build(ConfigDict(mmdet_model(cfg)))
+    theirs = MODELS.build(ConfigDict(baseline.mmdet_model(cfg.model)))
     theirs.init_weights()
     with torch.no_grad():  # non-degenerate weights everywhere (mmdet's init zeroes MSDA offsets)
         for p in theirs.panoptic_head.parameters():
@@ -92,13 +150,11 @@ def test_mmdet_baseline_is_mmdets_mask2former_with_our_sizes():
     assert torch.equal(got.pred_panoptic_seg.sem_seg, want.pred_panoptic_seg.sem_seg)
 
 
-def test_mmdet_baseline_refuses_an_ablated_config(tmp_path):
-    from _mmdet_baseline import mmdet_model
-    path = tmp_path / 'unmasked.py'
-    path.write_text(abl.leaf_config(MAIN, abl.VARIANTS['unmasked'][2], seed=0))
+def test_mmdet_baseline_refuses_an_ablated_config():
     from m2f_mm.config import load_resolved
+    ablated = load_resolved(osp.join(REPO, run_demo.variant_config('unmasked')))
     with pytest.raises(ValueError, match='mirrors the paper model only'):
-        mmdet_model(load_resolved(str(path)))
+        _baseline().mmdet_model(ablated.model)
 
 
 def test_tables_by_hand():
@@ -106,23 +162,23 @@ def test_tables_by_hand():
         return {'coco_panoptic/PQ': pq, 'coco_panoptic/PQ_th': pq - 10, 'coco_panoptic/PQ_st': pq + 10,
                 'coco/segm_mAP': ap, 'sem_seg/mIoU': 80.0, 'peak_rss_mb': 1000.0, 'sec_per_iter': 0.5,
                 'train_minutes': 10.0, **extra}
-    assert abl.summary([60.0, 62.0]) == '61.0 ± 1.4 (n=2)'
-    assert abl.summary([61.24]) == '61.2' and abl.summary([]) == '-'
+    assert report.summary([60.0, 62.0]) == '61.0 ± 1.4 (n=2)'
+    assert report.summary([61.24]) == '61.2' and report.summary([]) == '-'
     groups = {'masked': [run(60.0, 0.30), run(62.0, 0.32)], 'unmasked': [run(58.0, 0.28), run(57.0, 0.27)],
               'full_mask': [run(61.5, 0.31, peak_rss_mb=3000.0)]}
-    table = abl.ablation_table(groups).splitlines()
+    table = report.ablation_table(groups, VARIANTS, 'masked').splitlines()
     masked, unmasked, full = table[2].split(' | '), table[3].split(' | '), table[4].split(' | ')
     assert masked[2] == '61.0 ± 1.4 (n=2)' and masked[5] == '31.0 ± 1.4 (n=2)'  # AP in percent
     assert unmasked[7] == '-3.5' and unmasked[8] == '-4.8'  # ΔPQ vs the mean of the masked runs; paper
     assert full[7] == '+0.5' and full[9] == '3000'
-    seeds = abl.seed_table(groups, [0, 1], abl.MAIN_PAIR).splitlines()
+    seeds = report.seed_table(groups, [0, 1], run_demo.MAIN_PAIR).splitlines()
     assert seeds[2] == '| 0 | 60.0 | 58.0 | +2.0 |' and seeds[3] == '| 1 | 62.0 | 57.0 | +5.0 |'
     assert seeds[4].endswith('| 3.5 ± 2.1 (n=2) |')
     # runs tagged with their seed are paired by it, so a run missing in the middle leaves its own row empty
     tagged = {'masked': [run(60.0, 0.3, seed=0), run(64.0, 0.3, seed=2)], 'unmasked': [run(58.0, 0.3, seed=2)]}
-    rows = abl.seed_table(tagged, [0, 1, 2], abl.MAIN_PAIR).splitlines()
+    rows = report.seed_table(tagged, [0, 1, 2], run_demo.MAIN_PAIR).splitlines()
     assert rows[2:5] == ['| 0 | 60.0 | - | - |', '| 1 | - | - | - |', '| 2 | 64.0 | 58.0 | +6.0 |']
-    base = abl.baseline_table(groups['masked'], [run(60.0, 0.30, sec_per_iter=1.0, peak_rss_mb=2000.0)])
+    base = report.baseline_table(groups['masked'], [run(60.0, 0.30, sec_per_iter=1.0, peak_rss_mb=2000.0)])
     assert '| PQ | 61.0 ± 1.4 (n=2) | 60.0 | +1.0 |' in base
     assert '| training time per iteration | 0.50 s | 1.00 s | x0.50 |' in base
     assert '| peak memory (training process RSS) | 1000.00 MB | 2000.00 MB | x0.50 |' in base
@@ -137,7 +193,7 @@ def test_quick_ablations_and_baseline_write_the_tables(tmp_path):
                                 capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     table = (out / 'ablations.md').read_text()
-    for label, switch, _, _ in abl.VARIANTS.values():
+    for label, switch, _ in VARIANTS.values():
         assert f'| {label} |' in table and (switch == '-' or switch in table)
     assert table.count('(n=2)') >= 2 * 5  # both runs of the main pair in every metric column
     assert '| 1 |' in table  # the per-seed table
@@ -149,10 +205,12 @@ def test_quick_ablations_and_baseline_write_the_tables(tmp_path):
         assert 0 <= r['coco_panoptic/PQ'] <= 100 and 0 <= r['sem_seg/mIoU'] <= 100 and 0 <= r['coco/segm_mAP'] <= 1
         assert r['peak_rss_mb'] > 100 and r['sec_per_iter'] > 0
     # the switch reached the trained model: mmengine's dump of the resolved config of each run
-    dumped = Config.fromfile(str(work / 'single_level' / 'single_level.py'))
+    dumped = Config.fromfile(str(work / 'single_level' / osp.basename(run_demo.variant_config('single_level'))))
     assert dumped.model.panoptic_head.transformer_decoder.feature_levels == [0]
-    mmdet_run = Config.fromfile(str(work / 'mmdet' / 'mmdet.py'))
-    assert mmdet_run.model.panoptic_head.type == 'Mask2FormerHead'
+    assert dumped.randomness.seed == 0 and Config.fromfile(
+        str(work / 'masked-seed1' / osp.basename(run_demo.CONFIG))).randomness.seed == 1
+    mmdet_run = Config.fromfile(str(work / 'mmdet' / 'mmdet-mask2former_r18-q24_1xb8-3k_synthetic-panoptic.py'))
+    assert mmdet_run.model.type == 'M2FMMDetBaseline'
     assert results['baseline']['masked'][0] == results['ablations']['masked'][0]  # reused, not retrained
     # --finished-only trains nothing: seed 2 was never run, so its row is empty and the table is otherwise the same
     result = subprocess.run([sys.executable, 'tools/demo/run_demo.py'] + common
@@ -167,8 +225,6 @@ def test_quick_ablations_and_baseline_write_the_tables(tmp_path):
 
 
 def test_quick_runs_have_their_own_folders_and_data_is_reused_only_with_its_settings(tmp_path):
-    sys.path.insert(0, osp.join(REPO, 'tools', 'demo'))
-    import run_demo
     real, quick = run_demo.default_folders(False), run_demo.default_folders(True)
     assert real == dict(data='data/synthetic', out='outputs/demo', work_root='work_dirs/demo')
     assert set(real.values()).isdisjoint(quick.values())

@@ -15,7 +15,7 @@ import os.path as osp
 import sys
 from typing import Dict
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: _env_guard, not in m2f_mm (docstring)
 import _env_guard  # noqa: E402,F401  (must come first: checks mmcv, registers m2f_mm)
 
 import numpy as np  # noqa: E402

@@ -10,29 +10,57 @@ Steps, each a real tool a user would also run by hand:
 Outputs land in ``--out`` (default ``outputs/demo``): curves.png, overlays.png, results.md; with
 --ablations ablations.md / .png / .json, with --baseline baseline.md / .png / .json.
 
---ablations trains each switch of tools/demo/_ablations.py (VARIANTS) with the same data and schedule:
-masked attention on and off with every --seeds seed, the others with the first seed. An ablation run
+--ablations trains each switch (VARIANTS: the checked-in configs/ablations/*.py, one switch over the main-job
+config each) with the same data and schedule, the seed through --cfg-options randomness.seed=N: masked
+attention on and off with every --seeds seed, the others with the first seed. --baseline mmdet trains
+benchmarks/mmdet_baseline/ (mmdet's own Mask2Former with our model's sizes) the same way. An ablation run
 is scored by the validation at its last iteration (the same data and metrics as tools/test.py).
 Peak memory is the training process's peak resident set size (ru_maxrss; on CUDA, mmengine's logged
 peak allocation). --reuse skips runs whose work dir already holds metrics.json; --finished-only trains
 nothing and writes the tables from the runs that have finished (e.g. while others are still training).
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
-import statistics
 import subprocess
 import sys
 import time
 from typing import Dict, List, Optional
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # tools/demo: _ablations, _mmdet_baseline
-import _ablations as abl  # noqa: E402
-
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'configs/m2f_r18-q24_1xb8-3k_synthetic-panoptic.py'
+BASELINE_CONFIG = 'benchmarks/mmdet_baseline/mmdet-mask2former_r18-q24_1xb8-3k_synthetic-panoptic.py'
+# name -> its row (m2f_mm.visualization.run_report.Variant): label, the switch its config sets, the paper's PQ change (Mask2Former, CVPR 2022,
+# ablations on COCO with R50). 'masked' trains CONFIG, the others configs/ablations/<CONFIG>_<name>.py.
+VARIANTS = {
+    'masked': ('Mask2Former (every component on)', '-', None),
+    'unmasked': ('no masked attention', 'transformer_decoder.use_masked_attention=False', -4.8),
+    'zero_queries': ('zero query features, set 0 not supervised', 'panoptic_head.learnable_query_features=False', -0.7),
+    'single_level': ('single 1/32 feature level, no round-robin', 'transformer_decoder.feature_levels=[0]', -1.7),
+    'full_mask': ('full-mask loss instead of sampled points', 'criterion.full_mask=True', '-1.6 at 3x memory'),
+    'fpn_decoder': ('FPN pixel decoder instead of MSDeformAttn', "pixel_decoder.type='M2FFPNPixelDecoder'", -1.2),
+}
+MAIN_PAIR = ('masked', 'unmasked')  # trained with every seed; the other variants with the first seed
+MMDET = 'mmdet'  # the baseline's run name
+
+
+def variant_config(variant: str) -> str:
+    """The checked-in config of an ablation run (repository-relative)."""
+    if variant == 'masked':
+        return CONFIG
+    stem = osp.splitext(osp.basename(CONFIG))[0]
+    return f'configs/ablations/{stem}_{variant.replace("_", "-")}.py'
+
+
+def run_name(variant: str, seed: int) -> str:
+    """Work-dir name of a run; seed 0 of 'masked' / 'unmasked' are the main job's own runs."""
+    return variant if seed == 0 else f'{variant}-seed{seed}'
+
+
+def seeds_of(variant: str, seeds: List[int]) -> List[int]:
+    """Every seed for the main comparison, the first seed for the other variants."""
+    return list(seeds) if variant in MAIN_PAIR else list(seeds[:1])
 
 
 def run(cmd: List[str], env: Dict[str, str] = None) -> float:
@@ -44,30 +72,6 @@ def run(cmd: List[str], env: Dict[str, str] = None) -> float:
     if proc.returncode:
         raise subprocess.CalledProcessError(proc.returncode, cmd)
     return usage.ru_maxrss / 1024
-
-
-def latest_metrics(work_dir: str) -> Dict[str, float]:
-    """The metrics dict that mmengine's test loop wrote last under ``work_dir/<timestamp>/<timestamp>.json``."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', '*.json')), key=osp.getmtime)
-    if not files:
-        raise FileNotFoundError(f'no metrics JSON under {work_dir}: did tools/test.py run?')
-    with open(files[-1]) as f:
-        return json.load(f)
-
-
-def training_log(work_dir: str) -> Dict[str, float]:
-    """From the run's scalars.json: the last validation metrics, median s/iter, peak CUDA memory (MB)."""
-    from m2f_mm.visualization.curves import read_scalars
-    records = read_scalars(work_dir)
-    vals = [r for r in records if 'iter' not in r and any(k.startswith('coco_panoptic/') for k in r)]
-    times = [r['time'] for r in records if 'iter' in r and 'time' in r]
-    out = {k: v for k, v in (vals[-1] if vals else {}).items() if k != 'step'}
-    if times:
-        out['sec_per_iter'] = statistics.median(times)
-    memory = [r['memory'] for r in records if 'memory' in r]  # mmengine logs it on CUDA only
-    if memory:
-        out['peak_cuda_mb'] = max(memory)
-    return out
 
 
 def train_and_score(name: str, config: str, args, extra: List[str], *, test: bool = True,
@@ -89,11 +93,12 @@ def train_and_score(name: str, config: str, args, extra: List[str], *, test: boo
     train_minutes = (time.perf_counter() - start) / 60
     with open(osp.join(REPO, work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
-    log = training_log(osp.join(REPO, work_dir))
+    from m2f_mm.visualization import run_report as report
+    log = report.training_log(osp.join(REPO, work_dir))
     if test:
         test_dir = osp.join(work_dir, 'test')
         run([py, 'tools/test.py', config, checkpoint, '--work-dir', test_dir] + extra, env=env)
-        metrics = dict(log, **latest_metrics(osp.join(REPO, test_dir)))
+        metrics = dict(log, **report.latest_metrics(osp.join(REPO, test_dir)))
     else:
         metrics = log
     metrics.update(train_minutes=train_minutes, peak_rss_mb=peak, checkpoint=checkpoint, work_dir=work_dir,
@@ -103,25 +108,17 @@ def train_and_score(name: str, config: str, args, extra: List[str], *, test: boo
     return metrics
 
 
-def variant_config(name: str, overrides: dict, seed: int, args, imports=()) -> str:
-    """Write the leaf config of one run (``work_root/configs/NAME.py``) and return its path."""
-    path = abl.config_path(osp.join(REPO, args.work_root), name)
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path, 'w') as f:
-        f.write(abl.leaf_config(osp.join(REPO, args.config), overrides, seed, imports))
-    return path
-
-
 def run_ablations(args, extra: List[str]) -> Dict[str, List[Dict]]:
     groups = {}
-    for variant, (_, _, overrides, _) in abl.VARIANTS.items():
+    for variant in VARIANTS:
         if variant not in args.variants:
             continue
         groups[variant] = []
-        for seed in abl.seeds_of(variant, args.seeds):
-            name = abl.run_name(variant, seed)
-            config = variant_config(name, overrides, seed, args)
-            _add_run(groups[variant], train_and_score(name, config, args, extra, test=False), seed)
+        for seed in seeds_of(variant, args.seeds):
+            name = run_name(variant, seed)
+            result = train_and_score(name, variant_config(variant), args, extra + [f'randomness.seed={seed}'],
+                                     test=False)
+            _add_run(groups[variant], result, seed)
     return groups
 
 
@@ -132,20 +129,15 @@ def _add_run(runs: List[Dict], result: Optional[Dict], seed: int) -> None:
 
 
 def run_baseline(args, extra: List[str]) -> Dict[str, List[Dict]]:
-
-    from _mmdet_baseline import mmdet_model
-    from m2f_mm.config import load_resolved
-    model = mmdet_model(load_resolved(osp.join(REPO, args.config)))
+    # custom_imports of the baseline config needs its module importable (benchmark code, not in m2f_mm)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [osp.join(REPO, 'tools', 'demo')] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
-    groups = {'masked': [], abl.MMDET: []}
+        [osp.join(REPO, osp.dirname(BASELINE_CONFIG))] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
+    groups = {'masked': [], MMDET: []}
     for seed in args.seeds:
-        name = abl.run_name('masked', seed)
-        config = variant_config(name, {}, seed, args)
-        _add_run(groups['masked'], train_and_score(name, config, args, extra, test=False), seed)
-        name = abl.run_name(abl.MMDET, seed)
-        config = variant_config(name, dict(model=dict(model, _delete_=True)), seed, args, imports=['_mmdet_baseline'])
-        _add_run(groups[abl.MMDET], train_and_score(name, config, args, extra, test=False, env=env), seed)
+        seeded = extra + [f'randomness.seed={seed}']
+        _add_run(groups['masked'], train_and_score(run_name('masked', seed), CONFIG, args, seeded, test=False), seed)
+        result = train_and_score(run_name(MMDET, seed), BASELINE_CONFIG, args, seeded, test=False, env=env)
+        _add_run(groups[MMDET], result, seed)
     return groups
 
 
@@ -205,15 +197,15 @@ def main():
     parser.add_argument('--work-root', help='training / test work dirs, one per run (default: work_dirs/demo, with '
                         '--quick work_dirs/demo-quick)')
     parser.add_argument('--ablations', '--ablation', action='store_true',
-                        help="train the paper's ablation switches side by side (tools/demo/_ablations.py)")
+                        help="train the paper's ablation switches side by side (configs/ablations/)")
     parser.add_argument('--baseline', choices=['mmdet'],
                         help="also train mmdet 3.3.0's own Mask2Former with the same data, schedule and seeds")
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
                         help='seeds of the main comparison (masked attention on / off) and of the baseline '
                              '(default: 0 1 2); the other ablations use the first')
-    parser.add_argument('--variants', nargs='+', choices=list(abl.VARIANTS), default=list(abl.VARIANTS),
+    parser.add_argument('--variants', nargs='+', choices=list(VARIANTS), default=list(VARIANTS),
                         metavar='NAME', help='the ablation runs to train (default: all of '
-                        f'{", ".join(abl.VARIANTS)}); with --reuse, a later run with all of them assembles the table')
+                        f'{", ".join(VARIANTS)}); with --reuse, a later run with all of them assembles the table')
     parser.add_argument('--quick', action='store_true', help='a few iterations on a handful of images')
     parser.add_argument('--reuse', action='store_true', help='reuse runs already trained and scored in --work-root')
     parser.add_argument('--finished-only', action='store_true',
@@ -228,15 +220,11 @@ def main():
     py = sys.executable
     os.makedirs(osp.join(REPO, args.out), exist_ok=True)
 
-    extra = ['--cfg-options', f'data_root={args.data}/',
-             f'train_dataloader.dataset.data_root={args.data}/', f'val_dataloader.dataset.data_root={args.data}/',
-             f'test_dataloader.dataset.data_root={args.data}/',
-             f'val_evaluator.0.ann_file={args.data}/annotations/panoptic_val.json',
-             f'val_evaluator.0.seg_prefix={args.data}/annotations/panoptic_val/',
-             f'val_evaluator.1.ann_file={args.data}/annotations/instances_val.json',
-             f'test_evaluator.0.ann_file={args.data}/annotations/panoptic_val.json',
-             f'test_evaluator.0.seg_prefix={args.data}/annotations/panoptic_val/',
-             f'test_evaluator.1.ann_file={args.data}/annotations/instances_val.json']
+    if (args.ablations or args.baseline) and args.config != CONFIG:
+        parser.error(f'--ablations and --baseline compare runs of {CONFIG} (configs/ablations/ and '
+                     f'benchmarks/mmdet_baseline/ inherit it); leave --config out')
+
+    extra = ['--cfg-options', f'data_root={args.data}/']  # every dataset and evaluator follows it (m2f_mm.config)
     if args.quick:
         extra += ['train_cfg.max_iters=4', 'train_cfg.val_interval=2', 'default_hooks.logger.interval=1',
                   'log_processor.window_size=1', 'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
@@ -254,21 +242,23 @@ def main():
 
     if args.ablations or args.baseline:
         from m2f_mm.visualization.curves import plot_run_groups
-        labels = {name: spec[0] for name, spec in abl.VARIANTS.items()}
-        labels.update(masked='m2f_mm Mask2Former', mmdet="mmdet 3.3.0's Mask2Former")
+        from m2f_mm.visualization import run_report as report
+        labels = {name: variant[0] for name, variant in VARIANTS.items()}
         if args.ablations:
             groups = run_ablations(args, extra)
-            plot_run_groups(abl.curve_groups(groups, {n: s[0] for n, s in abl.VARIANTS.items()}),
+            plot_run_groups(report.curve_groups(groups, labels),
                             osp.join(REPO, args.out, 'ablations.png'), title='ablations (mean over seeds)')
             write_report(osp.join(args.out, 'ablations'), groups,
-                         abl.ablation_table(groups) + '\n' + abl.seed_table(groups, args.seeds, abl.MAIN_PAIR))
+                         report.ablation_table(groups, VARIANTS, 'masked') + '\n'
+                         + report.seed_table(groups, args.seeds, MAIN_PAIR, labels))
         if args.baseline:
             groups = run_baseline(args, extra)
-            plot_run_groups(abl.curve_groups(groups, labels), osp.join(REPO, args.out, 'baseline.png'),
+            labels.update(masked='m2f_mm Mask2Former', mmdet="mmdet 3.3.0's Mask2Former")
+            plot_run_groups(report.curve_groups(groups, labels), osp.join(REPO, args.out, 'baseline.png'),
                             title="m2f_mm vs mmdet's Mask2Former (same data, schedule, seeds)")
             write_report(osp.join(args.out, 'baseline'), groups,
-                         abl.baseline_table(groups['masked'], groups[abl.MMDET]) + '\n'
-                         + abl.seed_table(groups, args.seeds, ('masked', abl.MMDET)))
+                         report.baseline_table(groups['masked'], groups[MMDET]) + '\n'
+                         + report.seed_table(groups, args.seeds, ('masked', MMDET), {n: v[0] for n, v in VARIANTS.items()}))
         return
 
     label = model_label(args.config)

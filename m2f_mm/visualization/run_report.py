@@ -1,50 +1,31 @@
-"""The paper's ablations and the mmdet baseline as runs of the main-job config: what each run changes,
-its leaf config, and the tables comparing runs (used by tools/demo/run_demo.py).
+"""Runs side by side: a finished run's results (its test metrics, last validation, speed and memory)
+and the markdown tables comparing groups of runs (ablations, seeds, a baseline), as
+``tools/demo/run_demo.py --ablations / --baseline`` writes them.
 
-Each variant is a config override of the real model (no fork): a leaf config in the run's work dir
-inherits the main-job config and changes one switch and the seed, so every run trains the same
-data with the same schedule. Paper figures: Mask2Former (CVPR 2022) ablations on COCO, R50.
+A run's results are a flat dict: metric keys as mmengine logs them (``coco_panoptic/PQ``,
+``coco/segm_mAP`` in [0, 1], ``sem_seg/mIoU``), ``sec_per_iter``, ``peak_rss_mb`` / ``peak_cuda_mb``,
+``train_minutes``, ``work_dir`` and optionally ``seed``. A group is a list of such runs (one per seed).
 """
+import glob
+import json
 import math
 import os.path as osp
+import statistics
 from statistics import mean, stdev
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Union
 
-# name -> (label, the switch as a config key, overrides of the main-job config, the paper's PQ change)
-VARIANTS = {
-    'masked': ('Mask2Former (every component on)', '-', {}, None),
-    'unmasked': ('no masked attention', 'transformer_decoder.use_masked_attention=False',
-                 dict(model=dict(panoptic_head=dict(transformer_decoder=dict(use_masked_attention=False)))), -4.8),
-    'zero_queries': ('zero query features, set 0 not supervised', 'panoptic_head.learnable_query_features=False',
-                     dict(model=dict(panoptic_head=dict(learnable_query_features=False))), -0.7),
-    'single_level': ('single 1/32 feature level, no round-robin', 'transformer_decoder.feature_levels=[0]',
-                     dict(model=dict(panoptic_head=dict(transformer_decoder=dict(feature_levels=[0])))), -1.7),
-    'full_mask': ('full-mask loss instead of sampled points', 'criterion.full_mask=True',
-                  dict(model=dict(panoptic_head=dict(criterion=dict(full_mask=True)))), '-1.6 at 3x memory'),
-    'fpn_decoder': ('FPN pixel decoder instead of MSDeformAttn', "pixel_decoder.type='M2FFPNPixelDecoder'",
-                    dict(model=dict(panoptic_head=dict(pixel_decoder=dict(
-                        _delete_=True, type='M2FFPNPixelDecoder', num_outs=3,
-                        norm_cfg=dict(type='GN', num_groups=16))))), -1.2),
-}
-MAIN_PAIR = ('masked', 'unmasked')  # trained with every seed; the other variants with the first seed
-MMDET = 'mmdet'  # the baseline's run name
+from .curves import read_scalars
+
+
+class Variant(NamedTuple):
+    """One row of the ablation table: what the run changes and the paper's figure for it."""
+    label: str
+    switch: str  # the config key it sets, '-' for the reference
+    paper_delta_pq: Union[float, str, None]  # the paper's PQ change (or a note), None for the reference
+
+
 METRICS = [('PQ', 'coco_panoptic/PQ'), ('PQ things', 'coco_panoptic/PQ_th'), ('PQ stuff', 'coco_panoptic/PQ_st'),
            ('mask AP', 'coco/segm_mAP'), ('mIoU', 'sem_seg/mIoU')]
-
-
-def run_name(variant: str, seed: int) -> str:
-    """Work-dir name of a run; seed 0 of 'masked' / 'unmasked' are the main job's own runs."""
-    return variant if seed == 0 else f'{variant}-seed{seed}'
-
-
-def leaf_config(base: str, overrides: Dict, seed: int, imports: Sequence[str] = ()) -> str:
-    """Text of a config inheriting ``base`` (absolute path) with ``overrides`` and ``seed``."""
-    lines = [f'_base_ = [{base!r}]']
-    if imports:
-        lines.append(f"custom_imports = dict(imports={['m2f_mm', *imports]!r}, allow_failed_imports=False)")
-    lines += [f'{key} = {value!r}' for key, value in overrides.items()]
-    lines.append(f'randomness = dict(seed={int(seed)})')
-    return '\n'.join(lines) + '\n'
 
 
 def metric(run: Dict, key: str) -> Optional[float]:
@@ -79,27 +60,53 @@ def _cost_cells(runs: List[Dict]) -> List[str]:
     return [memory, f'{per_iter:.2f}' if per_iter else '-', f'{minutes:.1f}' if minutes else '-']
 
 
-def ablation_table(groups: Dict[str, List[Dict]]) -> str:
-    """groups: variant name -> its runs' result dicts (one per seed) -> markdown table."""
+def latest_metrics(work_dir: str) -> Dict[str, float]:
+    """The metrics dict that mmengine's test loop wrote last under ``work_dir/<timestamp>/<timestamp>.json``."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', '*.json')), key=osp.getmtime)
+    if not files:
+        raise FileNotFoundError(f'no metrics JSON under {work_dir}: did tools/test.py run?')
+    with open(files[-1]) as f:
+        return json.load(f)
+
+
+def training_log(work_dir: str) -> Dict[str, float]:
+    """From the run's scalars.json: the last validation metrics, median s/iter, peak CUDA memory (MB)."""
+    records = read_scalars(work_dir)
+    vals = [r for r in records if 'iter' not in r and any(k.startswith('coco_panoptic/') for k in r)]
+    times = [r['time'] for r in records if 'iter' in r and 'time' in r]
+    out = {k: v for k, v in (vals[-1] if vals else {}).items() if k != 'step'}
+    if times:
+        out['sec_per_iter'] = statistics.median(times)
+    memory = [r['memory'] for r in records if 'memory' in r]  # mmengine logs it on CUDA only
+    if memory:
+        out['peak_cuda_mb'] = max(memory)
+    return out
+
+
+def ablation_table(groups: Dict[str, List[Dict]], variants: Dict[str, Variant], reference: str) -> str:
+    """groups: variant name -> its runs' result dicts (one per seed) -> markdown table; ΔPQ against the
+    mean PQ of group ``reference``."""
     head = ['variant', 'switch', *[label for label, _ in METRICS], 'ΔPQ', 'paper ΔPQ',
             'peak memory (MB)', 's / iter', 'train min']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    reference = _mean([metric(r, 'coco_panoptic/PQ') for r in groups.get('masked', [])])
+    reference_pq = _mean([metric(r, 'coco_panoptic/PQ') for r in groups.get(reference, [])])
     for name, runs in groups.items():
-        label, switch, _, paper = VARIANTS[name]
+        label, switch, paper = variants[name]
         cells = [label, f'`{switch}`' if switch != '-' else '-']
         cells += [summary([metric(r, key) for r in runs]) for _, key in METRICS]
         pq = _mean([metric(r, 'coco_panoptic/PQ') for r in runs])
-        cells.append('-' if name == 'masked' or pq is None or reference is None else f'{pq - reference:+.1f}')
+        cells.append('-' if name == reference or pq is None or reference_pq is None else f'{pq - reference_pq:+.1f}')
         cells.append('-' if paper is None else (f'{paper:+.1f}' if isinstance(paper, float) else paper))
         cells += _cost_cells(runs)
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
 
-def seed_table(groups: Dict[str, List[Dict]], seeds: Sequence[int], names: Sequence[str]) -> str:
-    """Per-seed PQ of the runs in ``names`` and the difference of the first two, seed by seed."""
-    labels = [VARIANTS[n][0] if n in VARIANTS else n for n in names]
+def seed_table(groups: Dict[str, List[Dict]], seeds: Sequence[int], names: Sequence[str],
+               labels: Optional[Dict[str, str]] = None) -> str:
+    """Per-seed PQ of the runs in ``names`` (headed by their ``labels``) and the difference of the
+    first two, seed by seed."""
+    labels = [(labels or {}).get(n, n) for n in names]
     lines = ['| seed | ' + ' | '.join(f'PQ, {lab}' for lab in labels) + ' | difference |',
              '|' + '---|' * (len(names) + 2)]
     diffs = []
@@ -144,13 +151,3 @@ def baseline_table(ours: List[Dict], theirs: List[Dict]) -> str:
 def curve_groups(groups: Dict[str, List[Dict]], labels: Dict[str, str]) -> Dict[str, List[str]]:
     """label -> the work dirs of that group's runs (for m2f_mm.visualization.curves.plot_run_groups)."""
     return {labels.get(name, name): [r['work_dir'] for r in runs] for name, runs in groups.items()}
-
-
-def seeds_of(variant: str, seeds: Sequence[int]) -> List[int]:
-    """Every seed for the main comparison, the first seed for the other variants."""
-    return list(seeds) if variant in MAIN_PAIR else list(seeds[:1])
-
-
-def config_path(work_root: str, name: str) -> str:
-    """Where a run's leaf config goes (outside its work dir, where mmengine dumps the resolved config)."""
-    return osp.join(work_root, 'configs', f'{name}.py')

@@ -1,5 +1,6 @@
-"""mmdet 3.3.0's own Mask2Former, sized like m2f_mm's model of a config: the OpenMMLab baseline of
-``tools/demo/run_demo.py --baseline mmdet``.
+"""mmdet 3.3.0's own Mask2Former, sized like an m2f_mm model config: the OpenMMLab baseline of
+``tools/demo/run_demo.py --baseline mmdet`` (config: ``mmdet-mask2former_r18-q24_1xb8-3k_synthetic-panoptic.py``
+beside this file).
 
 The model dict is mmdet's own (``configs/mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py``
 from the installed mmdet: its ``Mask2FormerHead``, ``MSDeformAttnPixelDecoder``, ``HungarianAssigner``
@@ -13,7 +14,11 @@ mmdet's detector cannot produce semantic segmentation (its fusion head raises), 
 class probability x mask probability, m2f_mm's ``semantic_inference``) on mmdet's own mask logits,
 resized the way mmdet's fusion head resizes them; panoptic and instance results are mmdet's.
 
-``tools/train.py`` finds the class through ``custom_imports`` with ``tools/demo`` on PYTHONPATH.
+The config's model is ``dict(type='M2FMMDetBaseline', module=<our model>)``: m2f_mm's config
+resolution fills ``module``'s class counts from the data (as for a TTA wrapper), and
+:func:`build_mmdet_baseline` turns the resolved model into mmdet's at build time. ``tools/train.py``
+finds both through ``custom_imports``, with this folder on PYTHONPATH: this module is benchmark code,
+not part of the installed package (it subclasses mmdet's detector, which m2f_mm never does).
 Shape legend: B images, Q queries, C classes, H x W padded input, H' x W' original image.
 """
 import copy
@@ -31,6 +36,7 @@ from m2f_mm.models.fusion import semantic_inference
 MMDET_CONFIG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'mask2former',
                         'mask2former_r50_8xb2-lsj-50e_coco-panoptic.py')
 MODEL_TYPE = 'M2FDemoMMDetMask2Former'
+BUILDER_TYPE = 'M2FMMDetBaseline'
 
 
 @MODELS.register_module(name=MODEL_TYPE)
@@ -64,10 +70,11 @@ def _resize_layer(layer_cfg: ConfigDict, ours: dict, num_levels: int = None) -> 
     layer_cfg.ffn_cfg.update(embed_dims=ours['embed_dims'], feedforward_channels=ours['feedforward_channels'])
 
 
-def mmdet_model(ours: Config) -> dict:
-    """mmdet's Mask2Former model dict with the sizes of ``ours.model`` (an M2FDetector config)."""
+def mmdet_model(mine: dict) -> dict:
+    """mmdet's Mask2Former model dict with the sizes of ``mine`` (an M2FDetector model config whose
+    class counts are resolved)."""
     model = copy.deepcopy(Config.fromfile(MMDET_CONFIG).model)
-    mine = ours.model
+    mine = ConfigDict(copy.deepcopy(dict(mine)))
     head, mine_head = model.panoptic_head, mine.panoptic_head
     criterion = dict(mine_head.criterion)
     unsupported = set(criterion) - {'type', 'num_points', 'oversample_ratio', 'importance_sample_ratio',
@@ -75,8 +82,8 @@ def mmdet_model(ours: Config) -> dict:
     if unsupported or mine_head.get('learnable_query_features', True) is False or \
             mine_head.transformer_decoder.get('use_masked_attention', True) is False or \
             mine_head.transformer_decoder.get('feature_levels') is not None:
-        raise ValueError(f'the mmdet baseline mirrors the paper model only; {ours.filename} changes '
-                         f'{sorted(unsupported) or "an ablation switch"}')
+        raise ValueError('the mmdet baseline mirrors the paper model only; this model changes '
+                         f'{sorted(unsupported) or "an ablation switch"}. Fix: build it from the main-job model')
     model.type = MODEL_TYPE
     model.data_preprocessor = copy.deepcopy(mine.data_preprocessor)
     model.backbone = copy.deepcopy(mine.backbone)
@@ -107,3 +114,10 @@ def mmdet_model(ours: Config) -> dict:
     model.test_cfg = test_cfg
     model.init_cfg = None
     return model.to_dict()
+
+
+@MODELS.register_module(name=BUILDER_TYPE)
+def build_mmdet_baseline(module: dict, data_preprocessor: dict = None) -> M2FDemoMMDetMask2Former:
+    """mmdet's Mask2Former sized like ``module`` (our resolved model config). ``data_preprocessor``:
+    the one mmengine's runner offers every model; ``module`` brings its own."""
+    return MODELS.build(ConfigDict(mmdet_model(module)))
