@@ -41,14 +41,9 @@ def write_config(path: str, data: str, *, max_iters: int = 4, batch_size: int = 
     2 iterations, deterministic, one persistent DataLoader worker."""
     text = f'''_base_ = [{TINY_CONFIG!r}]
 data_root = {data + '/'!r}
-train_dataloader = dict(batch_size={batch_size}, num_workers=1, dataset=dict(data_root=data_root))
-val_dataloader = dict(batch_size=1, num_workers=0, dataset=dict(data_root=data_root))
+train_dataloader = dict(batch_size={batch_size}, num_workers=1)
+val_dataloader = dict(batch_size=1, num_workers=0)
 test_dataloader = val_dataloader
-val_evaluator = [dict(type='M2FCocoPanopticMetric', ann_file=data_root + 'annotations/panoptic_val.json',
-                      seg_prefix=data_root + 'annotations/panoptic_val/'),
-                 dict(type='CocoMetric', ann_file=data_root + 'annotations/instances_val.json', metric=['segm']),
-                 dict(type='M2FSemSegMetric', prefix='sem_seg')]
-test_evaluator = val_evaluator
 max_iters = {max_iters}
 train_cfg = dict(max_iters=max_iters, val_interval=10 ** 6)
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2)]

@@ -18,16 +18,10 @@ SEMANTIC = 'configs/m2f_r18-q24_1xb8-3k_synthetic-semantic.py'
 
 
 def data_options(config: str, data: str) -> list:
-    """--cfg-options pointing a synthetic config at ``data`` (dataloaders and evaluators), single process."""
-    options = [f'data_root={data}/'] + [f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
-                                        for key in (f'dataset.data_root={data}/', 'num_workers=0')]
-    options += ['train_dataloader.persistent_workers=False']
-    if config == PANOPTIC:
-        for split in ('val', 'test'):
-            options += [f'{split}_evaluator.0.ann_file={data}/annotations/panoptic_val.json',
-                        f'{split}_evaluator.0.seg_prefix={data}/annotations/panoptic_val/',
-                        f'{split}_evaluator.1.ann_file={data}/annotations/instances_val.json']
-    return options
+    """--cfg-options pointing a synthetic config at ``data`` (its datasets and evaluators follow
+    ``data_root``: m2f_mm.config), single process."""
+    options = [f'data_root={data}/'] + [f'{split}_dataloader.num_workers=0' for split in ('train', 'val', 'test')]
+    return options + ['train_dataloader.persistent_workers=False']
 
 
 def load_tool(tool: str):
