@@ -22,7 +22,6 @@ ORI, PAD = (800, 1333), (800, 1344)
 CHILD = r'''
 import json, sys, time
 import torch, torch.nn.functional as F
-sys.path.insert(0, {repo!r})
 torch.set_num_threads(1)
 variant, device, chunk = {variant!r}, {device!r}, {chunk}
 from mmdet.models.seg_heads.panoptic_fusion_heads import MaskFormerFusionHead

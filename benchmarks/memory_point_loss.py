@@ -126,7 +126,6 @@ def _measure(args, torch, device, loss_fn) -> dict:
 
 def worker(args) -> dict:
     """One measurement in this (fresh) process; returns the result as a dict."""
-    sys.path.insert(0, ROOT)
     import torch
     if args.config:
         return _worker_whole_step(args, torch)

@@ -8,17 +8,13 @@ segments lists. The scenes have no crowd regions and no VOID in the prediction, 
 (the script checks the two PQ values). Median over ``--runs`` runs; one thread.
 """
 import argparse
-import os.path as osp
 import statistics
-import sys
 import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from m2f_mm.evaluation.pq import PQStat, pq_stat_single, summarize  # noqa: E402
+from m2f_mm.evaluation.pq import PQStat, pq_stat_single, summarize
 
 THINGS, STUFFS = list(range(1, 81)), list(range(81, 134))
 VOID_CAT = 200

@@ -1,15 +1,14 @@
 """Imported first by every tool: a broken install (mmcv, setuptools) ends the tool with one message.
 
 Tools in sub-folders (``tools/demo/``, ``tools/analysis_tools/``, ...) put ``tools/`` on ``sys.path``
-and import this module, so they all share one check.
+and import this module, so they all share one check. It cannot live in m2f_mm: what it reports is
+``import m2f_mm`` itself failing (m2f_mm is installed, editable, by tools/setup_env.sh).
 """
-import os.path as osp
 import sys
 import warnings
 
 # mmengine imports pkg_resources (setuptools < 81 is required for it); its deprecation notice is noise.
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 try:
     import m2f_mm  # noqa: F401,E402  (checks mmcv, then registers every component)

@@ -13,7 +13,7 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # tools/ for _env_guard: not on the path under runpy (tests)
 import _env_guard  # noqa: E402,F401  (must come first: checks mmcv, registers m2f_mm)
 
 from mmengine.config import Config, DictAction  # noqa: E402

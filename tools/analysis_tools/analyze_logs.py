@@ -12,11 +12,9 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # the repository
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from m2f_mm.visualization.curves import plot_curves, read_scalars  # noqa: E402
+from m2f_mm.visualization.curves import plot_curves, read_scalars
 
 
 def train_times(records):

@@ -9,12 +9,9 @@ Prints the All / Things / Stuff table (percent) and exits non-zero with one mess
 import argparse
 import json
 import os.path as osp
-import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from m2f_mm.evaluation.pq import format_table, match_annotations, pq_stat_files, summarize  # noqa: E402
+from m2f_mm.evaluation.pq import format_table, match_annotations, pq_stat_files, summarize
 
 
 def parse_args(argv=None) -> argparse.Namespace:

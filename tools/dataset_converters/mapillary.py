@@ -15,7 +15,7 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # _convert_cli.py beside this file
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # _convert_cli.py beside this file, also under runpy
 from _convert_cli import run  # noqa: E402
 
 from m2f_mm.datasets.convert.mapillary import SOURCES, SPLITS, convert_split  # noqa: E402

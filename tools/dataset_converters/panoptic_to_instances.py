@@ -10,7 +10,7 @@ categories are the panoptic file's."""
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # _convert_cli.py beside this file
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # _convert_cli.py beside this file, also under runpy
 from _convert_cli import run  # noqa: E402
 
 import argparse  # noqa: E402

@@ -19,7 +19,7 @@ data_prefix img_path=S, seg_map_path=annotations/semantic_S)."""
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # _convert_cli.py beside this file
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # _convert_cli.py beside this file, also under runpy
 from _convert_cli import add_output_options, parser, report, run  # noqa: E402
 
 from m2f_mm.datasets.convert.semantic_pngs import convert_split  # noqa: E402

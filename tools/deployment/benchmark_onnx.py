@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: _env_guard, not in m2f_mm (docstring)
 import _env_guard  # noqa: E402,F401  (must come first: checks the install, registers m2f_mm)
 
 BACKENDS = ('pytorch', 'onnxruntime')

@@ -28,8 +28,7 @@ import sys
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from m2f_mm.checkpoints import (CheckpointFormatError, CheckpointMismatchError, backbone_name,  # noqa: E402
+from m2f_mm.checkpoints import (CheckpointFormatError, CheckpointMismatchError, backbone_name,
                                 categories_of, convert_d2_checkpoint, d2_head_summary, extract_d2_weights,
                                 load_d2_checkpoint, maskformer_head_settings, reorder_class_rows,
                                 things_first_order)

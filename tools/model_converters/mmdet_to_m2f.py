@@ -7,13 +7,11 @@ Backbone / neck keys pass through unchanged; every panoptic_head (mmdet) or deco
 --allow-unmapped (those keys are then dropped and listed).
 """
 import argparse
-import os.path as osp
 import sys
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from m2f_mm.checkpoints import convert_mmdet_to_m2f, detect_layout, load_checkpoint_file  # noqa: E402
+from m2f_mm.checkpoints import convert_mmdet_to_m2f, detect_layout, load_checkpoint_file
 
 
 def parse_args(argv=None):
