@@ -209,7 +209,8 @@ def test_quick_ablations_and_baseline_write_the_tables(tmp_path):
     assert dumped.model.panoptic_head.transformer_decoder.feature_levels == [0]
     assert dumped.randomness.seed == 0 and Config.fromfile(
         str(work / 'masked-seed1' / osp.basename(run_demo.CONFIG))).randomness.seed == 1
-    mmdet_run = Config.fromfile(str(work / 'mmdet' / 'mmdet-mask2former_r18-q24_1xb8-3k_synthetic-panoptic.py'))
+    mmdet_run = Config.fromfile(str(work / 'mmdet' / 'mmdet-mask2former_r18-q24_1xb8-3k_synthetic-panoptic.py'),
+                                import_custom_modules=False)  # its module is on the training run's PYTHONPATH only
     assert mmdet_run.model.type == 'M2FMMDetBaseline'
     assert results['baseline']['masked'][0] == results['ablations']['masked'][0]  # reused, not retrained
     # --finished-only trains nothing: seed 2 was never run, so its row is empty and the table is otherwise the same
