@@ -23,7 +23,7 @@ if not _NUMPY_ONLY:
     from .models import matching, criterion  # noqa: F401  M2FHungarianMatcher, M2FCriterion
     from .models import fixed_matching  # noqa: F401  M2FFixedMatcher (MaskFormer's matching ablation)
     from .models import fusion  # noqa: F401  M2FFusionHead
-    from .models import head, detector, seg_head  # noqa: F401  M2FHead, M2FDetector(+hook), M2FSegHead
+    from .models import head, detector, seg_head  # noqa: F401  M2FHead, M2FDetector, M2FSegHead
     from .models import detr_decoder, maskformer_pixel_decoder  # noqa: F401  M2FDETR*, M2FMaskFormerPixelDecoder
     from .models import maskformer_head  # noqa: F401  M2FMaskFormerHead, M2FMaskFormerSegHead (MaskFormer)
     from .models import per_pixel_head  # noqa: F401  M2FPerPixelHead, M2FPerPixelPlusHead (MaskFormer's baselines)
@@ -32,10 +32,8 @@ if not _NUMPY_ONLY:
     from .datasets import synthetic_dataset  # noqa: F401  M2FSyntheticPanopticDataset
     from .datasets import semantic  # noqa: F401  M2FLoadSegAnnotations
     from .evaluation import metrics  # noqa: F401  M2FCocoPanopticMetric, M2FSemSegMetric
-    from . import engine  # noqa: F401  M2FRunner, M2FNonFiniteGuardHook
-    from .engine import pretrained_check  # noqa: F401  M2FPretrainedCheckHook (mmengine HOOKS: both scopes)
+    from . import engine  # noqa: F401  M2FRunner, the hooks (engine/hooks/), M2FAmpOptimWrapper (engine/optim/)
     from .visualization import visualizer  # noqa: F401  M2FDetLocalVisualizer
-    from .utils import amp  # noqa: F401  M2FAmpOptimWrapper
 
     from .engine import M2FRunner
     from .models.detector import M2FDetector

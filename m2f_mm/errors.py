@@ -3,8 +3,9 @@
 The ground floor of the package: it imports nothing, and every layer (config, models, datasets,
 evaluation, engine, apis, tools) raises these.
 
-Every entry point (``tools/train.py``, ``tools/test.py``, ``tools/misc/check_dataset.py``) prints
-``short_message(err)`` for these and exits with status 1 instead of a traceback. A DataLoader worker
+Every tool's entry point (``tools/_env_guard.run_tool``: train.py, test.py, misc/, analysis_tools/,
+dataset_converters/, deployment/, demo/) prints ``short_message(err)`` for these and exits with status 1
+instead of a traceback; a config mistake raises ``M2FConfigError``, a ``ValueError`` too. A DataLoader worker
 re-raises an exception in the main process as ``type(err)("Caught ... Original Traceback ... ")``,
 so each class takes a single message argument and ``short_message`` finds our line again.
 """

@@ -1,4 +1,6 @@
 """Registration: m2f_mm components build from mmdet and mmseg configs; mmdet's/mmseg's own stay theirs."""
+import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -97,3 +99,47 @@ def test_mmseg_in_tree_mask2former_still_builds_mmseg_classes():
     init_default_scope('mmseg')
     model = MODELS.build(cfg.model)
     assert type(model.decode_head) is SegMask2FormerHead
+
+
+def test_only_registry_py_calls_register_module():
+    """Every registration goes through m2f_mm/registry.py (docs/CONTRACTS.md): no other module calls it."""
+    import ast
+    package = osp.join(REPO, 'm2f_mm')
+    callers = []
+    for folder, _, files in os.walk(package):
+        for name in files:
+            path = osp.join(folder, name)
+            if not name.endswith('.py') or path == osp.join(package, 'registry.py'):
+                continue
+            for node in ast.walk(ast.parse(open(path).read(), path)):
+                if isinstance(node, ast.Attribute) and node.attr == 'register_module':
+                    callers.append(f'{osp.relpath(path, REPO)}:{node.lineno}')
+    assert not callers, 'register through m2f_mm/registry.py instead: ' + ', '.join(callers)
+
+
+def test_every_m2f_class_in_the_registries_came_through_registry_py():
+    """In a fresh interpreter: each class of m2f_mm in any mmengine / mmdet / mmseg registry is M2F-named,
+    and registry.py's REGISTERED lists exactly those registrations."""
+    result = _run("""
+        import json
+        import mmdet.registry, mmseg.registry, mmengine.registry
+        from mmengine.registry import Registry
+        import m2f_mm
+        from m2f_mm.registry import REGISTERED
+        found = set()
+        for scope in (mmengine.registry, mmdet.registry, mmseg.registry):
+            for registry in {id(r): r for r in vars(scope).values() if isinstance(r, Registry)}.values():
+                for name, cls in registry.module_dict.items():
+                    if cls.__module__.startswith('m2f_mm') or name.startswith('M2F'):
+                        assert name.startswith('M2F') and cls.__module__.startswith('m2f_mm.'), (name, cls)
+                        found.add((id(registry), name, cls))
+        recorded = {(id(registry), name, cls) for registry, name, cls in REGISTERED}
+        assert len(recorded) == len(REGISTERED), 'a class registered twice in one registry'
+        assert found == recorded, (sorted(n for _, n, _ in found - recorded), sorted(n for _, n, _ in recorded - found))
+        kinds = sorted({registry.name for registry, _, _ in REGISTERED})
+        print(json.dumps([len(found), kinds]))
+    """)
+    assert result.returncode == 0, result.stderr[-3000:]
+    count, kinds = json.loads(result.stdout.splitlines()[-1])
+    assert int(count) >= 40
+    assert {'hook', 'runner', 'visualizer', 'optim_wrapper', 'model', 'task util'} <= set(kinds), kinds

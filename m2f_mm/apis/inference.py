@@ -28,6 +28,7 @@ from mmengine.logging import print_log
 from mmengine.registry import DefaultScope, init_default_scope
 
 from ..engine.checkpoint import fitting_state, load_checkpoint_file, partial_load_summary
+from ..errors import M2FConfigError
 from ..utils.env import check_environment
 
 ImageType = Union[str, np.ndarray]
@@ -37,7 +38,7 @@ def config_scope(cfg: Config) -> str:
     """'mmdet' or 'mmseg': the registry scope the config builds in (``default_scope``)."""
     scope = cfg.get('default_scope', 'mmdet')
     if scope not in ('mmdet', 'mmseg'):
-        raise ValueError(f"default_scope must be 'mmdet' or 'mmseg' for m2f_mm configs, got {scope!r}")
+        raise M2FConfigError(f"default_scope must be 'mmdet' or 'mmseg' for m2f_mm configs, got {scope!r}")
     return scope
 
 
@@ -51,8 +52,8 @@ def dataset_meta_from_config(cfg: Config) -> dict:
     meta = copy.deepcopy(dict(getattr(dataset_cls, 'METAINFO', {}) or {}))
     meta.update(copy.deepcopy(dict(dataset.get('metainfo') or {})))
     if 'classes' not in meta:
-        raise ValueError(f'cannot tell the class names: {dataset.type} has no METAINFO and the config sets no '
-                         'test_dataloader.dataset.metainfo.classes')
+        raise M2FConfigError(f'cannot tell the class names: {dataset.type} has no METAINFO and the config sets no '
+                             'test_dataloader.dataset.metainfo.classes')
     return meta
 
 
@@ -63,8 +64,8 @@ def load_config(config: Union[str, Config, None], cfg_options: Optional[dict] = 
     if config is None:
         text = config_text_of(checkpoint)
         if text is None:
-            raise ValueError(f'{checkpoint_name} holds no config (meta.cfg), so a config must be given: '
-                             'init_model(CONFIG, CHECKPOINT) / image_demo.py IMAGE CONFIG --weights CHECKPOINT')
+            raise M2FConfigError(f'{checkpoint_name} holds no config (meta.cfg), so a config must be given: '
+                                 'init_model(CONFIG, CHECKPOINT) / image_demo.py IMAGE CONFIG --weights CHECKPOINT')
         cfg = Config.fromstring(text, file_format='.py')
     elif isinstance(config, (str, bytes)) or hasattr(config, '__fspath__'):
         if not osp.isfile(config):
@@ -113,8 +114,8 @@ def init_model(config: Union[str, Config, None], checkpoint: Optional[str] = Non
     """
     check_environment()
     if str(device).startswith('cuda') and not torch.cuda.is_available():
-        raise ValueError(f'device {device!r} was asked for, but torch.cuda.is_available() is False '
-                         f'(torch {torch.__version__}); use device="cpu" or install a CUDA build of torch')
+        raise M2FConfigError(f'device {device!r} was asked for, but torch.cuda.is_available() is False '
+                             f'(torch {torch.__version__}); use device="cpu" or install a CUDA build of torch')
     ckpt = None
     if checkpoint is not None:
         if not osp.exists(checkpoint):  # a directory or a broken file: M2FCheckpointError from the loader
@@ -150,8 +151,8 @@ def test_pipeline_cfg(cfg: Config, from_array: bool) -> List[dict]:
     """The config's test pipeline for images without annotations; arrays replace the file loader."""
     pipeline = [copy.deepcopy(dict(t)) for t in cfg.test_dataloader.dataset.pipeline if not is_annotation_loader(t)]
     if not pipeline or 'LoadImageFromFile' not in str(pipeline[0].get('type')):
-        raise ValueError('the test pipeline must start with LoadImageFromFile, got '
-                         f'{pipeline[0].get("type") if pipeline else "an empty pipeline"}')
+        raise M2FConfigError('the test pipeline must start with LoadImageFromFile, got '
+                             f'{pipeline[0].get("type") if pipeline else "an empty pipeline"}')
     if from_array:
         pipeline[0]['type'] = 'LoadImageFromNDArray'
     return pipeline

@@ -60,6 +60,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import M2FCheckpointError
 from .d2_keys import (HEAD_TABLE, MASKFORMER_HEAD_TABLE, PD, PR, convert_swin, fpn_table, maskformer_fpn_table,
                       resnet_table, swin_to_d2)
 from .rename import compile_table, prefixed, rename_keys
@@ -81,11 +82,11 @@ MASK2FORMER, MASKFORMER = 'Mask2Former', 'MaskFormer'
 _MF_PIXEL_DECODER_CHILDREN = re.compile(r'(adapter_\d+|layer_\d+|mask_features|input_proj|transformer)\.')
 
 
-class CheckpointFormatError(ValueError):
+class CheckpointFormatError(M2FCheckpointError, ValueError):
     """The file / dict is not a detectron2 Mask2Former / MaskFormer checkpoint m2f_mm can convert."""
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(M2FCheckpointError, ValueError):
     """The checkpoint does not fit the model built from the config."""
 
 

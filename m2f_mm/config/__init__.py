@@ -82,7 +82,7 @@ def resolve_config(cfg, purpose: str = 'train', dataset_meta: Optional[dict] = N
         M2FConfigError: one line naming the file, the key and the fix.
     """
     if purpose not in PURPOSES:
-        raise ValueError(f'purpose must be one of {PURPOSES}, got {purpose!r}')
+        raise M2FConfigError(f'purpose must be one of {PURPOSES}, got {purpose!r}')
     fill_data_roots(cfg)
     if dataset_meta and dataset_meta.get('classes'):
         classes = classes_from_meta(dataset_meta, meta_source)

@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from mmdet.datasets import CocoDataset
 from mmengine.fileio import get_local_path
 
+from ..errors import M2FConfigError
 from ..registry import register_dataset
 from ..utils.palette import distinct_palette
 from .panoptic import M2FCocoPanopticDataset
@@ -45,9 +46,9 @@ def ordered_categories(categories: Sequence[dict], classes: Optional[Sequence[st
         known = {c['name'] for c in categories}
         missing = [name for name in classes if name not in known]
         if missing:
-            raise ValueError(f'classes {missing[:5]} of the config are not categories of the annotation file '
-                             f'(it has {sorted(known)[:5]}...); fix metainfo.classes or leave it out to take the '
-                             f"file's classes")
+            raise M2FConfigError(f'classes {missing[:5]} of the config are not categories of the annotation file '
+                                 f'(it has {sorted(known)[:5]}...); fix metainfo.classes or leave it out to take the '
+                                 f"file's classes")
         categories = [c for c in categories if c['name'] in set(classes)]
     things = [c for c in categories if c.get('isthing', 1)]
     stuff = [c for c in categories if not c.get('isthing', 1)]

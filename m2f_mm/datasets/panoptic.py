@@ -36,7 +36,7 @@ from mmdet.structures.mask import BitmapMasks
 from mmengine.fileio import get
 from mmengine.logging import print_log
 
-from ..errors import M2FBadSampleError
+from ..errors import M2FBadSampleError, M2FConfigError
 from ..registry import register_dataset, register_transform
 from ..utils.panoptic_ids import VOID, rgb2id
 from .check import KINDS
@@ -241,7 +241,7 @@ class M2FCocoPanopticDataset(CocoPanopticDataset):
     def __init__(self, *args, bad_annotations: str = 'raise', allow_outside_data_root: bool = False,
                  **kwargs) -> None:
         if bad_annotations not in ('raise', 'skip', 'collect'):
-            raise ValueError(f"bad_annotations must be 'raise', 'skip' or 'collect', got {bad_annotations!r}")
+            raise M2FConfigError(f"bad_annotations must be 'raise', 'skip' or 'collect', got {bad_annotations!r}")
         self.bad_annotations = bad_annotations
         self.allow_outside_data_root = allow_outside_data_root
         self.annotation_problems: List[dict] = []  # (collect) file, img_id, kind, problem

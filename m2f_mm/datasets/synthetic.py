@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from ..errors import M2FConfigError
 from ..utils.panoptic_ids import id2rgb
 from .synthetic_scene import (CATEGORY_IDS, CLASS_INDEX, CLASSES, ID_STRIDE, MIN_AREA,  # noqa: F401
                               PALETTE, SPLIT_STREAMS, STUFF_CLASSES, STUFF_IDS, THING_CLASSES, THING_IDS,
@@ -49,15 +50,15 @@ def validate_args(num_train: int, num_val: int, size: Sequence[int], seed: int) 
     for name, value in (('num_train', num_train), ('num_val', num_val)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
                 or not 1 <= value <= MAX_IMAGES:
-            raise ValueError(f'{name} must be an integer in [1, {MAX_IMAGES}], got {value!r}')
+            raise M2FConfigError(f'{name} must be an integer in [1, {MAX_IMAGES}], got {value!r}')
     if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and MIN_SIDE <= s <= MAX_SIDE
                                  for s in size):
-        raise ValueError(f'size must be (height, width), each an integer in [{MIN_SIDE}, '
-                         f'{MAX_SIDE}] (smaller cannot hold the stuff regions and the '
-                         f'smallest shapes), got {tuple(size)!r}')
+        raise M2FConfigError(f'size must be (height, width), each an integer in [{MIN_SIDE}, '
+                             f'{MAX_SIDE}] (smaller cannot hold the stuff regions and the '
+                             f'smallest shapes), got {tuple(size)!r}')
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
             or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f'seed must be an integer in [0, {MAX_SEED}], got {seed!r}')
+        raise M2FConfigError(f'seed must be an integer in [0, {MAX_SEED}], got {seed!r}')
 
 
 def segments_info(pan_ids: np.ndarray, segments: list) -> list:
@@ -178,8 +179,8 @@ def _prepare_out_dir(out_dir: str) -> None:
         except (OSError, ValueError, AttributeError):
             ours = False
         if not ours:
-            raise ValueError(f'out must be a new or empty directory or a previous synthetic set; '
-                             f'{out_dir!r} holds other files')
+            raise M2FConfigError(f'out must be a new or empty directory or a previous synthetic set; '
+                                 f'{out_dir!r} holds other files')
         for name in ('train', 'val', 'annotations', 'meta.json'):
             path = os.path.join(out_dir, name)
             if os.path.isdir(path):

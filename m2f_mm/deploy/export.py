@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..errors import M2FConfigError
 from ..ops import pytorch_deform_attn
 from ._deps import require
 
@@ -76,14 +77,14 @@ def _pipeline_resize(cfg) -> Optional[dict]:
             continue
         if name == 'Resize' and step.get('scale') is not None and not step.get('scale_factor'):
             if resize is not None:
-                raise ValueError('the test pipeline resizes twice; the ONNX runtime replays one Resize')
+                raise M2FConfigError('the test pipeline resizes twice; the ONNX runtime replays one Resize')
             scale = step['scale']
             scale = [scale, scale] if isinstance(scale, int) else list(scale)
             resize = dict(scale=[int(s) for s in scale], keep_ratio=bool(step.get('keep_ratio', False)))
             continue
-        raise ValueError(f'test pipeline step {name!r} is not replayed by the ONNX runtime (it replays '
-                         'LoadImageFromFile, one Resize(scale=..., keep_ratio=...) and the data preprocessor); '
-                         'export with a config whose test pipeline has only those')
+        raise M2FConfigError(f'test pipeline step {name!r} is not replayed by the ONNX runtime (it replays '
+                             'LoadImageFromFile, one Resize(scale=..., keep_ratio=...) and the data preprocessor); '
+                             'export with a config whose test pipeline has only those')
     return resize
 
 
@@ -103,8 +104,8 @@ def preprocess_spec(model: nn.Module) -> dict:
         head = model.decode_head
         test_pad = dict(pre.get('test_cfg') or {})  # mmseg pads test images by its test_cfg only
         if test_pad.get('size') is not None:
-            raise ValueError('data_preprocessor.test_cfg.size (padding to a fixed size) is not replayed by the ONNX '
-                             'runtime; use test_cfg=dict(size_divisor=N) or export with --shape H W')
+            raise M2FConfigError('data_preprocessor.test_cfg.size (padding to a fixed size) is not replayed by the ONNX '
+                                 'runtime; use test_cfg=dict(size_divisor=N) or export with --shape H W')
         spec.update(pad_value=float(pre.get('pad_val', 0)), size_divisor=int(test_pad.get('size_divisor') or 1),
                     num_things=0, align_corners=bool(head.align_corners),
                     test_cfg=dict(query_chunk_size=int((head.test_cfg or {}).get('query_chunk_size', 16))))
@@ -123,8 +124,8 @@ def default_shape(spec: dict) -> Tuple[int, int]:
     """The input size a config implies: its test Resize's scale (long side x short side) padded to the
     size divisor, as (H, W) of a landscape image. Configs without a fixed Resize need ``shape``."""
     if spec['resize'] is None:
-        raise ValueError('the config\'s test pipeline has no Resize, so the input size is the image\'s own: '
-                         'give it with --shape H W (the size of the images you will run, e.g. 512 512)')
+        raise M2FConfigError('the config\'s test pipeline has no Resize, so the input size is the image\'s own: '
+                             'give it with --shape H W (the size of the images you will run, e.g. 512 512)')
     long_side, short_side = max(spec['resize']['scale']), min(spec['resize']['scale'])
     div = spec['size_divisor']
     return (-(-short_side // div) * div, -(-long_side // div) * div)
@@ -133,8 +134,8 @@ def default_shape(spec: dict) -> Tuple[int, int]:
 def check_shape(shape: Sequence[int], size_divisor: int) -> Tuple[int, int]:
     height, width = (int(v) for v in shape)
     if min(height, width) < 32 or height % size_divisor or width % size_divisor:
-        raise ValueError(f'--shape {height} {width}: height and width must be at least 32 and multiples of the '
-                         f"config's size divisor {size_divisor} (the model's coarsest stride is 32)")
+        raise M2FConfigError(f'--shape {height} {width}: height and width must be at least 32 and multiples of the '
+                             f"config's size divisor {size_divisor} (the model's coarsest stride is 32)")
     return height, width
 
 
@@ -152,10 +153,10 @@ def export_onnx(model: nn.Module, out: str, shape: Optional[Sequence[int]] = Non
     """
     require('onnx')
     if opset < MIN_OPSET:
-        raise ValueError(f'--opset {opset}: the deformable attention needs ONNX GridSample, opset >= {MIN_OPSET}')
+        raise M2FConfigError(f'--opset {opset}: the deformable attention needs ONNX GridSample, opset >= {MIN_OPSET}')
     spec = preprocess_spec(model)
     if dynamic and shape is not None:
-        raise ValueError('give either a fixed shape (--shape H W) or dynamic=True (--dynamic), not both')
+        raise M2FConfigError('give either a fixed shape (--shape H W) or dynamic=True (--dynamic), not both')
     if dynamic:
         height, width = check_shape(DYNAMIC_TRACE_SHAPE, spec['size_divisor'])
     else:

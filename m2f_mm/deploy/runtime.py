@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import M2FConfigError
 from ._deps import require
 from .export import INPUT_NAME, SPEC_VERSION, spec_path
 
@@ -54,8 +55,8 @@ class OnnxModel:
         with open(spec_file) as f:
             self.spec = json.load(f)
         if self.spec.get('version') != SPEC_VERSION:
-            raise ValueError(f'{spec_file}: spec version {self.spec.get("version")}, this m2f_mm reads '
-                             f'{SPEC_VERSION}; export the model again')
+            raise M2FConfigError(f'{spec_file}: spec version {self.spec.get("version")}, this m2f_mm reads '
+                                 f'{SPEC_VERSION}; export the model again')
         self.spec['test_cfg'] = dict(self.spec.get('test_cfg') or {}, **(test_cfg or {}))
         options = ort.SessionOptions()
         if threads:

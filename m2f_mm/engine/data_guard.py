@@ -21,7 +21,7 @@ from mmengine.logging import print_log
 from torch.utils.data import DataLoader, Dataset
 
 from .data_seeding import DatasetView, M2FDataLoader
-from ..errors import M2FBadSampleError
+from ..errors import M2FBadSampleError, M2FConfigError
 
 MODES = ('raise', 'skip')
 CHECK_HINT = ('check every sample before training with: python tools/misc/check_dataset.py CONFIG; '
@@ -50,7 +50,7 @@ class GuardedDataset(DatasetView):
 
     def __init__(self, dataset: Dataset, mode: str = 'raise', max_refetch: int = 100) -> None:
         if mode not in MODES:
-            raise ValueError(f"bad_samples must be one of {MODES}, got {mode!r}")
+            raise M2FConfigError(f"bad_samples must be one of {MODES}, got {mode!r}")
         super().__init__(dataset)
         self.mode = mode
         self.max_refetch = max_refetch

@@ -19,15 +19,16 @@ mmengine's Runner it
   order, and which value wins);
 - writes checkpoints all or nothing and deletes old ones only after the new one is on disk (a kill or
   a full disk leaves the previous checkpoint and ``last_checkpoint`` valid; ``engine/durable.py``,
-  ``engine/checkpoint_hook.py``), in types ``torch.load``'s default ``weights_only=True`` reads, so
+  ``engine/hooks/checkpoint.py``), in types ``torch.load``'s default ``weights_only=True`` reads, so
   mmdet's / mmseg's own tools and inferencers load them (``checkpoints/safe_types.py``); ``--resume``
   falls back to the newest intact checkpoint when ``last_checkpoint`` names a missing or broken file;
 - ends a distributed job whose rank stops answering, naming the rank and its iteration, after
-  ``env_cfg.dist_cfg.timeout`` seconds (``engine/watchdog.py``);
+  ``env_cfg.dist_cfg.timeout`` seconds (``engine/watchdog.py``, ``engine/hooks/watchdog.py``);
 - stops with one line at a bad sample, or skips it (``train_dataloader.bad_samples = 'skip'``),
   and DataLoader workers die with a killed trainer (``engine/data_guard.py``);
 - stops or skips a step with a non-finite loss or gradient (``nonfinite_steps``,
-  ``engine/nonfinite.py``) and checks class counts against the dataset before the first step.
+  ``engine/hooks/nonfinite.py``) and checks class counts against the dataset before the first step
+  (``engine/hooks/class_check.py``).
 
 Config keys it reads (all optional): ``partial_load`` (bool), ``nonfinite_steps`` ('raise' |
 'skip'), ``<split>_dataloader.bad_samples`` ('raise' | 'skip'; validation and test always raise),
@@ -42,21 +43,19 @@ import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size, is_distributed
 from mmengine.hooks import CheckpointHook
 from mmengine.model import BaseTTAModel, is_model_wrapper
-from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..checkpoints.safe_load import install_checkpoint_loader
 from ..checkpoints.safe_types import make_weights_only
 from .checkpoint import (capture_rng_state, fitting_state, load_checkpoint_file, partial_load_summary,
                          restore_rng_state, resumable_checkpoint, rng_states_for_rank)
-from .checkpoint_hook import M2FCheckpointHook
 from .data_guard import with_guard
 from .distributed import check_world_fits, collective_timeout, ddp_wrapper_cfg, init_distributed, rank_seed
 from .durable import write_failure_message
 from ..errors import M2FCheckpointError, M2FError
-from .nonfinite import M2FNonFiniteGuardHook
+from ..registry import register_runner
+from .hooks import M2FCheckpointHook, M2FClassCheckHook, M2FNonFiniteGuardHook, M2FWatchdogHook
 from .resume import check_iterations_left, config_literals, resumed_settings, setting_changes, skip_trained_batches
-from .watchdog import M2FWatchdogHook
 
 RNG_KEY = 'm2f_rng_states'
 
@@ -76,7 +75,7 @@ def _accepts(dataset_type, argument: str) -> bool:
     return False
 
 
-@RUNNERS.register_module()
+@register_runner
 class M2FRunner(Runner):
     """See the module docstring; constructed like mmengine's ``Runner`` (``Runner.from_cfg``)."""
 
@@ -228,9 +227,8 @@ class M2FRunner(Runner):
     # -- hooks -------------------------------------------------------------------------------------
     def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
         super().register_hooks(default_hooks, custom_hooks)
-        # mmengine's CheckpointHook -> the durable one, same settings (engine/checkpoint_hook.py)
+        # mmengine's CheckpointHook -> the durable one, same settings (engine/hooks/checkpoint.py)
         self._hooks = [M2FCheckpointHook.from_hook(h) if type(h) is CheckpointHook else h for h in self._hooks]
-        from m2f_mm.models.detector import M2FClassCheckHook
         present = {type(hook) for hook in self.hooks}
         if M2FNonFiniteGuardHook not in present:
             self.register_hook(M2FNonFiniteGuardHook(self.nonfinite_steps))

@@ -15,7 +15,8 @@ and the live ranks exit with status 1, so torchrun / srun stop the job (torchrun
 process 30 s after its SIGTERM). Torch's collective timeout is a minute longer
 (``engine/distributed.py``), so this line comes first; a collective that times out while every
 rank still beats (one rank spent that long in something the others wait for) ends with the phase
-of every rank (:func:`timeout_message`).
+of every rank (:func:`timeout_message`). ``M2FWatchdogHook`` (``engine/hooks/watchdog.py``) runs
+a :class:`Heartbeat` in a training run.
 """
 import json
 import os
@@ -26,9 +27,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Callable, Dict, List, Optional, Tuple
-
-from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
 
 from .distributed import WATCHDOG_LEAD_S
 
@@ -115,7 +113,7 @@ def is_collective_timeout(err: BaseException) -> bool:
     return ('timed out' in text and 'dataloader' not in text) or 'collective operation timeout' in text
 
 
-def _exit_with(message: str, logger=None) -> None:
+def exit_with(message: str, logger=None) -> None:
     """Print ``m2f_mm: message`` and end this process now (status 1), whatever its other threads do."""
     print(f'm2f_mm: {message}', file=sys.stderr, flush=True)
     if logger is not None:
@@ -144,7 +142,7 @@ class Heartbeat:
         self.timeout = float(timeout)
         self.interval = min(10.0, max(0.2, self.timeout / 10))
         self.address = address
-        self.on_stopped = on_stopped or _exit_with
+        self.on_stopped = on_stopped or exit_with
         self.own = RankRecord(beat=0, iteration=0, phase='train', host=socket.gethostname(), pid=os.getpid())
         self.observed = Observed()
         self._lock = threading.Lock()
@@ -243,50 +241,3 @@ def connect_store(timeout: float):
         return None, ''
     store = TCPStore(host, int(port), is_master=False, timeout=timedelta(seconds=max(float(timeout), 1.0)))
     return store, f'{host}:{port}'
-
-
-@HOOKS.register_module()
-class M2FWatchdogHook(Hook):
-    """Runs a :class:`Heartbeat` on every rank of a distributed run (registered by ``M2FRunner``)."""
-    priority = 'VERY_HIGH'  # progress is published before other hooks act on the iteration
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = float(timeout)
-        self.heartbeat: Optional[Heartbeat] = None
-
-    def before_run(self, runner) -> None:
-        if runner.world_size < 2:
-            return
-        store, address = connect_store(self.timeout)
-        if store is None:
-            runner.logger.warning('no MASTER_ADDR / MASTER_PORT: ranks that stop answering are found only by '
-                                  "torch's collective timeout (env_cfg.dist_cfg.timeout)")
-            return
-        self.heartbeat = Heartbeat(store, runner.rank, runner.world_size, self.timeout, address,
-                                   on_stopped=lambda message: _exit_with(message, runner.logger))
-        self.heartbeat.set_progress(runner.iter, 'train')
-        self.heartbeat.start()
-
-    def _progress(self, iteration: int, phase: str) -> None:
-        if self.heartbeat is not None:
-            self.heartbeat.set_progress(iteration, phase)
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        self._progress(runner.iter + 1, 'train')
-
-    def before_val(self, runner) -> None:
-        self._progress(runner.iter, 'val')
-
-    def after_val(self, runner) -> None:
-        self._progress(runner.iter, 'train')
-
-    def after_run(self, runner) -> None:
-        if self.heartbeat is not None:
-            self.heartbeat.stop(finished=True)
-            self.heartbeat = None
-
-    def fail_on_timeout(self, err: BaseException) -> None:
-        """From the main thread: a collective timed out; end the job naming the rank (never returns)."""
-        if self.heartbeat is not None and is_collective_timeout(err):
-            self.heartbeat.stop(finished=False)
-            _exit_with(self.heartbeat.timeout_message())

@@ -97,9 +97,9 @@ class M2FCocoPanopticMetric(BaseMetric):
                  prefix: Optional[str] = None, backend_args: Optional[dict] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if format_only and outfile_prefix is None:
-            raise ValueError('format_only=True needs outfile_prefix (where the results go)')
+            raise M2FConfigError('format_only=True needs outfile_prefix (where the results go)')
         if ann_file is not None and seg_prefix is None:
-            raise ValueError('ann_file needs seg_prefix, the folder of its panoptic PNGs')
+            raise M2FConfigError('ann_file needs seg_prefix, the folder of its panoptic PNGs')
         self.classwise, self.format_only, self.outfile_prefix = classwise, format_only, outfile_prefix
         self.seg_prefix = seg_prefix
         self.backend_args = backend_args  # for ann_file and the ground-truth PNGs (mmengine.fileio)

@@ -22,7 +22,7 @@ Non-finite predictions (NaN/inf logits of image b in a set) are not matched (the
 meaningless) and make that set's three loss terms NaN, with a warning naming the set and image,
 instead of raising: under DistributedDataParallel every rank must still run backward, so the
 decision to stop or to skip the step is taken after it, identically on all ranks, by
-:class:`~m2f_mm.engine.nonfinite.M2FNonFiniteGuardHook` (which names the iteration and images).
+:class:`~m2f_mm.engine.hooks.nonfinite.M2FNonFiniteGuardHook` (which names the iteration and images).
 """
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from mmengine.dist import all_reduce, get_world_size
 from torch import Tensor, nn
 
+from ..errors import M2FConfigError
 from ..registry import TASK_UTILS, register_model
 from .matching import M2FHungarianMatcher  # noqa: F401  (registers the default assigner)
 from .point_sampling import importance_sample_points, sample_at_points, uniform_points
@@ -164,12 +165,12 @@ class M2FCriterion(nn.Module):
         self.cls_weight, self.mask_weight = float(cls_weight), float(mask_weight)
         self.dice_weight, self.no_object_weight = float(dice_weight), float(no_object_weight)
         if mask_loss not in ('bce', 'focal'):
-            raise ValueError(f"criterion mask_loss={mask_loss!r}: use 'bce' (Mask2Former) or 'focal' (MaskFormer)")
+            raise M2FConfigError(f"criterion mask_loss={mask_loss!r}: use 'bce' (Mask2Former) or 'focal' (MaskFormer)")
         if match_at not in ('gt', 'prediction'):
-            raise ValueError(f"criterion match_at={match_at!r}: use 'gt' or 'prediction'")
+            raise M2FConfigError(f"criterion match_at={match_at!r}: use 'gt' or 'prediction'")
         if match_at == 'prediction' and not full_mask:
-            raise ValueError("criterion match_at='prediction' needs full_mask=True (with sampled points, matching "
-                             'is at the points); set full_mask=True or leave match_at out')
+            raise M2FConfigError("criterion match_at='prediction' needs full_mask=True (with sampled points, matching "
+                                 'is at the points); set full_mask=True or leave match_at out')
         self.mask_loss, self.match_at = mask_loss, match_at
         self.focal_alpha, self.focal_gamma = float(focal_alpha), float(focal_gamma)
         if assigner is None:

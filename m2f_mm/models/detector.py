@@ -8,17 +8,13 @@ Shape legend:
     H', W'  output size (original image size when rescale=True)
 
 Class-count check: ``M2FDetector.check_dataset_meta(metainfo)`` raises when the model's thing /
-stuff class counts differ from the dataset's. ``M2FClassCheckHook`` (mmdet HOOKS; add
-``custom_hooks=[dict(type='M2FClassCheckHook')]``, as configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py
-does) calls it in before_train / before_val / before_test, i.e. before the first training step.
+stuff class counts differ from the dataset's. ``M2FClassCheckHook`` (``m2f_mm/engine/hooks/class_check.py``)
+calls it in before_train / before_val / before_test, i.e. before the first training step.
 """
 from typing import Dict, List, Optional, Tuple
 
 from mmdet.models.detectors import SingleStageDetector
-from mmdet.registry import HOOKS
 from mmdet.structures import SampleList
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.structures import PixelData
 from torch import Tensor
 
@@ -28,7 +24,7 @@ from m2f_mm.registry import MODELS, register_det_model
 
 
 def check_class_counts(num_things: int, num_stuff: int, metainfo: Optional[dict]) -> None:
-    """Raise ValueError if a dataset's metainfo disagrees with the model's class counts.
+    """Raise M2FConfigError (a ValueError) if a dataset's metainfo disagrees with the model's class counts.
 
     Panoptic datasets carry ``thing_classes`` / ``stuff_classes``; instance datasets only
     ``classes`` (all things, so it must equal num_things + num_stuff). Unknown layouts pass.
@@ -39,13 +35,13 @@ def check_class_counts(num_things: int, num_stuff: int, metainfo: Optional[dict]
         got = (len(metainfo['thing_classes']), len(metainfo['stuff_classes']))
         if got != (num_things, num_stuff):
             raise M2FConfigError(f'class-count mismatch: the model has {num_things} thing + {num_stuff} stuff classes, '
-                             f'the dataset has {got[0]} thing + {got[1]} stuff classes; set '
-                             f'num_things_classes / num_stuff_classes in panoptic_head and panoptic_fusion_head')
+                                 f'the dataset has {got[0]} thing + {got[1]} stuff classes; set '
+                                 f'num_things_classes / num_stuff_classes in panoptic_head and panoptic_fusion_head')
     elif metainfo.get('classes') is not None:
         got = len(metainfo['classes'])
         if got != num_things + num_stuff:
             raise M2FConfigError(f'class-count mismatch: the model has {num_things} + {num_stuff} = '
-                             f'{num_things + num_stuff} classes, the dataset has {got}')
+                                 f'{num_things + num_stuff} classes, the dataset has {got}')
 
 
 @register_det_model
@@ -67,7 +63,7 @@ class M2FDetector(SingleStageDetector):
         # Skip SingleStageDetector.__init__: it would build bbox_head; we build our own heads.
         super(SingleStageDetector, self).__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if panoptic_head is None:
-            raise ValueError('M2FDetector needs panoptic_head')
+            raise M2FConfigError('M2FDetector needs panoptic_head')
         self.backbone = MODELS.build(backbone)
         if neck is not None:
             self.neck = MODELS.build(neck)
@@ -84,14 +80,14 @@ class M2FDetector(SingleStageDetector):
     def _build_fusion_head(self, cfg: Optional[Dict], test_cfg: Optional[Dict]):
         """Build the fusion head (M2FFusionHead); its class counts and test_cfg are the model's."""
         if cfg is None:
-            raise ValueError("M2FDetector needs panoptic_fusion_head=dict(type='M2FFusionHead') (it turns the "
-                             'outputs into panoptic / instance / semantic results)')
+            raise M2FConfigError("M2FDetector needs panoptic_fusion_head=dict(type='M2FFusionHead') (it turns the "
+                                 'outputs into panoptic / instance / semantic results)')
         cfg = dict(cfg)
         cfg.setdefault('num_things_classes', self.num_things_classes)
         cfg.setdefault('num_stuff_classes', self.num_stuff_classes)
         if (cfg['num_things_classes'], cfg['num_stuff_classes']) != (self.num_things_classes, self.num_stuff_classes):
-            raise ValueError(f'panoptic_fusion_head has {cfg["num_things_classes"]} + {cfg["num_stuff_classes"]} '
-                             f'classes, panoptic_head {self.num_things_classes} + {self.num_stuff_classes}')
+            raise M2FConfigError(f'panoptic_fusion_head has {cfg["num_things_classes"]} + {cfg["num_stuff_classes"]} '
+                                 f'classes, panoptic_head {self.num_things_classes} + {self.num_stuff_classes}')
         cfg['test_cfg'] = test_cfg
         if isinstance(cfg.get('type'), str) and MODELS.get(cfg['type']) is None:
             raise KeyError(f'panoptic_fusion_head type {cfg["type"]!r} is not registered (m2f_mm registers '
@@ -99,7 +95,7 @@ class M2FDetector(SingleStageDetector):
         return MODELS.build(cfg)
 
     def check_dataset_meta(self, metainfo: Optional[dict]) -> None:
-        """Raise ValueError if ``metainfo``'s class counts differ from this model's."""
+        """Raise M2FConfigError (a ValueError) if ``metainfo``'s class counts differ from this model's."""
         check_class_counts(self.num_things_classes, self.num_stuff_classes, metainfo)
 
     def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor, ...]:
@@ -134,38 +130,3 @@ class M2FDetector(SingleStageDetector):
     def _forward(self, batch_inputs: Tensor, batch_data_samples: Optional[SampleList] = None):
         """batch_inputs: [B, 3, H, W] -> (cls logits per set [B, Q, C+1], mask logits per set [B, Q, h, w])."""
         return self.panoptic_head(self.extract_feat(batch_inputs), batch_data_samples)
-
-
-@HOOKS.register_module()
-class M2FClassCheckHook(Hook):
-    """Fails fast when the dataset's class counts do not match the model's (see module doc).
-
-    ``M2FRunner`` adds it to every run; mmseg models are checked through their decode head's
-    ``num_classes``.
-    """
-
-    priority = 'VERY_HIGH'
-
-    @staticmethod
-    def _check(runner, loader_name: str) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        loader = getattr(runner, loader_name, None)
-        metainfo = getattr(getattr(loader, 'dataset', None), 'metainfo', None)
-        if hasattr(model, 'check_dataset_meta'):
-            model.check_dataset_meta(metainfo)
-            return
-        head = getattr(model, 'decode_head', None)
-        classes = (metainfo or {}).get('classes')
-        if head is not None and hasattr(head, 'num_classes') and classes is not None \
-                and len(classes) != head.num_classes:
-            raise M2FConfigError(f'class-count mismatch: model.decode_head.num_classes={head.num_classes}, the dataset '
-                             f'has {len(classes)} classes; set model.decode_head.num_classes={len(classes)}')
-
-    def before_train(self, runner) -> None:
-        self._check(runner, 'train_dataloader')
-
-    def before_val(self, runner) -> None:
-        self._check(runner, 'val_dataloader')
-
-    def before_test(self, runner) -> None:
-        self._check(runner, 'test_dataloader')

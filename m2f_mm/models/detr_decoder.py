@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
+from m2f_mm.errors import M2FConfigError
 from m2f_mm.models.mmdet_compat import detr_layer_kwargs
 from m2f_mm.models.transformer_decoder import M2FAttention
 from m2f_mm.registry import register_model
@@ -45,7 +46,7 @@ class _DETRLayerBase(BaseModule):
                  dropout: float = 0.1, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f'dropout must be in [0, 1), got {dropout}')
+            raise M2FConfigError(f'dropout must be in [0, 1), got {dropout}')
         self.embed_dims, self.num_heads, self.dropout = embed_dims, num_heads, float(dropout)
         self.self_attn = M2FAttention(embed_dims=embed_dims, num_heads=num_heads, attn_drop=dropout)
         self.linear1 = nn.Linear(embed_dims, feedforward_channels)
@@ -114,7 +115,7 @@ class M2FDETRDecoderLayer(_DETRLayerBase):
 
 def _layers(layer_type, num_layers: int, layer_cfg: Optional[dict], where: str, cross: bool) -> ModuleList:
     if num_layers < 1:
-        raise ValueError(f'{where}.num_layers must be >= 1, got {num_layers}')
+        raise M2FConfigError(f'{where}.num_layers must be >= 1, got {num_layers}')
     kwargs = detr_layer_kwargs(layer_cfg or {}, f'{where}.layer_cfg', cross_attention=cross)
     return ModuleList([layer_type(**kwargs) for _ in range(num_layers)])
 
@@ -169,8 +170,8 @@ class M2FDETRDecoder(BaseModule):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not return_intermediate:
-            raise ValueError('transformer_decoder.return_intermediate=False is not supported: MaskFormer supervises '
-                             'every layer (deep supervision); leave it out')
+            raise M2FConfigError('transformer_decoder.return_intermediate=False is not supported: MaskFormer supervises '
+                                 'every layer (deep supervision); leave it out')
         self.layers = _layers(M2FDETRDecoderLayer, num_layers, layer_cfg, 'transformer_decoder', cross=True)
         self.embed_dims = self.layers[0].embed_dims
         self.num_heads = self.layers[0].num_heads

@@ -19,6 +19,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from ..errors import M2FConfigError
 from ..registry import register_task_util
 from .matching import _where
 
@@ -46,7 +47,7 @@ def fixed_match(gt_labels: Tensor, num_queries: int) -> Tuple[Tensor, Tensor]:
     if low < 0:
         raise ValueError(f'fixed matching got gt label {low}: labels must be class ids >= 0')
     if high >= num_queries:
-        raise ValueError(
+        raise M2FConfigError(
             f'fixed matching got gt label {high} but only num_queries={num_queries} '
             f'(query c predicts class c): set num_queries >= num_classes')
     query_idx, gt_idx = torch.sort(labels, stable=True)
@@ -54,7 +55,7 @@ def fixed_match(gt_labels: Tensor, num_queries: int) -> Tuple[Tensor, Tensor]:
     if repeated.numel():
         label = int(repeated[0])
         count = int((labels == label).sum())
-        raise ValueError(
+        raise M2FConfigError(
             f'fixed matching got {count} ground-truth segments of class {label} in one image; it is '
             f'defined for semantic targets (one segment per class): use M2FHungarianMatcher')
     return query_idx, gt_idx
@@ -77,7 +78,7 @@ def fixed_match_cost(num_queries: int, gt_labels: Tensor) -> Tensor:
 def _check_enough_queries(cls_logits: Tensor) -> None:
     num_queries, num_classes = cls_logits.shape[0], cls_logits.shape[-1] - 1
     if num_queries < num_classes:
-        raise ValueError(
+        raise M2FConfigError(
             f'fixed matching needs num_queries >= num_classes (query c predicts class c), got '
             f'num_queries={num_queries} and num_classes={num_classes}: set num_queries={num_classes}')
 
@@ -122,7 +123,7 @@ class M2FFixedMatcher:
         try:
             return fixed_match(hits.float().argmax(0), num_queries)
         except ValueError as error:
-            raise ValueError(f'{error} ({_where(set_index, image_index)})') from None
+            raise type(error)(f'{error} ({_where(set_index, image_index)})') from None
 
     def assign(self, cls_logits: Tensor, mask_point_logits: Tensor, gt_labels: Tensor,
                gt_point_masks: Tensor, *, set_index: Optional[int] = None,
@@ -137,7 +138,7 @@ class M2FFixedMatcher:
         try:
             return fixed_match(gt_labels.to(cls_logits.device), cls_logits.shape[0])
         except ValueError as error:
-            raise ValueError(f'{error} ({_where(set_index, image_index)})') from None
+            raise type(error)(f'{error} ({_where(set_index, image_index)})') from None
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}()'

@@ -24,6 +24,7 @@ from mmcv.cnn import Conv2d, ConvModule
 from mmengine.model import BaseModule, ModuleList, caffe2_xavier_init
 from torch import Tensor
 
+from m2f_mm.errors import M2FConfigError
 from m2f_mm.registry import register_model
 
 
@@ -47,10 +48,10 @@ class M2FFPNPixelDecoder(BaseModule):
                  act_cfg: Optional[Dict] = dict(type='ReLU'), init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(strides) != len(in_channels) or len(in_channels) < 2:
-            raise ValueError(f'M2FFPNPixelDecoder: need >= 2 input levels and one stride per level, got '
-                             f'in_channels={list(in_channels)}, strides={list(strides)}')
+            raise M2FConfigError(f'M2FFPNPixelDecoder: need >= 2 input levels and one stride per level, got '
+                                 f'in_channels={list(in_channels)}, strides={list(strides)}')
         if not 1 <= num_outs < len(in_channels):
-            raise ValueError(f'M2FFPNPixelDecoder: num_outs must be in [1, {len(in_channels) - 1}], got {num_outs}')
+            raise M2FConfigError(f'M2FFPNPixelDecoder: num_outs must be in [1, {len(in_channels) - 1}], got {num_outs}')
         self.in_channels, self.strides, self.num_outs = list(in_channels), list(strides), num_outs
         use_bias = norm_cfg is None  # a norm after the conv makes its bias redundant
         coarsest = len(in_channels) - 1
@@ -81,8 +82,8 @@ class M2FFPNPixelDecoder(BaseModule):
             multi_scale: ``num_outs`` maps [B, D, H_l, W_l], coarsest first.
         """
         if len(feats) != len(self.in_channels):
-            raise ValueError(f'M2FFPNPixelDecoder expects {len(self.in_channels)} feature maps (strides '
-                             f'{self.strides}), got {len(feats)}')
+            raise M2FConfigError(f'M2FFPNPixelDecoder expects {len(self.in_channels)} feature maps (strides '
+                                 f'{self.strides}), got {len(feats)}')
         outs = [self.output_convs[0](feats[-1])]
         for j in range(1, len(feats)):
             lateral = self.lateral_convs[j - 1](feats[-1 - j])

@@ -26,6 +26,7 @@ from mmdet.models.layers import SinePositionalEncoding
 from mmengine.model import BaseModule, ModuleList, caffe2_xavier_init
 from torch import Tensor
 
+from m2f_mm.errors import M2FConfigError
 from m2f_mm.models.mmdet_compat import require_class_counts, sine_encoding_kwargs
 from m2f_mm.models.transformer_decoder import M2FTransformerDecoder
 from m2f_mm.registry import MODELS, register_model
@@ -36,8 +37,8 @@ MIN_INPUT_SIZE = 32  # the coarsest level has stride 32: smaller images leave it
 def check_input_size(height: int, width: int) -> None:
     """Raise a clear error for inputs smaller than the coarsest stride."""
     if min(height, width) < MIN_INPUT_SIZE:
-        raise ValueError(f'Mask2Former needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} px '
-                         f'(stride of the coarsest feature level), got {height}x{width}')
+        raise M2FConfigError(f'Mask2Former needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} px '
+                             f'(stride of the coarsest feature level), got {height}x{width}')
 
 
 class MLP(nn.Module):
@@ -61,9 +62,9 @@ def refuse_training_keys(train_cfg: Optional[Dict], where: str) -> None:
     """mmdet keeps num_points / assigner / sampler in ``train_cfg``; m2f_mm keeps them in the head's
     ``criterion``. A non-empty ``train_cfg`` would be silently ignored, so it is refused."""
     if train_cfg:
-        raise ValueError(f'{where} keys {sorted(train_cfg)}: m2f_mm reads no training settings there; put '
-                         'num_points / oversample_ratio / importance_sample_ratio / assigner in the head\'s '
-                         "criterion=dict(type='M2FCriterion', ...) and leave train_cfg empty")
+        raise M2FConfigError(f'{where} keys {sorted(train_cfg)}: m2f_mm reads no training settings there; put '
+                             'num_points / oversample_ratio / importance_sample_ratio / assigner in the head\'s '
+                             "criterion=dict(type='M2FCriterion', ...) and leave train_cfg empty")
 
 
 def shift_set_index(key: str, by: int) -> str:
@@ -124,8 +125,8 @@ class M2FHead(BaseModule):
                                                  out_channels, strides)
         got_levels = getattr(self.pixel_decoder, 'num_outs', None)
         if got_levels != num_transformer_feat_level:
-            raise ValueError(f'num_transformer_feat_level={num_transformer_feat_level} but the pixel decoder '
-                             f'returns {got_levels} multi-scale maps (its num_outs / encoder num_levels)')
+            raise M2FConfigError(f'num_transformer_feat_level={num_transformer_feat_level} but the pixel decoder '
+                                 f'returns {got_levels} multi-scale maps (its num_outs / encoder num_levels)')
 
         # mmdet-style configs give no type; any registered decoder with our forward() also works.
         td_cfg = copy.deepcopy(dict(transformer_decoder or {}))
@@ -181,8 +182,8 @@ class M2FHead(BaseModule):
         cfg = copy.deepcopy(dict(criterion))
         given = cfg.setdefault('num_classes', self.num_classes)
         if given is not None and given != self.num_classes:
-            raise ValueError(f'criterion.num_classes={given} but the head has {self.num_classes} classes '
-                             f'(things + stuff); leave criterion.num_classes out, the head fills it in')
+            raise M2FConfigError(f'criterion.num_classes={given} but the head has {self.num_classes} classes '
+                                 f'(things + stuff); leave criterion.num_classes out, the head fills it in')
         return cfg
 
     # ------------------------------------------------------------------ weights
@@ -205,8 +206,8 @@ class M2FHead(BaseModule):
         """
         if self._criterion is None:
             if self.criterion_cfg is None:
-                raise RuntimeError("M2FHead.loss() needs criterion=dict(type='M2FCriterion', ...) in the head's "
-                                   'config; this head was built for inference')
+                raise M2FConfigError("M2FHead.loss() needs criterion=dict(type='M2FCriterion', ...) in the head's "
+                                     'config; this head was built for inference')
             import m2f_mm.models.criterion  # noqa: F401  registers M2FCriterion
             # object.__setattr__ bypasses nn.Module's sub-module registration on purpose.
             object.__setattr__(self, '_criterion', MODELS.build(self.criterion_cfg))

@@ -31,6 +31,7 @@ from mmdet.models.layers import SinePositionalEncoding
 from mmengine.model import BaseModule, ModuleList, caffe2_xavier_init
 from torch import Tensor
 
+from m2f_mm.errors import M2FConfigError
 from m2f_mm.models.detr_decoder import M2FDETREncoder
 from m2f_mm.models.mmdet_compat import sine_encoding_kwargs
 from m2f_mm.registry import register_model
@@ -60,8 +61,8 @@ class M2FMaskFormerPixelDecoder(BaseModule):
                  act_cfg: Optional[Dict] = dict(type='ReLU'), init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(strides) != len(in_channels) or len(in_channels) < 2:
-            raise ValueError(f'M2FMaskFormerPixelDecoder: need >= 2 input levels and one stride per level, got '
-                             f'in_channels={list(in_channels)}, strides={list(strides)}')
+            raise M2FConfigError(f'M2FMaskFormerPixelDecoder: need >= 2 input levels and one stride per level, got '
+                                 f'in_channels={list(in_channels)}, strides={list(strides)}')
         self.in_channels, self.strides = list(in_channels), list(strides)
         use_bias = norm_cfg is None  # a norm after the conv makes its bias redundant
         fpn = dict(bias=use_bias, norm_cfg=norm_cfg)
@@ -71,7 +72,7 @@ class M2FMaskFormerPixelDecoder(BaseModule):
                                         for _ in in_channels[:-1]])
         if encoder is None:
             if positional_encoding is not None:
-                raise ValueError('pixel_decoder.positional_encoding is only used with an encoder; leave it out')
+                raise M2FConfigError('pixel_decoder.positional_encoding is only used with an encoder; leave it out')
             self.last_feat_conv = ConvModule(in_channels[-1], feat_channels, 3, padding=1, act_cfg=act_cfg, **fpn)
             self.encoder = None
             self.memory_channels = in_channels[-1]
@@ -81,8 +82,8 @@ class M2FMaskFormerPixelDecoder(BaseModule):
             self.encoder_in_proj = Conv2d(in_channels[-1], feat_channels, kernel_size=1)
             self.encoder = M2FDETREncoder(**encoder)
             if self.encoder.embed_dims != feat_channels:
-                raise ValueError(f'pixel_decoder.encoder embed_dims {self.encoder.embed_dims} must equal '
-                                 f'feat_channels {feat_channels}')
+                raise M2FConfigError(f'pixel_decoder.encoder embed_dims {self.encoder.embed_dims} must equal '
+                                     f'feat_channels {feat_channels}')
             self.positional_encoding = SinePositionalEncoding(
                 **sine_encoding_kwargs(positional_encoding, feat_channels, 'pixel_decoder.positional_encoding'))
             self.encoder_out_proj = ConvModule(feat_channels, feat_channels, 3, padding=1, act_cfg=act_cfg, **fpn)
@@ -123,8 +124,8 @@ class M2FMaskFormerPixelDecoder(BaseModule):
             mask_features: [B, E, h, w]; memory: [B, memory_channels, H32, W32].
         """
         if len(feats) != len(self.in_channels):
-            raise ValueError(f'M2FMaskFormerPixelDecoder expects {len(self.in_channels)} feature maps (strides '
-                             f'{self.strides}), got {len(feats)}')
+            raise M2FConfigError(f'M2FMaskFormerPixelDecoder expects {len(self.in_channels)} feature maps (strides '
+                                 f'{self.strides}), got {len(feats)}')
         if self.encoder is None:
             memory, y = feats[-1], self.last_feat_conv(feats[-1])
         else:

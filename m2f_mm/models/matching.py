@@ -22,6 +22,7 @@ from mmengine.logging import print_log
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
+from ..errors import M2FConfigError
 from ..registry import register_task_util
 
 __all__ = [
@@ -184,7 +185,7 @@ class M2FHungarianMatcher:
         self.dice_weight = float(dice_weight)
         self.dice_smooth = float(dice_smooth)
         if mask_cost not in ('bce', 'focal'):
-            raise ValueError(f"assigner mask_cost={mask_cost!r}: use 'bce' (Mask2Former) or 'focal' (MaskFormer)")
+            raise M2FConfigError(f"assigner mask_cost={mask_cost!r}: use 'bce' (Mask2Former) or 'focal' (MaskFormer)")
         self.mask_cost = mask_cost
         self.focal_alpha, self.focal_gamma = float(focal_alpha), float(focal_gamma)
         self._warned_more_gts = False

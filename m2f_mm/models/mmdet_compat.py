@@ -9,6 +9,8 @@ the mmseg way (``attn_drop`` / ``proj_drop`` / ``dropout_layer``).
 """
 from typing import Dict, Optional, Tuple
 
+from ..errors import M2FConfigError
+
 _ATTN_KEYS = {'embed_dims', 'num_heads', 'num_levels', 'num_points', 'im2col_step', 'dropout', 'batch_first'}
 _FFN_KEYS = {'embed_dims', 'feedforward_channels', 'num_fcs', 'ffn_drop', 'act_cfg'}
 SINE_TYPES = (None, 'SinePositionalEncoding', 'mmdet.SinePositionalEncoding')
@@ -20,23 +22,23 @@ def check_attention_ffn(attn_cfg: dict, ffn_cfg: dict, where: str) -> None:
     for name, cfg, allowed in (('self_attn_cfg', attn_cfg, _ATTN_KEYS), ('ffn_cfg', ffn_cfg, _FFN_KEYS)):
         unknown = set(cfg) - allowed
         if unknown:
-            raise ValueError(f'{where}.{name}: unsupported keys {sorted(unknown)}; allowed {sorted(allowed)}')
+            raise M2FConfigError(f'{where}.{name}: unsupported keys {sorted(unknown)}; allowed {sorted(allowed)}')
     if float(attn_cfg.get('dropout', 0.0)) != 0.0 or float(ffn_cfg.get('ffn_drop', 0.0)) != 0.0:
-        raise ValueError(f'{where}: dropout is not supported (Mask2Former uses none), got '
-                         f'dropout={attn_cfg.get("dropout")}, ffn_drop={ffn_cfg.get("ffn_drop")}')
+        raise M2FConfigError(f'{where}: dropout is not supported (Mask2Former uses none), got '
+                             f'dropout={attn_cfg.get("dropout")}, ffn_drop={ffn_cfg.get("ffn_drop")}')
     if not attn_cfg.get('batch_first', True):
-        raise ValueError(f'{where}: batch_first=False is not supported; tensors are [B, N, D]')
+        raise M2FConfigError(f'{where}: batch_first=False is not supported; tensors are [B, N, D]')
     if int(ffn_cfg.get('num_fcs', 2)) != 2:
-        raise ValueError(f'{where}: num_fcs must be 2, got {ffn_cfg.get("num_fcs")}')
+        raise M2FConfigError(f'{where}: num_fcs must be 2, got {ffn_cfg.get("num_fcs")}')
     act = dict(ffn_cfg.get('act_cfg', dict(type='ReLU')))
     if act.get('type', 'ReLU') != 'ReLU':
-        raise ValueError(f'{where}: only ReLU FFNs are supported, got {act}')
+        raise M2FConfigError(f'{where}: only ReLU FFNs are supported, got {act}')
 
 
 def check_layer_norm(norm_cfg: Optional[dict], where: str) -> None:
     """Our layers use LayerNorm; another ``norm_cfg`` is refused."""
     if norm_cfg is not None and dict(norm_cfg).get('type') not in LAYER_NORM_TYPES:
-        raise ValueError(f'{where}.norm_cfg={norm_cfg}: only LayerNorm (type="LN") is supported')
+        raise M2FConfigError(f'{where}.norm_cfg={norm_cfg}: only LayerNorm (type="LN") is supported')
 
 
 def encoder_layer_kwargs(layer_cfg: dict, where: str = 'pixel_decoder.encoder.layer_cfg') -> Dict:
@@ -48,11 +50,11 @@ def encoder_layer_kwargs(layer_cfg: dict, where: str = 'pixel_decoder.encoder.la
     ffn = dict(layer_cfg.pop('ffn_cfg', {}))
     check_layer_norm(layer_cfg.pop('norm_cfg', None), where)
     if layer_cfg:
-        raise ValueError(f'{where}: unsupported keys {sorted(layer_cfg)}')
+        raise M2FConfigError(f'{where}: unsupported keys {sorted(layer_cfg)}')
     check_attention_ffn(attn, ffn, where)
     dims = attn.get('embed_dims', 256)
     if ffn.get('embed_dims', dims) != dims:
-        raise ValueError(f'{where}: ffn embed_dims {ffn["embed_dims"]} != attention embed_dims {dims}')
+        raise M2FConfigError(f'{where}: ffn embed_dims {ffn["embed_dims"]} != attention embed_dims {dims}')
     return dict(embed_dims=dims, num_heads=attn.get('num_heads', 8), num_levels=attn.get('num_levels', 3),
                 num_points=attn.get('num_points', 4), im2col_step=attn.get('im2col_step', 64),
                 feedforward_channels=ffn.get('feedforward_channels', 1024))
@@ -68,14 +70,14 @@ def decoder_layer_kwargs(layer_cfg: dict, where: str = 'transformer_decoder.laye
     cross_attn = dict(layer_cfg.pop('cross_attn_cfg', self_attn))
     ffn = dict(layer_cfg.pop('ffn_cfg', {}))
     if layer_cfg:
-        raise ValueError(f'{where}: unsupported keys {sorted(layer_cfg)}')
+        raise M2FConfigError(f'{where}: unsupported keys {sorted(layer_cfg)}')
     for attn in (self_attn, cross_attn):
         check_attention_ffn(attn, ffn, where)
     dims = {self_attn.get('embed_dims', 256), cross_attn.get('embed_dims', 256), ffn.get('embed_dims', 256)}
     heads = {self_attn.get('num_heads', 8), cross_attn.get('num_heads', 8)}
     if len(dims) != 1 or len(heads) != 1:
-        raise ValueError(f'{where}: attention / FFN must share embed_dims and num_heads, got embed_dims '
-                         f'{sorted(dims)}, num_heads {sorted(heads)}')
+        raise M2FConfigError(f'{where}: attention / FFN must share embed_dims and num_heads, got embed_dims '
+                             f'{sorted(dims)}, num_heads {sorted(heads)}')
     return dict(embed_dims=dims.pop(), num_heads=heads.pop(),
                 feedforward_channels=ffn.get('feedforward_channels', 2048))
 
@@ -91,7 +93,7 @@ def _drop_prob(dropout_layer: Optional[dict], where: str) -> float:
         return 0.0
     layer = dict(dropout_layer)
     if layer.get('type', 'Dropout') != 'Dropout':
-        raise ValueError(f'{where}: dropout_layer={dropout_layer} is not supported; only Dropout')
+        raise M2FConfigError(f'{where}: dropout_layer={dropout_layer} is not supported; only Dropout')
     return float(layer.get('drop_prob', 0.0))
 
 
@@ -102,15 +104,15 @@ def _detr_attention_drops(attn: dict, where: str) -> Tuple[float, float]:
     ``dropout_layer=None``."""
     unknown = set(attn) - _DETR_ATTN_KEYS
     if unknown:
-        raise ValueError(f'{where}: unsupported attention keys {sorted(unknown)}; allowed {sorted(_DETR_ATTN_KEYS)}')
+        raise M2FConfigError(f'{where}: unsupported attention keys {sorted(unknown)}; allowed {sorted(_DETR_ATTN_KEYS)}')
     if not attn.get('batch_first', True):
-        raise ValueError(f'{where}: batch_first=False is not supported; tensors are [B, N, D]')
+        raise M2FConfigError(f'{where}: batch_first=False is not supported; tensors are [B, N, D]')
     if 'dropout' in attn:
         return float(attn['dropout']), float(attn['dropout'])
     proj = float(attn.get('proj_drop', 0.0))
     layer = _drop_prob(attn.get('dropout_layer', dict(type='Dropout', drop_prob=0.0)), where)
     if proj and layer:
-        raise ValueError(f'{where}: proj_drop={proj} and dropout_layer drop_prob={layer} would drop twice; use one')
+        raise M2FConfigError(f'{where}: proj_drop={proj} and dropout_layer drop_prob={layer} would drop twice; use one')
     return float(attn.get('attn_drop', 0.0)), proj or layer
 
 
@@ -130,26 +132,26 @@ def detr_layer_kwargs(layer_cfg: dict, where: str, cross_attention: bool) -> Dic
         attns.append(dict(layer_cfg.pop('cross_attn_cfg', attns[0])))
     ffn = dict(layer_cfg.pop('ffn_cfg', {}))
     if layer_cfg:
-        raise ValueError(f'{where}: unsupported keys {sorted(layer_cfg)}')
+        raise M2FConfigError(f'{where}: unsupported keys {sorted(layer_cfg)}')
     unknown = set(ffn) - _DETR_FFN_KEYS
     if unknown:
-        raise ValueError(f'{where}.ffn_cfg: unsupported keys {sorted(unknown)}; allowed {sorted(_DETR_FFN_KEYS)}')
+        raise M2FConfigError(f'{where}.ffn_cfg: unsupported keys {sorted(unknown)}; allowed {sorted(_DETR_FFN_KEYS)}')
     if int(ffn.get('num_fcs', 2)) != 2 or not ffn.get('add_identity', True):
-        raise ValueError(f'{where}.ffn_cfg: only 2-layer FFNs with a residual (num_fcs=2, add_identity=True)')
+        raise M2FConfigError(f'{where}.ffn_cfg: only 2-layer FFNs with a residual (num_fcs=2, add_identity=True)')
     act = dict(ffn.get('act_cfg', dict(type='ReLU')))
     if act.get('type', 'ReLU') != 'ReLU':
-        raise ValueError(f'{where}.ffn_cfg: only ReLU FFNs are supported, got {act}')
+        raise M2FConfigError(f'{where}.ffn_cfg: only ReLU FFNs are supported, got {act}')
     ffn_drop = float(ffn.get('ffn_drop', 0.0))
     if _drop_prob(ffn.get('dropout_layer'), where):
-        raise ValueError(f'{where}.ffn_cfg: dropout_layer would drop the FFN output a second time; use ffn_drop')
+        raise M2FConfigError(f'{where}.ffn_cfg: dropout_layer would drop the FFN output a second time; use ffn_drop')
     drops = {ffn_drop}
     for attn in attns:
         drops.update(_detr_attention_drops(attn, where))
     dims = {a.get('embed_dims', 256) for a in attns} | {ffn.get('embed_dims', 256)}
     heads = {a.get('num_heads', 8) for a in attns}
     if len(dims) != 1 or len(heads) != 1 or len(drops) != 1:
-        raise ValueError(f'{where}: attention / FFN must share embed_dims, num_heads and one dropout probability, '
-                         f'got embed_dims {sorted(dims)}, num_heads {sorted(heads)}, dropout {sorted(drops)}')
+        raise M2FConfigError(f'{where}: attention / FFN must share embed_dims, num_heads and one dropout probability, '
+                             f'got embed_dims {sorted(dims)}, num_heads {sorted(heads)}, dropout {sorted(drops)}')
     return dict(embed_dims=dims.pop(), num_heads=heads.pop(),
                 feedforward_channels=ffn.get('feedforward_channels', 2048), dropout=drops.pop())
 
@@ -160,10 +162,10 @@ def sine_encoding_kwargs(cfg: Optional[dict], dims: int, where: str) -> Dict:
     cfg = dict(cfg or dict(num_feats=dims // 2, normalize=True))
     kind = cfg.pop('type', None)
     if kind not in SINE_TYPES:
-        raise ValueError(f'{where}.type={kind!r}: only the sine encoding of the paper (SinePositionalEncoding) '
-                         'is implemented')
+        raise M2FConfigError(f'{where}.type={kind!r}: only the sine encoding of the paper (SinePositionalEncoding) '
+                             'is implemented')
     if cfg.get('num_feats', 0) * 2 != dims:
-        raise ValueError(f'{where}.num_feats * 2 must equal the width {dims}, got num_feats={cfg.get("num_feats")}')
+        raise M2FConfigError(f'{where}.num_feats * 2 must equal the width {dims}, got num_feats={cfg.get("num_feats")}')
     return cfg
 
 

@@ -31,6 +31,7 @@ from mmcv.cnn import Conv2d
 from mmengine.model import BaseModule, kaiming_init
 from torch import Tensor
 
+from m2f_mm.errors import M2FConfigError
 from m2f_mm.models.criterion import set_name
 from m2f_mm.models.head import build_pixel_decoder, refuse_training_keys
 from m2f_mm.models.maskformer_head import M2FMaskFormerSegHead
@@ -112,9 +113,9 @@ class _PerPixelSegLoss:
             index = int(bad.flatten(1).any(1).nonzero()[0, 0])
             label = int(target[index][bad[index]][0])
             path = batch_data_samples[index].metainfo.get('img_path', '?')
-            raise ValueError(f'image {index} ({path}): gt_sem_seg has class {label}, but num_classes='
-                             f'{self.num_classes}; set the head\'s num_classes to the dataset\'s class count or map '
-                             f'the label to {self.ignore_index}')
+            raise M2FConfigError(f'image {index} ({path}): gt_sem_seg has class {label}, but num_classes='
+                                 f'{self.num_classes}; set the head\'s num_classes to the dataset\'s class count or map '
+                                 f'the label to {self.ignore_index}')
         return target
 
     def predict(self, x: Sequence[Tensor], batch_img_metas: List[dict], test_cfg: Dict = None) -> Tensor:
@@ -188,12 +189,12 @@ class M2FPerPixelPlusHead(_PerPixelSegLoss, M2FMaskFormerSegHead):
     def __init__(self, *, num_classes: Optional[int], num_queries: Optional[int] = None, loss_weight: float = 1.0,
                  deep_supervision: bool = True, **kwargs) -> None:
         if kwargs.get('criterion') is not None:
-            raise ValueError('M2FPerPixelPlusHead takes no criterion (its loss is per-pixel cross-entropy, '
-                             'weighted by loss_weight); leave criterion out')
+            raise M2FConfigError('M2FPerPixelPlusHead takes no criterion (its loss is per-pixel cross-entropy, '
+                                 'weighted by loss_weight); leave criterion out')
         kwargs.pop('criterion', None)
         if num_queries is not None and num_classes is not None and num_queries != num_classes:
-            raise ValueError(f'M2FPerPixelPlusHead: num_queries={num_queries} but num_classes={num_classes}; query c '
-                             f'predicts class c, so leave num_queries out (it is num_classes)')
+            raise M2FConfigError(f'M2FPerPixelPlusHead: num_queries={num_queries} but num_classes={num_classes}; query c '
+                                 f'predicts class c, so leave num_queries out (it is num_classes)')
         super().__init__(num_classes=num_classes, num_queries=num_classes, **kwargs)
         del self.class_embed  # per-pixel classification: the class of query c is c
         self.loss_weight, self.deep_supervision = float(loss_weight), bool(deep_supervision)

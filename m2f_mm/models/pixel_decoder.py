@@ -28,6 +28,7 @@ from mmengine.model import BaseModule, ModuleList, caffe2_xavier_init, normal_in
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from m2f_mm.errors import M2FConfigError
 from m2f_mm.models.mmdet_compat import encoder_layer_kwargs, sine_encoding_kwargs
 from m2f_mm.ops import MSDeformAttn
 from m2f_mm.registry import register_model
@@ -126,27 +127,27 @@ class M2FPixelDecoder(BaseModule):
         super().__init__(init_cfg=init_cfg)
         encoder = dict(encoder or dict(num_layers=6, layer_cfg=dict()))
         if len(strides) != len(in_channels):
-            raise ValueError(f'M2FPixelDecoder: {len(in_channels)} in_channels but {len(strides)} strides')
+            raise M2FConfigError(f'M2FPixelDecoder: {len(in_channels)} in_channels but {len(strides)} strides')
         self.in_channels = list(in_channels)
         self.strides = list(strides)
         num_layers = encoder.pop('num_layers', 6)
         layer_cfg = encoder.pop('layer_cfg', {})
         self.num_cp = int(encoder.pop('num_cp', 0))  # activation checkpointing of the first num_cp layers
         if not 0 <= self.num_cp <= num_layers:
-            raise ValueError(f'pixel_decoder.encoder.num_cp must be in [0, num_layers={num_layers}], got {self.num_cp}')
+            raise M2FConfigError(f'pixel_decoder.encoder.num_cp must be in [0, num_layers={num_layers}], got {self.num_cp}')
         if encoder:
-            raise ValueError(f'pixel_decoder.encoder: unsupported keys {sorted(encoder)}')
+            raise M2FConfigError(f'pixel_decoder.encoder: unsupported keys {sorted(encoder)}')
         layers = [M2FDeformEncoderLayer.from_cfg(layer_cfg) for _ in range(num_layers)]
         self.encoder = nn.Module()
         self.encoder.layers = ModuleList(layers)
         self.num_levels = layers[0].self_attn.num_levels if layers else 3
         if layers and layers[0].embed_dims != feat_channels:
-            raise ValueError(f'encoder embed_dims {layers[0].embed_dims} != feat_channels {feat_channels}')
+            raise M2FConfigError(f'encoder embed_dims {layers[0].embed_dims} != feat_channels {feat_channels}')
         if not 1 <= self.num_levels < len(in_channels):
-            raise ValueError(f'encoder num_levels must be in [1, {len(in_channels) - 1}] for '
-                             f'{len(in_channels)} inputs, got {self.num_levels}')
+            raise M2FConfigError(f'encoder num_levels must be in [1, {len(in_channels) - 1}] for '
+                                 f'{len(in_channels)} inputs, got {self.num_levels}')
         if not 1 <= num_outs <= self.num_levels:
-            raise ValueError(f'num_outs must be in [1, {self.num_levels}], got {num_outs}')
+            raise M2FConfigError(f'num_outs must be in [1, {self.num_levels}], got {num_outs}')
         self.num_outs = num_outs
 
         # Projections, coarsest level first (index 0 = stride 32), as the encoder orders tokens.
@@ -188,15 +189,15 @@ class M2FPixelDecoder(BaseModule):
 
     def _check_inputs(self, feats: Sequence[Tensor]) -> None:
         if len(feats) != len(self.in_channels):
-            raise ValueError(f'M2FPixelDecoder expects {len(self.in_channels)} feature maps (strides '
-                             f'{self.strides}), got {len(feats)}')
+            raise M2FConfigError(f'M2FPixelDecoder expects {len(self.in_channels)} feature maps (strides '
+                                 f'{self.strides}), got {len(feats)}')
         for i, (feat, channels) in enumerate(zip(feats, self.in_channels)):
             if feat.dim() != 4 or feat.shape[1] != channels:
-                raise ValueError(f'M2FPixelDecoder input {i} (stride {self.strides[i]}): expected '
-                                 f'[B, {channels}, H, W], got {list(feat.shape)}')
+                raise M2FConfigError(f'M2FPixelDecoder input {i} (stride {self.strides[i]}): expected '
+                                     f'[B, {channels}, H, W], got {list(feat.shape)}')
             if feat.shape[-2] < 1 or feat.shape[-1] < 1:
-                raise ValueError(f'M2FPixelDecoder input {i} (stride {self.strides[i]}) is empty: '
-                                 f'{list(feat.shape)}; images must be at least {max(self.strides)} px')
+                raise M2FConfigError(f'M2FPixelDecoder input {i} (stride {self.strides[i]}) is empty: '
+                                     f'{list(feat.shape)}; images must be at least {max(self.strides)} px')
 
     def forward(self, feats: Sequence[Tensor]) -> Tuple[Tensor, List[Tensor]]:
         """

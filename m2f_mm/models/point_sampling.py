@@ -16,6 +16,8 @@ import torch
 from mmcv.ops import point_sample
 from torch import Tensor
 
+from ..errors import M2FConfigError
+
 __all__ = [
     'uniform_points', 'sample_at_points', 'draw_importance_candidates',
     'select_uncertain_points', 'importance_sample_points'
@@ -86,9 +88,9 @@ def _num_split(num_points: int, oversample_ratio: float,
                importance_sample_ratio: float) -> Tuple[int, int, int]:
     """``(candidates, uncertain, fresh)`` point counts, rounded as mmdet rounds them."""
     if oversample_ratio < 1:
-        raise ValueError(f'oversample_ratio must be >= 1, got {oversample_ratio}')
+        raise M2FConfigError(f'oversample_ratio must be >= 1, got {oversample_ratio}')
     if not 0 <= importance_sample_ratio <= 1:
-        raise ValueError(
+        raise M2FConfigError(
             f'importance_sample_ratio must be in [0, 1], got {importance_sample_ratio}')
     num_candidates = int(num_points * oversample_ratio)
     num_uncertain = int(importance_sample_ratio * num_points)

@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import Tensor
 
+from m2f_mm.errors import M2FConfigError
 from m2f_mm.models.head import M2FHead, refuse_training_keys
 from m2f_mm.models.mmdet_compat import require_class_counts
 from m2f_mm.models.fusion import fuse
@@ -27,7 +28,7 @@ def semantic_class_counts(head: str, num_classes: Optional[int], kwargs: Dict) -
     require_class_counts('decode_head', num_classes=num_classes)
     for key in ('num_things_classes', 'num_stuff_classes'):
         if key in kwargs:
-            raise ValueError(f'{head} takes num_classes, not {key} (semantic segmentation has no thing/stuff split)')
+            raise M2FConfigError(f'{head} takes num_classes, not {key} (semantic segmentation has no thing/stuff split)')
     return dict(num_things_classes=0, num_stuff_classes=num_classes)
 
 
@@ -70,9 +71,9 @@ class M2FSegHead(M2FHead):
                 raise ValueError(f'image {index}: gt_sem_seg must be [1, H, W], got {tuple(sem_seg.shape)}')
             image_labels, image_masks = semantic_targets(sem_seg[0], ignore_index=self.ignore_index)
             if image_labels.numel() and int(image_labels.max()) >= self.num_classes:
-                raise ValueError(f'image {index} ({sample.metainfo.get("img_path", "?")}): gt_sem_seg has class '
-                                 f'{int(image_labels.max())}, but num_classes={self.num_classes}; set the head\'s '
-                                 f'num_classes to the dataset\'s class count or map the label to {self.ignore_index}')
+                raise M2FConfigError(f'image {index} ({sample.metainfo.get("img_path", "?")}): gt_sem_seg has class '
+                                     f'{int(image_labels.max())}, but num_classes={self.num_classes}; set the head\'s '
+                                     f'num_classes to the dataset\'s class count or map the label to {self.ignore_index}')
             labels.append(image_labels.long())
             masks.append(image_masks)
         return self.supervised_losses(cls_sets, mask_sets, labels, masks)

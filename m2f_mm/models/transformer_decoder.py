@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
+from m2f_mm.errors import M2FConfigError
 from m2f_mm.models.mmdet_compat import decoder_layer_kwargs
 from m2f_mm.registry import register_model
 
@@ -79,7 +80,7 @@ class M2FAttention(nn.Module):
     def __init__(self, *, embed_dims: int, num_heads: int, attn_drop: float = 0.0) -> None:
         super().__init__()
         if embed_dims % num_heads:
-            raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
+            raise M2FConfigError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
         self.embed_dims, self.num_heads = embed_dims, num_heads
         self.attn_drop = float(attn_drop)  # dropout on the attention weights, training only (DETR: 0.1)
         self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dims, embed_dims))
@@ -175,10 +176,10 @@ class M2FTransformerDecoder(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.use_masked_attention = use_masked_attention
         if num_layers < 1:
-            raise ValueError(f'transformer_decoder.num_layers must be >= 1, got {num_layers}')
+            raise M2FConfigError(f'transformer_decoder.num_layers must be >= 1, got {num_layers}')
         if feature_levels is not None and (not len(feature_levels) or min(feature_levels) < 0):
-            raise ValueError(f'transformer_decoder.feature_levels must be None or a non-empty list of level '
-                             f'indices >= 0 (0 = the coarsest level), got {feature_levels!r}')
+            raise M2FConfigError(f'transformer_decoder.feature_levels must be None or a non-empty list of level '
+                                 f'indices >= 0 (0 = the coarsest level), got {feature_levels!r}')
         self.feature_levels = None if feature_levels is None else [int(lvl) for lvl in feature_levels]
         self.layers = ModuleList([M2FTransformerDecoderLayer.from_cfg(layer_cfg or {}) for _ in range(num_layers)])
         self.embed_dims = self.layers[0].embed_dims
@@ -213,8 +214,8 @@ class M2FTransformerDecoder(BaseModule):
         """
         levels = list(range(len(memories))) if self.feature_levels is None else self.feature_levels
         if max(levels) >= len(memories):
-            raise ValueError(f'transformer_decoder.feature_levels={levels} but the pixel decoder gives '
-                             f'{len(memories)} levels (indices 0..{len(memories) - 1})')
+            raise M2FConfigError(f'transformer_decoder.feature_levels={levels} but the pixel decoder gives '
+                                 f'{len(memories)} levels (indices 0..{len(memories) - 1})')
         cls_sets, mask_sets = [], []
 
         def predict_and_mask(q: Tensor, next_level: int) -> Tensor:

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttention, multi_scale_deformable_attn_pytorch
 from torch import Tensor
 
+from ..errors import M2FConfigError
 from ._extension import load_cpu_kernel
 
 __all__ = ['multi_scale_deformable_attention', 'grid_sample_attention', 'sampling_dtype', 'MSDeformAttn', 'pytorch_deform_attn',
@@ -165,7 +166,7 @@ class MSDeformAttn(MultiScaleDeformableAttention):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self.dropout.p != 0.0:
-            raise ValueError(f'MSDeformAttn: dropout is not supported, got {self.dropout.p}')
+            raise M2FConfigError(f'MSDeformAttn: dropout is not supported, got {self.dropout.p}')
 
     def forward(self, query: Tensor, key: Optional[Tensor] = None, value: Optional[Tensor] = None,
                 identity: Optional[Tensor] = None, query_pos: Optional[Tensor] = None,

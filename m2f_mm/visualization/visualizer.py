@@ -10,8 +10,9 @@ Shape legend: H x W image; ``panoptic_seg.sem_seg`` [1, H, W] = label + instance
 from typing import List, Optional
 
 import numpy as np
-from mmdet.registry import VISUALIZERS
 from mmdet.visualization import DetLocalVisualizer
+
+from ..registry import register_visualizer
 
 
 def has_panoptic_segment(pan: np.ndarray, void_label: int) -> bool:
@@ -19,7 +20,7 @@ def has_panoptic_segment(pan: np.ndarray, void_label: int) -> bool:
     return bool((np.asarray(pan) != void_label).any())
 
 
-@VISUALIZERS.register_module()
+@register_visualizer
 class M2FDetLocalVisualizer(DetLocalVisualizer):
     """``DetLocalVisualizer`` (same arguments) that draws an all-VOID panoptic map as the plain image."""
 

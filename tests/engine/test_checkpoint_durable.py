@@ -128,7 +128,7 @@ def _fake_runner(work_dir: str, step: int):
 
 def _train_and_save_forever(work_dir: str, keep: int) -> None:
     """A run that resumes like --resume, then saves a checkpoint per step through M2FCheckpointHook."""
-    from m2f_mm.engine.checkpoint_hook import M2FCheckpointHook
+    from m2f_mm.engine.hooks.checkpoint import M2FCheckpointHook
     write = durable.write_bytes
 
     def slow_write(f, data):  # a slow disk: the kill lands inside a write more often
@@ -225,7 +225,7 @@ def test_checkpoint_problem_names_each_kind_of_damage(tmp_path):
 
 
 def test_a_replaced_best_checkpoint_is_deleted_only_after_the_new_one_is_written(tmp_path):
-    from m2f_mm.engine.checkpoint_hook import M2FCheckpointHook
+    from m2f_mm.engine.hooks.checkpoint import M2FCheckpointHook
     runner = _fake_runner(str(tmp_path), 0)
     write, present_at_write = runner.save_checkpoint, []
 

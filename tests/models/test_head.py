@@ -6,7 +6,8 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
 from mmengine.structures import InstanceData, PixelData
 
-from m2f_mm.models.detector import M2FClassCheckHook, M2FDetector, check_class_counts
+from m2f_mm.engine.hooks import M2FClassCheckHook
+from m2f_mm.models.detector import M2FDetector, check_class_counts
 from m2f_mm.models.head import M2FHead
 
 IN_CHANNELS = [8, 16, 32, 64]

@@ -142,6 +142,15 @@ MISTAKES = {
         "val_evaluator = [dict(type='M2FCocoPanopticMetric', ann_file='{other}', seg_prefix='{coins}/')]\n",
         "val_evaluator[0] (M2FCocoPanopticMetric).ann_file {other} lacks the classes ['coin', 'background']"),
 }
+# mistakes in the model's own options: the builder names the class around the message, still one line
+CONFIG_MISTAKES = {
+    'criterion option that does not exist': (
+        "model = dict(panoptic_head=dict(criterion=dict(mask_loss='dice')))\n",
+        "criterion mask_loss='dice': use 'bce' (Mask2Former) or 'focal' (MaskFormer)"),
+    'pixel decoder option out of range': (
+        'model = dict(panoptic_head=dict(pixel_decoder=dict(num_outs=7)))\n',
+        'num_outs must be in [1, 3], got 7'),
+}
 
 
 # one interpreter runs tools/train.py's main() on every mistake's config (what `python tools/train.py` does, without
@@ -176,7 +185,7 @@ def mistakes(panoptic_coins, tmp_path_factory):
     other = root / 'other.json'
     other.write_text(json.dumps(dict(images=[], annotations=[], categories=[dict(id=1, name='person', isthing=1)])))
     cases = []
-    for name, (extra, _) in MISTAKES.items():
+    for name, (extra, _) in {**MISTAKES, **CONFIG_MISTAKES}.items():
         path = root / (name.replace(' ', '_') + '.py')
         path.write_text(f'_base_ = [{BASE!r}]\ndata_root = {coins + "/"!r}\n' + extra.format(coins=coins, other=other))
         cases.append((name, str(path), str(root / 'work')))
@@ -200,3 +209,14 @@ def test_each_mistake_stops_before_the_first_iteration_with_one_line(mistake, pa
     assert lines[0].startswith('m2f_mm: ' + message.format(coins=coins, other=other)), lines[0]
     assert 'Fix:' in lines[0]
     assert 'Iter(train)' not in stdout  # no case reached a training iteration
+
+
+@pytest.mark.parametrize('mistake', sorted(CONFIG_MISTAKES))
+def test_model_option_mistakes_end_with_one_line_not_a_traceback(mistake, mistakes):
+    results, _, stdout = mistakes
+    code, stderr = results[mistake]
+    assert code == 1, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.startswith('m2f_mm: ')]
+    assert len(lines) == 1 and 'Traceback' not in stderr, stderr[-3000:]
+    assert CONFIG_MISTAKES[mistake][1] in lines[0], lines[0]
+    assert 'Iter(train)' not in stdout

@@ -4,9 +4,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: _env_guard, not in m2f_mm (docstring)
-import _env_guard  # noqa: E402,F401  (must come first: checks the install, registers m2f_mm)
-
-from m2f_mm.datasets.convert import ConversionError  # noqa: E402
+import _env_guard  # noqa: E402  (must come first: checks the install, registers m2f_mm)
 
 LAYOUT = '''Output (OUT, split S):
   OUT/S/<images>                                 copied (or linked with --images link)
@@ -34,12 +32,8 @@ def add_output_options(p: argparse.ArgumentParser, default_split: str = None) ->
 
 
 def run(main) -> None:
-    """Run ``main()``; a ConversionError (bad input) ends with its one line and status 1."""
-    try:
-        sys.exit(main())
-    except ConversionError as err:
-        print(f'm2f_mm: {err}', file=sys.stderr)
-        sys.exit(1)
+    """Run ``main()``; a ConversionError (bad input, an M2FError) ends with its one line and status 1."""
+    _env_guard.run_tool(main)
 
 
 def report(result: dict) -> int:

@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: _env_guard, not in m2f_mm (docstring)
-import _env_guard  # noqa: E402,F401  (must come first: checks mmcv, registers m2f_mm)
+import _env_guard  # noqa: E402  (must come first: checks mmcv, registers m2f_mm)
 
 from mmengine.utils import ProgressBar  # noqa: E402
 
@@ -57,4 +57,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    _env_guard.run_tool(main)

@@ -10,7 +10,7 @@ import sys
 import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: _env_guard, not in m2f_mm (docstring)
-import _env_guard  # noqa: E402,F401  (must come first: checks mmcv, registers m2f_mm)
+import _env_guard  # noqa: E402  (must come first: checks mmcv, registers m2f_mm)
 
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
@@ -59,4 +59,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    _env_guard.run_tool(main)

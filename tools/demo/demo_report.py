@@ -16,7 +16,7 @@ import sys
 from typing import Dict
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: _env_guard, not in m2f_mm (docstring)
-import _env_guard  # noqa: E402,F401  (must come first: checks mmcv, registers m2f_mm)
+import _env_guard  # noqa: E402  (must come first: checks mmcv, registers m2f_mm)
 
 import numpy as np  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
@@ -134,4 +134,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    _env_guard.run_tool(main)

@@ -16,13 +16,14 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from ...errors import M2FError
 from ...utils.panoptic_ids import id2rgb
 
 IGNORE_INDEX = 255
 IMAGE_MODES = ('copy', 'link')
 
 
-class ConversionError(ValueError):
+class ConversionError(M2FError, ValueError):
     """Bad converter input; the message names the file, the value and the fix in one line."""
 
 

@@ -13,17 +13,17 @@ from typing import Union
 
 import torch
 import torch.nn as nn
-from mmdet.registry import OPTIM_WRAPPERS as DET_OPTIM_WRAPPERS
 from mmengine.optim import OptimWrapper
-from mmseg.registry import OPTIM_WRAPPERS as SEG_OPTIM_WRAPPERS
+
+from ...errors import M2FConfigError
+from ...registry import register_optim_wrapper
 
 __all__ = ['M2FAmpOptimWrapper']
 
 _DTYPES = ('float16', 'bfloat16')
 
 
-@DET_OPTIM_WRAPPERS.register_module()
-@SEG_OPTIM_WRAPPERS.register_module()
+@register_optim_wrapper
 class M2FAmpOptimWrapper(OptimWrapper):
     """Autocast + (for float16) dynamic loss scaling, on CPU or GPU.
 
@@ -38,7 +38,7 @@ class M2FAmpOptimWrapper(OptimWrapper):
         super().__init__(**kwargs)
         name = str(dtype).replace('torch.', '')
         if name not in _DTYPES:
-            raise ValueError(f'M2FAmpOptimWrapper: dtype must be one of {_DTYPES}, got {dtype!r}')
+            raise M2FConfigError(f'M2FAmpOptimWrapper: dtype must be one of {_DTYPES}, got {dtype!r}')
         self.cast_dtype = getattr(torch, name)
         self.init_scale = float(init_scale)
         self.loss_scaler = None  # built on the first forward, once the device is known

@@ -18,10 +18,9 @@ from typing import List
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
-from mmengine.registry import HOOKS
-
-from .durable import atomic_write_text, remove_durably, remove_stale_temp_files, write_failure_message
-from ..errors import M2FCheckpointError
+from ...errors import M2FCheckpointError
+from ...registry import register_hook
+from ..durable import atomic_write_text, remove_durably, remove_stale_temp_files, write_failure_message
 
 
 class _DeferredRemoval:
@@ -41,7 +40,7 @@ class _DeferredRemoval:
         return getattr(self._backend, name)
 
 
-@HOOKS.register_module()
+@register_hook
 class M2FCheckpointHook(CheckpointHook):
     """mmengine's ``CheckpointHook`` (same arguments) with the order of writes described above."""
 

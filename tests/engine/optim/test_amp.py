@@ -14,9 +14,9 @@ from mmengine.structures import InstanceData, PixelData
 
 import m2f_mm  # noqa: F401
 from m2f_mm.datasets.synthetic import CLASS_INDEX, THING_IDS, generate_scene, image_rng
-from m2f_mm.utils.amp import M2FAmpOptimWrapper
+from m2f_mm.engine.optim.amp import M2FAmpOptimWrapper
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(not torch.cuda.is_available(),
                                                                 reason='needs a CUDA GPU'))]
 

@@ -10,8 +10,9 @@ from typing import List, Tuple
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
 from torch import nn
+
+from ...registry import register_hook
 
 
 def missing_pretrained_files(model: nn.Module) -> List[Tuple[str, str]]:
@@ -29,7 +30,7 @@ def missing_pretrained_files(model: nn.Module) -> List[Tuple[str, str]]:
     return missing
 
 
-@HOOKS.register_module()
+@register_hook
 class M2FPretrainedCheckHook(Hook):
     """Raises FileNotFoundError naming the option of each missing pretrained file (module docstring)."""
 

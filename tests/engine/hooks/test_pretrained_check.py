@@ -7,9 +7,9 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import HOOKS, DefaultScope
 
-from m2f_mm.engine.pretrained_check import M2FPretrainedCheckHook, missing_pretrained_files
+from m2f_mm.engine.hooks.pretrained_check import M2FPretrainedCheckHook, missing_pretrained_files
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # the helpers beside this file (importlib import mode)
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs'))  # zoo_build (importlib import mode)
 from zoo_build import LEAF_CONFIGS, REPO, resolved, skip_weight_init  # noqa: E402
 
 

@@ -28,9 +28,8 @@ from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
-
-from ..errors import M2FNonFiniteError
+from ...errors import M2FConfigError, M2FNonFiniteError
+from ...registry import register_hook
 
 FIXES = ('usual fixes: lower optim_wrapper.optimizer.lr (or warm up longer), keep gradient clipping on '
          '(optim_wrapper.clip_grad=dict(max_norm=0.01, norm_type=2)), with --amp try --amp-dtype bfloat16 or '
@@ -66,7 +65,7 @@ def gradient_norm(params) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
 
 
-@HOOKS.register_module()
+@register_hook
 class M2FNonFiniteGuardHook(Hook):
     """See the module docstring. ``M2FRunner`` adds it from the config key ``nonfinite_steps``."""
 
@@ -74,7 +73,7 @@ class M2FNonFiniteGuardHook(Hook):
 
     def __init__(self, mode: str = 'raise') -> None:
         if mode not in MODES:
-            raise ValueError(f'nonfinite_steps must be one of {MODES}, got {mode!r}')
+            raise M2FConfigError(f'nonfinite_steps must be one of {MODES}, got {mode!r}')
         self.mode = mode
         self.num_skipped = 0
         self._images: List[str] = []

@@ -9,7 +9,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.structures import InstanceData
 
 from m2f_mm.errors import M2FNonFiniteError
-from m2f_mm.engine.nonfinite import M2FNonFiniteGuardHook, non_finite_terms, prediction_sets
+from m2f_mm.engine.hooks.nonfinite import M2FNonFiniteGuardHook, non_finite_terms, prediction_sets
 
 
 def test_prediction_sets_and_terms():
