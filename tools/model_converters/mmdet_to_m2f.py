@@ -13,7 +13,7 @@ import sys
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from m2f_mm.checkpoints import convert_mmdet_to_m2f, detect_layout, load_checkpoint_file  # noqa: E402
+from m2f_mm.checkpoints import convert_mmdet_to_m2f, detect_layout, load_local_checkpoint  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -31,7 +31,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        ckpt = load_checkpoint_file(args.src, trust_pickle=args.trust_pickle)
+        ckpt = load_local_checkpoint(args.src, map_location='cpu', trust_pickle=args.trust_pickle)
     except Exception as err:  # pickle.UnpicklingError and friends, depending on the torch version
         if args.trust_pickle:
             raise
