@@ -6,7 +6,7 @@ component below, under ``M2F``-prefixed names, in both mmdet's and mmsegmentatio
 something ``M2FRunner`` and the inference entry points opt into.
 
 Without any of the OpenMMLab stack (torch, mmengine, mmcv, mmdet, mmseg) installed, the numpy-only
-parts still import (``m2f_mm.evaluation.pq``, ``m2f_mm.utils.panoptic_ids``); there is nothing to
+parts still import (``m2f_mm.evaluation.pq``, ``m2f_mm.structures.panoptic_format``); there is nothing to
 register then, and the model classes raise the environment error naming what to install.
 """
 from .utils.env import OPENMMLAB_STACK, M2FEnvironmentError, check_mmcv, missing_packages

@@ -3,7 +3,7 @@
 The layers, bottom first (a package may import its own modules and any package of a lower layer):
 
     0  errors                              the ground floor: imports nothing from m2f_mm
-    1  utils, ops, registry                tensors, installs, the registries
+    1  utils, ops, registry, structures    tensors, installs, the registries, the panoptic format
     2  checkpoints, config                 checkpoint formats; config resolution
     3  models, datasets, evaluation        the network; the data; the metrics (peers: none imports another)
     4  engine                              runner, hooks, optimizer wrappers
@@ -22,19 +22,15 @@ from typing import Iterator, Tuple
 PACKAGE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'm2f_mm')
 LAYERS = [
     {'errors'},
-    {'utils', 'ops', 'registry'},
+    {'utils', 'ops', 'registry', 'structures'},
     {'checkpoints', 'config'},
     {'models', 'datasets', 'evaluation'},
     {'engine'},
     {'apis', 'deploy', 'visualization'},
 ]
 LAYER = {name: index for index, names in enumerate(LAYERS) for name in names}
-# (importing package, imported package) pairs that break the order today and are on their way out
-ALLOWED = {
-    # evaluation/metrics.py reads panoptic PNGs with datasets/panoptic.py's helpers: moved by the
-    # checkpoint/panoptic-format refactor
-    ('evaluation', 'datasets'),
-}
+# (importing package, imported package) pairs allowed to break the order: none
+ALLOWED: set = set()
 
 
 def _modules() -> Iterator[Tuple[str, str]]:

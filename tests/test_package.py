@@ -17,10 +17,10 @@ def test_import_has_no_global_side_effect():
 
 
 def test_pq_imports_with_numpy_alone():
-    """m2f_mm.evaluation.pq with torch, mmengine, mmcv, mmdet and mmseg hidden from the import path."""
+    """m2f_mm.evaluation.pq and the panoptic format with torch, mmengine, mmcv, mmdet and mmseg hidden."""
     hide = "import sys; [sys.modules.__setitem__(m, None) for m in ('torch', 'mmengine', 'mmcv', 'mmdet', 'mmseg')]; "
-    out = _python(hide + 'import m2f_mm.evaluation.pq as pq, numpy as np; '
-                  'print(pq.rgb2id(np.array([[[1, 2, 3]]], np.uint8))[0, 0])')
+    out = _python(hide + 'import m2f_mm.evaluation.pq, m2f_mm.structures.panoptic_format as pf, numpy as np; '
+                  'print(pf.rgb2id(np.array([[[1, 2, 3]]], np.uint8))[0, 0])')
     assert out.returncode == 0 and out.stdout.split()[-1] == str(1 + 2 * 256 + 3 * 65536), out.stderr[-2000:]
     out = _python(hide + 'import m2f_mm; m2f_mm.M2FDetector')
     assert 'M2FEnvironmentError' in out.stderr and 'needs the OpenMMLab stack' in out.stderr

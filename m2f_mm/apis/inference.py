@@ -16,7 +16,6 @@ classes (not COCO's / Cityscapes'), and images need no annotation entry: every a
 dropped from the test pipeline.
 """
 import copy
-import logging
 import os.path as osp
 from typing import List, Optional, Sequence, Union
 
@@ -24,10 +23,9 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
-from mmengine.logging import print_log
 from mmengine.registry import DefaultScope, init_default_scope
 
-from ..engine.checkpoint import fitting_state, load_checkpoint_file, partial_load_summary
+from ..checkpoints.loading import load_checkpoint_file, load_into
 from ..errors import M2FConfigError
 from ..utils.env import check_environment
 
@@ -132,10 +130,7 @@ def init_model(config: Union[str, Config, None], checkpoint: Optional[str] = Non
     model = registry.build(cfg.model)
     meta = {}
     if ckpt is not None:
-        state, report = fitting_state(model, ckpt, checkpoint, partial=partial)
-        model.load_state_dict(state, strict=False)
-        if report.blocking or report.unexpected:
-            print_log(partial_load_summary(report), logger='current', level=logging.WARNING)
+        load_into(model, ckpt, partial=partial, filename=checkpoint)
         meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
     model.dataset_meta = dict(meta.get('dataset_meta') or dataset_meta_from_config(cfg))
     model.cfg = cfg

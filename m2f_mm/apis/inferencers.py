@@ -30,8 +30,8 @@ from PIL import Image
 
 from mmengine.config import Config
 
+from ..checkpoints.loading import fitting_state, load_checkpoint_file
 from ..checkpoints.safe_load import safe_local_loading
-from ..engine.checkpoint import fitting_state, load_checkpoint_file
 from .inference import dataset_meta_from_config, prepare_inference_config
 from .results import panoptic_to_coco
 

@@ -28,8 +28,7 @@ from mmdet.evaluation.functional import INSTANCE_OFFSET
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from ..evaluation.metrics import prediction_segments
-from ..evaluation.pq import id2rgb
+from ..structures.panoptic_format import id2rgb, prediction_segments
 
 TASKS = ('panoptic', 'instance', 'semantic')
 

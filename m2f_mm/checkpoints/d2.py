@@ -63,14 +63,13 @@ from torch import Tensor
 from ..errors import M2FCheckpointError
 from .d2_keys import (HEAD_TABLE, MASKFORMER_HEAD_TABLE, PD, PR, convert_swin, fpn_table, maskformer_fpn_table,
                       resnet_table, swin_to_d2)
-from .rename import compile_table, prefixed, rename_keys
-from .safe_load import RefusedGlobalError, RestrictedUnpickler, load_checkpoint_file, refused_data_class
+from .rename import WEIGHT_HEAD_PREFIXES, compile_table, head_prefix_of, prefixed, rename_keys
+from .safe_load import RefusedGlobalError, RestrictedUnpickler, load_local_checkpoint, refused_data_class
 
 D2_HEAD_PREFIX = 'sem_seg_head.'
 # Present in detectron2 checkpoints but not weights of the model: the loss's class weights and
 # (only in some files) the input normalisation, which lives in data_preprocessor here.
 D2_DROPPED_KEYS = ('criterion.empty_weight', 'pixel_mean', 'pixel_std')
-HEAD_PREFIXES = ('panoptic_head.', 'decode_head.')
 
 __all__ = ['ConversionResult', 'CheckpointFormatError', 'CheckpointMismatchError', 'convert_d2_checkpoint',
            'to_d2_layout', 'load_d2_checkpoint', 'extract_d2_weights', 'd2_head_summary', 'd2_model_kind',
@@ -132,11 +131,7 @@ def _prefix_summary(keys: Iterable[str], depth: int = 2, limit: int = 12) -> str
 def _infer_head_prefix(target_state: Optional[Mapping[str, object]], head_prefix: Optional[str]) -> str:
     if head_prefix is not None:
         return head_prefix if head_prefix.endswith('.') else head_prefix + '.'
-    if target_state is not None:
-        for prefix in HEAD_PREFIXES:
-            if any(k.startswith(prefix) for k in target_state):
-                return prefix
-    return HEAD_PREFIXES[0]
+    return head_prefix_of(target_state if target_state is not None else ())
 
 
 def backbone_name(d2_state: Mapping[str, object]) -> str:
@@ -246,7 +241,7 @@ def load_d2_checkpoint(path: str, *, trust_pickle: bool = False) -> object:
     """
     if zipfile.is_zipfile(path):
         try:
-            return load_checkpoint_file(path, trust_pickle=trust_pickle)
+            return load_local_checkpoint(path, map_location='cpu', trust_pickle=trust_pickle)
         except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
             raise CheckpointFormatError(f'{path}: could not load the torch checkpoint '
                                         f'({type(err).__name__}: {err}).{_trust_hint(err, trust_pickle)}') from err
@@ -287,10 +282,10 @@ def extract_d2_weights(obj: object, source: str = 'checkpoint') -> Dict[str, obj
         weights = obj['model']
     elif isinstance(obj.get('state_dict'), Mapping):
         inner = obj['state_dict']
-        if any(str(k).startswith(HEAD_PREFIXES) for k in inner):
+        if any(str(k).startswith(WEIGHT_HEAD_PREFIXES) for k in inner):
             raise CheckpointFormatError(
                 f'{source}: this is an OpenMMLab checkpoint (state_dict with '
-                f'{"/".join(HEAD_PREFIXES)} keys), not a detectron2 one; for mmdet Mask2Former use '
+                f'{"/".join(WEIGHT_HEAD_PREFIXES)} keys), not a detectron2 one; for mmdet Mask2Former use '
                 'tools/model_converters/mmdet_to_m2f.py, m2f_mm checkpoints load directly')
         weights = inner
     else:

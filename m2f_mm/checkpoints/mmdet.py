@@ -33,7 +33,8 @@ import re
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from .rename import Table, compile_table, prefixed, rename_state
+from .rename import (FUSION_HEAD_PREFIX, WEIGHT_HEAD_PREFIXES, Table, compile_table, head_prefix_of, prefixed,
+                     rename_state)
 
 _ENC = 'pixel_decoder.encoder.layers.{i}.'
 _DEC = 'transformer_decoder.layers.{i}.'
@@ -68,7 +69,6 @@ MMDET_TABLE: Table = [
     ('mask_embed.2.{wb}', 'mask_embed.layers.1.{wb}'),
     ('mask_embed.4.{wb}', 'mask_embed.layers.2.{wb}'),
 ]
-HEAD_PREFIXES = ('panoptic_head.', 'decode_head.')
 
 
 def _unwrap(state_dict: Mapping[str, object]) -> Mapping[str, object]:
@@ -77,30 +77,23 @@ def _unwrap(state_dict: Mapping[str, object]) -> Mapping[str, object]:
     return state_dict
 
 
-def _head_prefix(state_dict: Mapping[str, object]) -> str:
-    for prefix in HEAD_PREFIXES:
-        if any(k.startswith(prefix) for k in state_dict):
-            return prefix
-    return HEAD_PREFIXES[0]
-
-
 def convert_mmdet_to_m2f(state_dict: Mapping[str, object],
                          head_prefix: Optional[str] = None) -> Tuple['OrderedDict[str, object]', List[str]]:
     """mmdet 3.x (``panoptic_head.``) or mmseg 1.x (``decode_head.``) Mask2Former state dict ->
     (m2f_mm state dict, unmapped head keys). Accepts a bare state dict or an mmengine checkpoint."""
     state_dict = _unwrap(state_dict)
-    prefix = head_prefix or _head_prefix(state_dict)
+    prefix = head_prefix or head_prefix_of(state_dict)
     rules = compile_table(prefixed(MMDET_TABLE, prefix, prefix))
-    return rename_state(state_dict, rules, (prefix, 'panoptic_fusion_head.'))
+    return rename_state(state_dict, rules, (prefix, FUSION_HEAD_PREFIX))
 
 
 def detect_layout(state_dict: Mapping[str, object]) -> str:
     """'mmdet' (OpenMMLab Mask2Former keys), 'm2f_mm' (ours) or 'unknown', from marker keys."""
     keys = list(_unwrap(state_dict))
-    if any(k.startswith(tuple(p + 'cls_embed.' for p in HEAD_PREFIXES)) or '.pixel_decoder.level_encoding.' in k
-           for k in keys):
+    if any(k.startswith(tuple(p + 'cls_embed.' for p in WEIGHT_HEAD_PREFIXES))
+           or '.pixel_decoder.level_encoding.' in k for k in keys):
         return 'mmdet'
-    if any(k.startswith(tuple(p + 'class_embed.' for p in HEAD_PREFIXES))
+    if any(k.startswith(tuple(p + 'class_embed.' for p in WEIGHT_HEAD_PREFIXES))
            or '.transformer_decoder.decoder_norm.' in k for k in keys):
         return 'm2f_mm'
     return 'unknown'

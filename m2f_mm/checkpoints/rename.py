@@ -27,6 +27,25 @@ SLOTS = {
 Table = List[Tuple[str, str]]
 Rules = List[Tuple['re.Pattern', str]]
 
+# The head modules of an m2f_mm model as state-dict key prefixes (mmdet: panoptic_head and
+# panoptic_fusion_head; mmseg: decode_head). A checkpoint key under one of them that the model lacks
+# means the checkpoint was made for another head layout (a converter is needed), not that it carries
+# an extra branch.
+HEAD_PREFIXES = ('panoptic_head.', 'decode_head.', 'panoptic_fusion_head.')
+FUSION_HEAD_PREFIX = 'panoptic_fusion_head.'
+# The fusion head holds no weights: the converters rename the heads that do, and tell an mmdet from an
+# mmseg state dict by which of these it uses (in this order).
+WEIGHT_HEAD_PREFIXES = tuple(p for p in HEAD_PREFIXES if p != FUSION_HEAD_PREFIX)
+
+
+def head_prefix_of(keys: Iterable[str]) -> str:
+    """The first of :data:`WEIGHT_HEAD_PREFIXES` some key starts with ('panoptic_head.' when none does)."""
+    keys = list(keys)
+    for prefix in WEIGHT_HEAD_PREFIXES:
+        if any(k.startswith(prefix) for k in keys):
+            return prefix
+    return WEIGHT_HEAD_PREFIXES[0]
+
 
 def _template_regex(template: str) -> 're.Pattern':
     parts = re.split(r'\{(\w+)\}', template)

@@ -146,9 +146,15 @@ restricted_pickle = types.SimpleNamespace(Unpickler=RestrictedUnpickler, __name_
                                           load=lambda f, **kw: RestrictedUnpickler(f, **kw).load())
 
 
-def load_local_checkpoint(filename: str, map_location=None) -> dict:
+def load_local_checkpoint(filename: str, map_location=None, *, trust_pickle: bool = False) -> dict:
     """mmengine's ``load_from_local`` with the restricted unpickler instead of torch's default; message-hub
-    buffers and numpy values stored as tensors (``safe_types.py``) come back as they were saved."""
+    buffers and numpy values stored as tensors (``safe_types.py``) come back as they were saved.
+
+    Errors are torch's and the unpickler's, as raised (the converters word their own; the runner and
+    inference read through ``loading.load_checkpoint_file``, one line each). ``trust_pickle`` loads
+    anything with plain ``torch.load`` (only for files you made or know)."""
+    if trust_pickle:
+        return torch.load(filename, map_location=map_location, weights_only=False)
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
@@ -184,11 +190,3 @@ def safe_local_loading() -> Iterator[None]:
         yield
     finally:
         CheckpointLoader._schemes[''] = before
-
-
-def load_checkpoint_file(path: str, trust_pickle: bool = False) -> dict:
-    """A torch checkpoint on CPU through the restricted unpickler; ``trust_pickle`` loads anything (only
-    for files you made or know)."""
-    if trust_pickle:
-        return torch.load(path, map_location='cpu', weights_only=False)
-    return load_local_checkpoint(path, map_location='cpu')

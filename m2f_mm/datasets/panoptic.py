@@ -27,18 +27,16 @@ from collections import Counter
 from functools import partial
 from typing import List, Optional, Sequence, Tuple
 
-import mmcv
 import numpy as np
 from mmdet.datasets import CocoPanopticDataset
 from mmdet.datasets.api_wrappers import COCOPanoptic
 from mmdet.datasets.transforms import LoadAnnotations
 from mmdet.structures.mask import BitmapMasks
-from mmengine.fileio import get
 from mmengine.logging import print_log
 
 from ..errors import M2FBadSampleError, M2FConfigError
 from ..registry import register_dataset, register_transform
-from ..utils.panoptic_ids import VOID, rgb2id
+from ..structures.panoptic_format import VOID, panoptic_semantic_map, read_panoptic_ids
 from .check import KINDS
 from .panoptic_json import (DUPLICATE_SEGMENT, WRONG_TYPE, AnnotationFault, category_id_faults, integer_id,
                             panoptic_file_faults)
@@ -56,33 +54,6 @@ class AnnotationMismatchError(ValueError):
     def __init__(self, problem: str, kind: str = PNG_DISAGREES) -> None:
         super().__init__(f'{problem}; fix: {KINDS[kind]}')
         self.kind, self.problem = kind, problem
-
-
-def read_panoptic_ids(path: str, image_id=None, backend_args: Optional[dict] = None,
-                      imdecode_backend: str = 'cv2') -> np.ndarray:
-    """COCO panoptic PNG -> segment ids int32 [H,W] (the dtype panopticapi's rgb2id gives)."""
-    try:
-        rgb = mmcv.imfrombytes(get(path, backend_args=backend_args), flag='color', channel_order='rgb',
-                               backend=imdecode_backend)
-    except Exception as err:  # missing file, cv2/pillow decode errors
-        raise ValueError(f'cannot read panoptic PNG {path!r} of image id {image_id}: {err}') from err
-    if rgb is None or rgb.ndim != 3:
-        raise ValueError(f'cannot decode panoptic PNG {path!r} of image id {image_id}: corrupt or not an image')
-    return rgb2id(rgb).astype(np.int32)
-
-
-def panoptic_semantic_map(pan: np.ndarray, segment_ids: Sequence[int], categories: Sequence[int],
-                          ignore_index: int = 255) -> np.ndarray:
-    """pan [H,W] ids, per-segment contiguous categories -> class map [H,W] (pan's dtype), ignore_index elsewhere.
-    A duplicated id takes its last category, as mmdet's sequential ``np.where``."""
-    uniq, inv = np.unique(pan, return_inverse=True)
-    lut = np.full(len(uniq), ignore_index, dtype=np.int64)
-    ids = np.asarray(segment_ids, dtype=np.int64)
-    if len(ids):
-        pos = np.minimum(np.searchsorted(uniq, ids), len(uniq) - 1)
-        hit = uniq[pos] == ids
-        lut[pos[hit]] = np.asarray(categories, dtype=np.int64)[hit]
-    return lut[inv.reshape(pan.shape)].astype(pan.dtype)
 
 
 def check_listing(listed: Sequence, path: str, image_id) -> None:

@@ -29,7 +29,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from ..errors import M2FConfigError
-from ..utils.panoptic_ids import id2rgb
+from ..structures.panoptic_format import id2rgb
 from .synthetic_scene import (CATEGORY_IDS, CLASS_INDEX, CLASSES, ID_STRIDE, MIN_AREA,  # noqa: F401
                               PALETTE, SPLIT_STREAMS, STUFF_CLASSES, STUFF_IDS, THING_CLASSES, THING_IDS,
                               Scene, generate_scene, image_rng, rasterize_shape)

@@ -23,12 +23,23 @@ hyperparameters and schedule (as in mmengine and mmdet: a resumed run continues 
 start a new run from the weights with ``load_from`` to change them); the config's
 ``train_cfg.max_iters`` and batch size; the launch's world size (the random states then cannot be
 restored).
+
+``--resume`` without a file continues from :func:`resumable_checkpoint` (``last_checkpoint``'s file when
+intact, else the newest intact one, saying why). The random states are saved with every checkpoint
+(:func:`capture_rng_state`, every rank) and restored last (:func:`rng_states_for_rank`,
+:func:`restore_rng_state`).
 """
 import ast
-from typing import Any, Callable, Dict, List, Mapping, Optional
+import os.path as osp
+import random
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
+import torch
+
+from ..checkpoints.loading import checkpoint_problem, newest_intact_checkpoint
 from .data_seeding import M2FDataLoader, _FirstNextIterator
-from ..errors import M2FConfigError
+from ..errors import M2FCheckpointError, M2FConfigError
 
 # Settings compared on resume, and which side wins when they differ.
 CHECKPOINT_WINS = ('optim_wrapper.optimizer', 'param_scheduler')
@@ -200,3 +211,62 @@ def skip_trained_batches(train_loop) -> Optional[str]:
     train_loop.dataloader_iterator = _SkipCalls(iterator, done)
     return (f'resume: the {done} batches trained before the checkpoint are skipped by drawing their sample indices '
             'only (no data loaded)')
+
+
+# -- which checkpoint ------------------------------------------------------------------------------
+
+def resumable_checkpoint(work_dir: str) -> Tuple[Optional[str], str]:
+    """What ``--resume`` (auto) continues from: ``(path or None, log line or '')``.
+
+    The checkpoint ``work_dir/last_checkpoint`` names when it is intact; else the newest intact
+    checkpoint in ``work_dir`` (and in the folder the name points to), with the line saying why.
+
+    Raises:
+        M2FCheckpointError: last_checkpoint names a missing or broken file and no intact one is left.
+    """
+    record = osp.join(work_dir, 'last_checkpoint')
+    named = ''
+    if osp.isfile(record):
+        with open(record) as f:
+            named = f.read().strip()
+    problem = checkpoint_problem(named) if named else None
+    if named and problem is None:
+        return named, ''
+    fallback = newest_intact_checkpoint([work_dir, osp.dirname(named)], exclude=[named] if named else [])
+    said = f'{record} names {named}, which {problem}' if named else f'{record} does not exist'
+    if fallback:
+        return fallback, f'--resume: {said}; resuming from {fallback}, the newest intact checkpoint'
+    if named:
+        raise M2FCheckpointError(f'--resume: {said}, and no other intact iter_*.pth / epoch_*.pth is in {work_dir}: '
+                                 'pass a checkpoint with --resume CKPT, or train without --resume to start over')
+    return None, ''
+
+
+# -- random states --------------------------------------------------------------------------------
+
+def capture_rng_state() -> Dict[str, object]:
+    """Every random state training draws from in this process: torch (CPU and CUDA), numpy, random."""
+    state = dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Mapping[str, object]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(state['torch'])
+    np.random.set_state(state['numpy'])
+    py_state = state['python']
+    random.setstate((py_state[0], tuple(py_state[1]), py_state[2]))
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def rng_states_for_rank(states: Optional[Sequence[Mapping[str, object]]], rank: int,
+                        world_size: int) -> Tuple[Optional[Mapping[str, object]], str]:
+    """This rank's saved state, or ``None`` with the reason it cannot be restored."""
+    if not states:
+        return None, 'the checkpoint holds no random states (it was not written by M2FRunner)'
+    if len(states) != world_size:
+        return None, f'the checkpoint holds random states of {len(states)} processes, this run has {world_size}'
+    return states[rank], ''

@@ -10,7 +10,7 @@ mmengine's Runner it
   seed and the rank, while data order stays the same as mmengine's;
 - loads weights strictly (``load_from``, ``tools/test.py``, ``--resume``): a checkpoint that does
   not fit stops the run naming keys, shapes and the fix; ``partial_load = True`` opts out
-  (``engine/checkpoint.py``);
+  (``checkpoints/loading.py``);
 - saves the random states of every rank in each checkpoint and restores them on ``--resume``,
   so a killed-and-resumed run ends bit-identical to an uninterrupted one, whatever the DataLoader
   settings: each sample's augmentation is seeded by its place in the sampler's stream
@@ -45,17 +45,17 @@ from mmengine.hooks import CheckpointHook
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import Runner
 
+from ..checkpoints.loading import load_checkpoint_file, load_into
 from ..checkpoints.safe_load import install_checkpoint_loader
 from ..checkpoints.safe_types import make_weights_only
-from .checkpoint import (capture_rng_state, fitting_state, load_checkpoint_file, partial_load_summary,
-                         restore_rng_state, resumable_checkpoint, rng_states_for_rank)
 from .data_guard import with_guard
 from .distributed import check_world_fits, collective_timeout, ddp_wrapper_cfg, init_distributed, rank_seed
 from .durable import write_failure_message
 from ..errors import M2FCheckpointError, M2FError
 from ..registry import register_runner
 from .hooks import M2FCheckpointHook, M2FClassCheckHook, M2FNonFiniteGuardHook, M2FWatchdogHook
-from .resume import check_iterations_left, config_literals, resumed_settings, setting_changes, skip_trained_batches
+from .resume import (capture_rng_state, check_iterations_left, config_literals, restore_rng_state, resumable_checkpoint,
+                     resumed_settings, rng_states_for_rank, setting_changes, skip_trained_batches)
 
 RNG_KEY = 'm2f_rng_states'
 
@@ -152,11 +152,8 @@ class M2FRunner(Runner):
         model = self.model
         while is_model_wrapper(model) or isinstance(model, BaseTTAModel):  # DDP, or --tta's wrapper
             model = model.module
-        state, report = fitting_state(model, checkpoint, filename, partial=self.partial_load and not strict,
-                                      rules=revise_keys)
-        model.load_state_dict(state, strict=False)
-        if report.blocking or report.unexpected:
-            self.logger.warning(partial_load_summary(report))
+        report = load_into(model, checkpoint, partial=self.partial_load and not strict, filename=filename,
+                           rules=revise_keys, logger=self.logger)
         self._has_loaded = True
         meta = checkpoint.get('meta', {}) if isinstance(checkpoint, dict) else {}
         self._pending_rng = meta.get(RNG_KEY) if isinstance(meta, dict) else None

@@ -31,10 +31,10 @@ from mmengine.logging import MMLogger, print_log
 from mmseg.evaluation.metrics import IoUMetric
 from PIL import Image
 
-from ..datasets.panoptic import panoptic_semantic_map, read_panoptic_ids
 from ..errors import M2FConfigError
 from ..registry import register_metric
-from .pq import PQStat, format_table, id2rgb, pq_stat_single, summarize
+from ..structures.panoptic_format import id2rgb, panoptic_semantic_map, prediction_segments, read_panoptic_ids
+from .pq import PQStat, format_table, pq_stat_single, summarize
 
 
 def _pixels(field) -> np.ndarray:
@@ -58,21 +58,6 @@ def check_prediction_labels(labels: np.ndarray, num_classes: int, image, allowed
             f'classes (0..{num_classes - 1}): the model was built for more classes than the dataset. Set '
             'model.panoptic_head.num_things_classes / num_stuff_classes (and panoptic_fusion_head\'s), or '
             'model.decode_head.num_classes for mmseg, to the dataset\'s counts')
-
-
-def prediction_segments(pan: np.ndarray, num_classes: int, label2cat: Optional[Dict[int, int]] = None,
-                        ignore_index: Optional[int] = None) -> Tuple[np.ndarray, List[dict]]:
-    """pan [H,W] label + inst * OFFSET -> (ids [H,W] int64 with VOID = 0, COCO segments_info with areas)."""
-    ids = pan.astype(np.int64)
-    labels = ids % INSTANCE_OFFSET
-    void = (labels == num_classes) | (labels == (num_classes if ignore_index is None else ignore_index))
-    if ((ids == 0) & ~void).any():  # class 0 with instance 0 would collide with VOID = 0
-        ids[(ids == 0) & ~void] = int(ids.max()) + INSTANCE_OFFSET
-    ids[void] = 0
-    uniq, counts = np.unique(ids, return_counts=True)
-    segments = [dict(id=int(i), category_id=int(label2cat[i % INSTANCE_OFFSET] if label2cat else i % INSTANCE_OFFSET),
-                     area=int(n)) for i, n in zip(uniq, counts) if i != 0]
-    return ids, segments
 
 
 def segments_from_sample(sem: np.ndarray, masks: np.ndarray, labels: np.ndarray, num_things: int,

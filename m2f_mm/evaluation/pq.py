@@ -25,18 +25,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-from PIL import Image
 
-from ..utils.panoptic_ids import VOID, id2rgb, rgb2id  # noqa: F401  (re-exported)
-
-
-def load_panoptic_png(path: str) -> np.ndarray:
-    """COCO panoptic PNG -> ids [H,W] int64; a clear error for a missing or corrupt file."""
-    try:
-        with Image.open(path) as img:
-            return rgb2id(np.asarray(img.convert('RGB')))
-    except (OSError, ValueError) as err:
-        raise ValueError(f'cannot read panoptic PNG {path!r}: {err}') from err
+from ..structures.panoptic_format import VOID, load_panoptic_png
 
 
 @dataclass

@@ -17,7 +17,7 @@ from mmengine.config import Config
 from PIL import Image
 
 from m2f_mm.datasets.coco_format import M2FCityscapesPanopticDataset, M2FInstanceDataset, M2FPanopticDataset
-from m2f_mm.evaluation.pq import id2rgb, load_panoptic_png
+from m2f_mm.structures.panoptic_format import id2rgb, load_panoptic_png
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 H, W = 64, 96

@@ -395,7 +395,7 @@ def test_round_trip_of_the_synthetic_set_gives_its_panoptic_annotation_back(tiny
     """The bundled set's instances JSON + semantic PNGs (things and stuff) converted back to panoptic: the
     same segments (mask, class, crowd flag) as its own panoptic files, image by image; its classes.json-like
     meta.json works as the semantic class table."""
-    from m2f_mm.utils.panoptic_ids import rgb2id
+    from m2f_mm.structures.panoptic_format import rgb2id
     with open(osp.join(tiny_data, 'meta.json')) as f:
         meta = json.load(f)
     table = {str(k): name for k, name in enumerate(meta['classes'])}

@@ -9,7 +9,7 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 from m2f_mm.datasets.panoptic import M2FLoadPanopticAnnotations
-from m2f_mm.evaluation.pq import id2rgb
+from m2f_mm.structures.panoptic_format import id2rgb
 from m2f_mm.registry import DATASETS
 
 H, W = 6, 8

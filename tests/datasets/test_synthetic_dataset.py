@@ -9,7 +9,7 @@ from pycocotools import mask as mask_utils
 
 from m2f_mm.datasets.synthetic import (CATEGORY_IDS, CLASS_INDEX, CLASSES, THING_IDS, generate_dataset,
                                        validate_args)
-from m2f_mm.utils.panoptic_ids import id2rgb, rgb2id
+from m2f_mm.structures.panoptic_format import id2rgb, rgb2id
 
 
 @pytest.fixture(scope='module')

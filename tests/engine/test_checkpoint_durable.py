@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from m2f_mm.engine import durable
-from m2f_mm.engine.checkpoint import checkpoint_problem, newest_intact_checkpoint, resumable_checkpoint
+from m2f_mm.checkpoints.loading import checkpoint_problem, newest_intact_checkpoint
+from m2f_mm.engine.resume import resumable_checkpoint
 from m2f_mm.errors import M2FCheckpointError
 
 PAYLOAD = 2 * 1024 * 1024  # float32 values: an 8 MB checkpoint

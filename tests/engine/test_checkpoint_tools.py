@@ -9,7 +9,7 @@ import os.path as osp
 import pytest
 import torch
 
-from m2f_mm.engine.checkpoint import checkpoint_problem
+from m2f_mm.checkpoints.loading import checkpoint_problem
 
 SEMANTIC = 'configs/m2f_r18-q24_1xb8-3k_synthetic-semantic.py'
 

@@ -15,7 +15,7 @@ from m2f_mm.engine.resume import (check_iterations_left, config_literals, resume
 
 
 def _final_state(work_dir: str, iteration: int) -> dict:
-    from m2f_mm.engine.checkpoint import load_checkpoint_file
+    from m2f_mm.checkpoints.loading import load_checkpoint_file
     return load_checkpoint_file(osp.join(work_dir, f'iter_{iteration}.pth'))
 
 

@@ -13,7 +13,7 @@ from mmdet.structures.mask import BitmapMasks
 from PIL import Image
 
 from m2f_mm.evaluation.metrics import M2FCocoPanopticMetric, M2FSemSegMetric
-from m2f_mm.evaluation.pq import id2rgb, rgb2id
+from m2f_mm.structures.panoptic_format import id2rgb, rgb2id
 from m2f_mm.registry import METRICS
 
 CLASSES, THINGS, CAT_IDS = ('a', 'b', 'sky', 'grass'), ('a', 'b'), (3, 5, 20, 21)

@@ -106,7 +106,7 @@ def categories(thing_ids: Sequence[int]) -> List[dict]:
 
 def convert_split(root: str, split: str, ins2sem: Dict[int, int]) -> Tuple[str, str]:
     """Write the panoptic JSON + PNGs and the instance JSON of one split; returns the two JSON paths."""
-    from m2f_mm.evaluation.pq import id2rgb
+    from m2f_mm.structures.panoptic_format import id2rgb
     folder = SPLITS[split]
     thing_ids = sorted(set(ins2sem.values()))
     cats = categories(thing_ids)

@@ -162,7 +162,7 @@ def main(argv=None) -> int:
     from PIL import Image
 
     from m2f_mm.apis.inference import load_config
-    from m2f_mm.engine.checkpoint import load_checkpoint_file  # one line for a file that cannot be read
+    from m2f_mm.checkpoints.loading import load_checkpoint_file  # one line for a file that cannot be read
 
     images = list_images(args.inputs)
     if args.backend == 'onnxruntime':

@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-from m2f_mm.checkpoints import convert_mmdet_to_m2f, detect_layout, load_checkpoint_file
+from m2f_mm.checkpoints import convert_mmdet_to_m2f, detect_layout, load_local_checkpoint
 
 
 def parse_args(argv=None):
@@ -29,7 +29,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        ckpt = load_checkpoint_file(args.src, trust_pickle=args.trust_pickle)
+        ckpt = load_local_checkpoint(args.src, map_location='cpu', trust_pickle=args.trust_pickle)
     except Exception as err:  # pickle.UnpicklingError and friends, depending on the torch version
         if args.trust_pickle:
             raise

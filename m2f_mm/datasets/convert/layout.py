@@ -17,7 +17,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from ...errors import M2FError
-from ...utils.panoptic_ids import id2rgb
+from ...structures.panoptic_format import id2rgb, rgb2id
 
 IGNORE_INDEX = 255
 IMAGE_MODES = ('copy', 'link')
@@ -102,7 +102,7 @@ def read_index_png(path: str, allow_rgb_ids: bool = False) -> np.ndarray:
     if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
         return rgb[..., 0]
     if allow_rgb_ids:
-        return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+        return rgb2id(rgb)
     raise ConversionError(f'{path} is a colour ({image.mode}) PNG; label PNGs must hold class values '
                           f'(grey, palette or 16-bit PNGs). Map its colours to values first')
 

@@ -34,7 +34,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ...utils.panoptic_ids import rgb2id
+from ...structures.panoptic_format import rgb2id
 from .instance_pngs import panoptic_from_maps
 from .layout import (IGNORE_INDEX, Category, ConversionError, SplitSpec, SplitWriter, check_same_size, image_size,
                      list_images, load_json, read_index_png)

@@ -12,6 +12,7 @@ from typing import Dict, List
 import numpy as np
 from PIL import Image
 
+from ...structures.panoptic_format import rgb2id
 from .layout import ConversionError, _dump, bbox_of, load_json, rle_of
 
 
@@ -19,10 +20,10 @@ def pan_ids(path: str) -> np.ndarray:
     """A COCO panoptic PNG -> segment ids int64 [H, W] (R + 256 G + 256^2 B)."""
     try:
         with Image.open(path) as img:
-            rgb = np.asarray(img.convert('RGB'), dtype=np.int64)
+            rgb = np.asarray(img.convert('RGB'))
     except (OSError, ValueError) as err:
         raise ConversionError(f'cannot read panoptic PNG {path}: {err}') from None
-    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+    return rgb2id(rgb)
 
 
 def instances_of(panoptic: dict, png_dir: str, where: str) -> dict:

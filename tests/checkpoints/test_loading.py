@@ -4,7 +4,7 @@ import os.path as osp
 import pytest
 import torch
 
-from m2f_mm.engine.checkpoint import compare_state_dicts, fitting_state, fix_hints
+from m2f_mm.checkpoints.loading import compare_state_dicts, fitting_state, fix_hints, load_into
 from m2f_mm.errors import M2FCheckpointError
 
 
@@ -51,6 +51,34 @@ def test_fitting_state_strict_and_partial():
         fitting_state(net, bad, 'bad.pth', partial=False)
     state, report = fitting_state(net, bad, 'bad.pth', partial=True)
     assert set(state) == {'bias'} and report.mismatched[0][0] == 'weight'
+
+
+def test_an_unexpected_key_of_any_head_blocks():
+    for head in ('panoptic_head.', 'decode_head.', 'panoptic_fusion_head.'):
+        assert compare_state_dicts({}, {head + 'extra': torch.ones(1)}).blocking, head
+    assert not compare_state_dicts({}, {'neck.extra': torch.ones(1)}).blocking
+
+
+def test_load_into_loads_strictly_or_partially_and_logs_what_stayed(tmp_path, caplog):
+    import logging
+    net = torch.nn.Linear(3, 2)
+    path = str(tmp_path / 'fits.pth')
+    torch.save({'state_dict': {'module.weight': torch.ones(2, 3), 'module.bias': torch.full((2, ), 2.0)}}, path)
+    report = load_into(net, path)  # a path is read through load_checkpoint_file
+    assert report.num_loaded == 2 and net.bias.tolist() == [2.0, 2.0] and net.weight.sum().item() == 6
+    bad = {'state_dict': {'weight': torch.zeros(4, 3), 'bias': torch.zeros(2), 'extra': torch.zeros(1)}}
+    with pytest.raises(M2FCheckpointError, match=r'checkpoint bad.pth does not fit'):
+        load_into(net, bad, filename='bad.pth')
+    assert net.bias.tolist() == [2.0, 2.0]  # nothing loaded
+    logger = logging.getLogger('m2f_test_load_into')
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        report = load_into(net, bad, partial=True, filename='bad.pth', logger=logger)
+    assert net.bias.tolist() == [0.0, 0.0] and net.weight.sum().item() == 6  # the mismatched weight stayed
+    assert report.mismatched[0][0] == 'weight' and report.unexpected == ['extra']
+    assert caplog.messages == ['partial load: 1 tensors loaded, 1 left at initialisation (weight); '
+                               '1 checkpoint keys unused (e.g. extra)']
+    with pytest.raises(M2FCheckpointError, match=r'missing.pth does not exist'):
+        load_into(net, str(tmp_path / 'missing.pth'))
 
 
 @pytest.fixture(scope='module')

@@ -1,4 +1,4 @@
-"""Weights loaded for use fit the model, or the run stops and says which keys and how to fix it.
+"""Loading a checkpoint into a model: the file read with one line per failure, then checked against the model.
 
 mmengine loads ``load_from`` / test checkpoints with ``strict=False`` and reports mismatches as log
 lines among hundreds of others, then evaluates or trains the partly random model. Here a
@@ -6,32 +6,31 @@ checkpoint is compared with the model first (:func:`compare_state_dicts`, pure):
 wrong shape, a model key the checkpoint leaves unfilled, or an unexpected key in a head is an
 error (:class:`~m2f_mm.errors.M2FCheckpointError`) naming the keys, both shapes and the
 fix. Partial loading is an explicit opt-in and lists what stayed at initialisation.
+:func:`load_into` is the whole sequence (read, fit, load, log), used by ``M2FRunner`` and ``init_model``.
 
 A checkpoint that cannot be read (missing, a directory, empty, truncated, corrupt, or a pickle asking
-for a refused global) stops with one line too (:func:`load_checkpoint_file`); :func:`checkpoint_problem`
-checks a file without unpickling it, and :func:`resumable_checkpoint` picks what ``--resume``
-continues from when ``last_checkpoint`` names a missing or broken file.
-
-Also here: the random states that decide the rest of a run, saved with every checkpoint and
-restored on resume (:func:`capture_rng_state` / :func:`restore_rng_state`).
+for a refused global) stops with one line too (:func:`load_checkpoint_file`, through the restricted
+unpickler of ``safe_load.py``); :func:`checkpoint_problem` checks a file without unpickling it and
+:func:`newest_intact_checkpoint` finds the newest intact ``iter_N.pth`` / ``epoch_N.pth`` of a folder.
 """
+import logging
 import os
 import os.path as osp
-import random
 import re
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
+from mmengine.logging import print_log
 
 from ..errors import M2FCheckpointError
+from .rename import HEAD_PREFIXES
+from .safe_load import RefusedGlobalError, load_local_checkpoint
 
-# Keys under these prefixes belong to a head: an unexpected one there means the checkpoint was
-# made for another head layout (a converter is needed), not that it carries an extra branch.
-HEAD_PREFIXES = ('panoptic_head.', 'decode_head.', 'panoptic_fusion_head.')
+# mmengine's default revise_keys: a checkpoint saved from a DDP-wrapped model
+MODULE_PREFIX_RULES = ((r'^module\.', ''), )
 _SHOWN = 8  # keys listed per kind of problem
 
 
@@ -182,33 +181,6 @@ def newest_intact_checkpoint(folders: Sequence[str], exclude: Sequence[str] = ()
     return None
 
 
-def resumable_checkpoint(work_dir: str) -> Tuple[Optional[str], str]:
-    """What ``--resume`` (auto) continues from: ``(path or None, log line or '')``.
-
-    The checkpoint ``work_dir/last_checkpoint`` names when it is intact; else the newest intact
-    checkpoint in ``work_dir`` (and in the folder the name points to), with the line saying why.
-
-    Raises:
-        M2FCheckpointError: last_checkpoint names a missing or broken file and no intact one is left.
-    """
-    record = osp.join(work_dir, 'last_checkpoint')
-    named = ''
-    if osp.isfile(record):
-        with open(record) as f:
-            named = f.read().strip()
-    problem = checkpoint_problem(named) if named else None
-    if named and problem is None:
-        return named, ''
-    fallback = newest_intact_checkpoint([work_dir, osp.dirname(named)], exclude=[named] if named else [])
-    said = f'{record} names {named}, which {problem}' if named else f'{record} does not exist'
-    if fallback:
-        return fallback, f'--resume: {said}; resuming from {fallback}, the newest intact checkpoint'
-    if named:
-        raise M2FCheckpointError(f'--resume: {said}, and no other intact iter_*.pth / epoch_*.pth is in {work_dir}: '
-                                 'pass a checkpoint with --resume CKPT, or train without --resume to start over')
-    return None, ''
-
-
 def _sibling_hint(path: str) -> str:
     sibling = newest_intact_checkpoint([osp.dirname(osp.abspath(path))], exclude=[path])
     return f' (e.g. {sibling}, which is intact)' if sibling else ''
@@ -221,7 +193,6 @@ def load_checkpoint_file(filename: str, map_location='cpu') -> dict:
         M2FCheckpointError: one line for a missing, empty, truncated or corrupt file, a directory, or a
             pickle that asks for a global the restricted unpickler refuses (named).
     """
-    from m2f_mm.checkpoints.safe_load import RefusedGlobalError, load_local_checkpoint
     path = osp.expanduser(filename)
     if '://' in filename and not osp.exists(path):
         from mmengine.runner.checkpoint import CheckpointLoader
@@ -248,7 +219,7 @@ def load_checkpoint_file(filename: str, map_location='cpu') -> dict:
 
 
 def fitting_state(model: torch.nn.Module, checkpoint: Mapping[str, object], filename: str, partial: bool,
-                  rules: Sequence[Tuple[str, str]] = ((r'^module\.', ''), )) -> Tuple[dict, LoadReport]:
+                  rules: Sequence[Tuple[str, str]] = MODULE_PREFIX_RULES) -> Tuple[dict, LoadReport]:
     """The checkpoint's state dict, checked against ``model``.
 
     Raises:
@@ -278,31 +249,27 @@ def partial_load_summary(report: LoadReport) -> str:
     return text
 
 
-# -- random states --------------------------------------------------------------------------------
+def load_into(model: torch.nn.Module, checkpoint: Union[str, Mapping[str, object]], partial: bool = False,
+              filename: Optional[str] = None, rules: Sequence[Tuple[str, str]] = MODULE_PREFIX_RULES,
+              logger: Union[str, logging.Logger] = 'current') -> LoadReport:
+    """Load ``checkpoint`` (a file, read with :func:`load_checkpoint_file`, or a checkpoint already read)
+    into ``model``, strictly unless ``partial``.
 
-def capture_rng_state() -> Dict[str, object]:
-    """Every random state training draws from in this process: torch (CPU and CUDA), numpy, random."""
-    state = dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate())
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state['cuda'] = torch.cuda.get_rng_state_all()
-    return state
+    ``filename`` names the checkpoint in messages (default: the path). Whatever stayed at initialisation
+    or went unused (partial loading, unexpected keys outside the heads) is logged as one warning to
+    ``logger`` (:func:`partial_load_summary`).
 
+    Raises:
+        M2FCheckpointError: the file cannot be read, or it does not fit and ``partial`` is False.
 
-def restore_rng_state(state: Mapping[str, object]) -> None:
-    """Inverse of :func:`capture_rng_state`."""
-    torch.set_rng_state(state['torch'])
-    np.random.set_state(state['numpy'])
-    py_state = state['python']
-    random.setstate((py_state[0], tuple(py_state[1]), py_state[2]))
-    if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
-
-
-def rng_states_for_rank(states: Optional[Sequence[Mapping[str, object]]], rank: int,
-                        world_size: int) -> Tuple[Optional[Mapping[str, object]], str]:
-    """This rank's saved state, or ``None`` with the reason it cannot be restored."""
-    if not states:
-        return None, 'the checkpoint holds no random states (it was not written by M2FRunner)'
-    if len(states) != world_size:
-        return None, f'the checkpoint holds random states of {len(states)} processes, this run has {world_size}'
-    return states[rank], ''
+    Returns:
+        How the checkpoint fit the model.
+    """
+    if isinstance(checkpoint, (str, os.PathLike)):
+        filename = filename or str(checkpoint)
+        checkpoint = load_checkpoint_file(str(checkpoint))
+    state, report = fitting_state(model, checkpoint, filename or 'the checkpoint', partial=partial, rules=rules)
+    model.load_state_dict(state, strict=False)
+    if report.blocking or report.unexpected:
+        print_log(partial_load_summary(report), logger=logger, level=logging.WARNING)
+    return report
