@@ -9,10 +9,20 @@ the mmseg way (``attn_drop`` / ``proj_drop`` / ``dropout_layer``).
 """
 from typing import Dict, Optional, Tuple
 
+from m2f_mm.errors import M2FConfigError
+
 _ATTN_KEYS = {'embed_dims', 'num_heads', 'num_levels', 'num_points', 'im2col_step', 'dropout', 'batch_first'}
 _FFN_KEYS = {'embed_dims', 'feedforward_channels', 'num_fcs', 'ffn_drop', 'act_cfg'}
 SINE_TYPES = (None, 'SinePositionalEncoding', 'mmdet.SinePositionalEncoding')
 LAYER_NORM_TYPES = ('LN', 'LayerNorm')
+
+
+def require_intermediate(return_intermediate: bool, where: str = 'transformer_decoder') -> None:
+    """mmdet's decoders take ``return_intermediate``; ours always return every layer's prediction set (deep
+    supervision), so only True, mmdet's configs' value, is accepted."""
+    if return_intermediate is not True:
+        raise M2FConfigError(f'{where}.return_intermediate={return_intermediate!r} is not supported: every decoder '
+                             'layer gives a supervised prediction set; leave the key out (or set it to True)')
 
 
 def check_attention_ffn(attn_cfg: dict, ffn_cfg: dict, where: str) -> None:
