@@ -21,7 +21,7 @@ from m2f_mm.models.head import M2FHead, refuse_training_keys
 from m2f_mm.models.mmdet_compat import require_class_counts
 from m2f_mm.models.fusion import fuse
 from m2f_mm.models.targets import semantic_targets
-from m2f_mm.models.test_config import MMSEG_SEGMENTOR_KEYS, SEMANTIC_HEAD_KEYS, TestConfig, parse
+from m2f_mm.models.test_config import DEFAULTS, MMSEG_SEGMENTOR_KEYS, SEMANTIC_HEAD_KEYS, TestConfig, parse
 from m2f_mm.registry import register_seg_model
 
 
@@ -44,7 +44,7 @@ def predict_test_cfg(head, test_cfg: Optional[Dict]) -> TestConfig:
     """The settings of one ``predict`` call: the segmentor's ``test_cfg`` (mmseg passes ``model.test_cfg``;
     its own keys are mmseg's) over the head's ``decode_head.test_cfg``."""
     return parse(test_cfg, where='model.test_cfg', reader=type(head).__name__, keys=head.test_keys,
-                 passthrough=MMSEG_SEGMENTOR_KEYS, base=getattr(head, 'test_cfg', TestConfig()))
+                 passthrough=MMSEG_SEGMENTOR_KEYS, base=getattr(head, 'test_cfg', DEFAULTS))
 
 
 def set_mmseg_attributes(head, num_classes: int, align_corners: bool) -> None:
