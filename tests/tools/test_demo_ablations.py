@@ -11,7 +11,7 @@ import torch
 from mmengine.config import Config, ConfigDict
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-MAIN = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py')
+MAIN = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-2k_synthetic-panoptic.py')
 sys.path.insert(0, osp.join(REPO, 'tools', 'demo'))
 import _ablations as abl  # noqa: E402
 

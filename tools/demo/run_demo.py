@@ -32,7 +32,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # tools/demo: _ablations
 import _ablations as abl  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = 'configs/m2f_r18-q24_1xb8-3k_synthetic-panoptic.py'
+CONFIG = 'configs/m2f_r18-q24_1xb8-2k_synthetic-panoptic.py'
 
 
 def run(cmd: List[str], env: Dict[str, str] = None) -> float:
