@@ -14,7 +14,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 
 Q, THINGS, STUFF = 200, 80, 53
 ORI, PAD = (800, 1333), (800, 1344)

@@ -26,7 +26,7 @@ def _mmdet_default_scope():
 # -- running the real tools on tiny synthetic data ---------------------------------------------------
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TINY_CONFIG = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py')
+TINY_CONFIG = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-2k_synthetic-panoptic.py')
 
 
 def make_data(root: str, num_train: int = 6, num_val: int = 3, seed: int = 0) -> str:

@@ -1,5 +1,5 @@
 """mmdet 3.3.0's own Mask2Former, sized like an m2f_mm model config: the OpenMMLab baseline of
-``tools/demo/run_demo.py --baseline mmdet`` (config: ``mmdet-mask2former_r18-q24_1xb8-3k_synthetic-panoptic.py``
+``tools/demo/run_demo.py --baseline mmdet`` (config: ``mmdet-mask2former_r18-q24_1xb8-2k_synthetic-panoptic.py``
 beside this file).
 
 The model dict is mmdet's own (``configs/mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py``

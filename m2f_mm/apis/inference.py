@@ -1,7 +1,7 @@
 """Predict with an m2f_mm config + checkpoint on images: one API for the mmdet and the mmseg configs.
 
     from m2f_mm.apis import init_model, inference_model
-    model = init_model('configs/m2f_r18-q24_1xb8-3k_synthetic-panoptic.py', 'iter_2000.pth', device='cpu')
+    model = init_model('configs/m2f_r18-q24_1xb8-2k_synthetic-panoptic.py', 'iter_2000.pth', device='cpu')
     sample = inference_model(model, 'image.jpg')          # one DetDataSample (mmdet configs)
     samples = inference_model(model, ['a.jpg', image])    # a list; arrays are BGR [H, W, 3] uint8 (cv2)
 

@@ -8,7 +8,7 @@ the COCO panoptic result (``segments_info`` and the id PNG) computed by m2f_mm::
 
     from m2f_mm.apis import M2FDetInferencer
     inferencer = M2FDetInferencer(model=None, weights='iter_2000.pth', device='cpu')  # the checkpoint's config
-    inferencer = M2FDetInferencer(model='configs/m2f_r18-q24_1xb8-3k_synthetic-panoptic.py',
+    inferencer = M2FDetInferencer(model='configs/m2f_r18-q24_1xb8-2k_synthetic-panoptic.py',
                                   weights='iter_2000.pth', device='cpu')    # or a config (classes: the checkpoint's)
     result = inferencer('image.jpg', out_dir='outputs/inferencer')   # vis/ and preds/ under out_dir
 

@@ -61,8 +61,8 @@ import torch
 from torch import Tensor
 
 from ..errors import M2FCheckpointError
-from .d2_keys import (HEAD_TABLE, MASKFORMER_HEAD_TABLE, PD, PR, convert_swin, fpn_table, maskformer_fpn_table,
-                      resnet_table, swin_to_d2)
+from .d2_keys import (HEAD_TABLE, MASKFORMER_HEAD_TABLE, PIXEL_DECODER, PREDICTOR, convert_swin, fpn_table,
+                      maskformer_fpn_table, resnet_table, swin_to_d2)
 from .rename import WEIGHT_HEAD_PREFIXES, compile_table, head_prefix_of, prefixed, rename_keys
 from .safe_load import RefusedGlobalError, RestrictedUnpickler, load_local_checkpoint, refused_data_class
 
@@ -150,9 +150,9 @@ def d2_model_kind(d2_state: Mapping[str, object]) -> str:
     """``'MaskFormer'`` when the predictor is DETR-style (``predictor.transformer.decoder.*`` /
     ``predictor.query_embed`` without ``query_feat``), else ``'Mask2Former'``."""
     keys = [str(k) for k in d2_state]
-    if any(k.startswith(PR + 'transformer.') for k in keys):
+    if any(k.startswith(PREDICTOR + 'transformer.') for k in keys):
         return MASKFORMER
-    if PR + 'query_embed.weight' in keys and PR + 'query_feat.weight' not in keys:
+    if PREDICTOR + 'query_embed.weight' in keys and PREDICTOR + 'query_feat.weight' not in keys:
         return MASKFORMER
     return MASK2FORMER
 
@@ -184,28 +184,29 @@ def d2_head_summary(d2_state: Mapping[str, object]) -> Dict[str, object]:
         return int(value.shape[1]) if value is not None and hasattr(value, 'shape') and len(value.shape) >= 2 \
             else None
 
-    cls_rows = rows(PR + 'class_embed.weight')
+    cls_rows = rows(PREDICTOR + 'class_embed.weight')
     summary: Dict[str, object] = dict(model=kind, num_classes=None if cls_rows is None else cls_rows - 1)
     if kind == MASK2FORMER:
-        summary.update(num_queries=rows(PR + 'query_feat.weight'),
-                       num_decoder_layers=_layer_count(d2_state, PR + 'transformer_ffn_layers.') or None,
-                       hidden_dim=cols(PR + 'query_feat.weight'))
+        summary.update(num_queries=rows(PREDICTOR + 'query_feat.weight'),
+                       num_decoder_layers=_layer_count(d2_state, PREDICTOR + 'transformer_ffn_layers.') or None,
+                       hidden_dim=cols(PREDICTOR + 'query_feat.weight'))
         return summary
-    with_encoder = PD + 'input_proj.weight' in state or any(k.startswith(PD + 'transformer.') for k in keys)
-    hidden = cols(PR + 'query_embed.weight')
-    proj_in = cols(PR + 'input_proj.weight')
+    with_encoder = (PIXEL_DECODER + 'input_proj.weight' in state
+                    or any(k.startswith(PIXEL_DECODER + 'transformer.') for k in keys))
+    hidden = cols(PREDICTOR + 'query_embed.weight')
+    proj_in = cols(PREDICTOR + 'input_proj.weight')
     memory = proj_in if proj_in is not None else hidden
     summary.update(
-        num_queries=rows(PR + 'query_embed.weight'),
-        num_decoder_layers=_layer_count(keys, PR + 'transformer.decoder.layers.') or None, hidden_dim=hidden,
+        num_queries=rows(PREDICTOR + 'query_embed.weight'),
+        num_decoder_layers=_layer_count(keys, PREDICTOR + 'transformer.decoder.layers.') or None, hidden_dim=hidden,
         pixel_decoder='TransformerEncoderPixelDecoder' if with_encoder else 'BasePixelDecoder',
-        num_encoder_layers=_layer_count(keys, PD + 'transformer.encoder.layers.'),
-        num_predictor_encoder_layers=_layer_count(keys, PR + 'transformer.encoder.layers.'),
-        num_levels=max([int(m.group(1)) for m in (re.match(re.escape(PD) + r'layer_(\d+)\.', k) for k in keys) if m],
-                       default=None),
-        decoder_input_proj=PR + 'input_proj.weight' in state, memory_channels=memory,
-        transformer_in_feature='transformer_encoder' if with_encoder and memory == rows(PD + 'input_proj.weight')
-        else 'res5')
+        num_encoder_layers=_layer_count(keys, PIXEL_DECODER + 'transformer.encoder.layers.'),
+        num_predictor_encoder_layers=_layer_count(keys, PREDICTOR + 'transformer.encoder.layers.'),
+        num_levels=max([int(m.group(1)) for m in (re.match(re.escape(PIXEL_DECODER) + r'layer_(\d+)\.', k)
+                                                   for k in keys) if m], default=None),
+        decoder_input_proj=PREDICTOR + 'input_proj.weight' in state, memory_channels=memory,
+        transformer_in_feature=('transformer_encoder'
+                                if with_encoder and memory == rows(PIXEL_DECODER + 'input_proj.weight') else 'res5'))
     return summary
 
 
@@ -225,7 +226,7 @@ def _maskformer_key(key: str) -> str:
     if key.startswith(D2_HEAD_PREFIX):
         rest = key[len(D2_HEAD_PREFIX):]
         if _MF_PIXEL_DECODER_CHILDREN.match(rest):
-            return PD + rest
+            return PIXEL_DECODER + rest
     return key
 
 
@@ -301,7 +302,7 @@ def extract_d2_weights(obj: object, source: str = 'checkpoint') -> Dict[str, obj
 # --------------------------------------------------------------------------- conversion
 def _count_mismatch_message(src_key: str, src_shape, dst_key: str, dst_shape, cfg_path: str,
                             source: str) -> Optional[str]:
-    if src_key == PR + 'class_embed.weight' and src_shape[1:] == dst_shape[1:]:
+    if src_key == PREDICTOR + 'class_embed.weight' and src_shape[1:] == dst_shape[1:]:
         n_src, n_dst = src_shape[0] - 1, dst_shape[0] - 1
         if cfg_path.endswith('decode_head'):
             fix = f'--cfg-options {cfg_path}.num_classes={n_src} (and the criterion\'s num_classes)'
@@ -312,7 +313,8 @@ def _count_mismatch_message(src_key: str, src_shape, dst_key: str, dst_shape, cf
         return (f'{source}: the checkpoint has {n_src} classes ({src_key} has {src_shape[0]} rows incl. no-object) '
                 f'but the config has {n_dst} ({dst_key} {list(dst_shape)}). Use the config that matches the '
                 f'checkpoint or set {fix}.')
-    if src_key in (PR + 'query_feat.weight', PR + 'query_embed.weight') and src_shape[1:] == dst_shape[1:]:
+    queries = (PREDICTOR + 'query_feat.weight', PREDICTOR + 'query_embed.weight')
+    if src_key in queries and src_shape[1:] == dst_shape[1:]:
         return (f'{source}: the checkpoint has {src_shape[0]} queries ({src_key} {list(src_shape)}) but the config '
                 f'has {dst_shape[0]} ({dst_key} {list(dst_shape)}). Set --cfg-options '
                 f'{cfg_path}.num_queries={src_shape[0]}.')
@@ -322,20 +324,20 @@ def _count_mismatch_message(src_key: str, src_shape, dst_key: str, dst_shape, cf
 def _maskformer_table(tensors: Mapping[str, Tensor], head_keys: Sequence[str], source: str) -> List[Tuple[str, str]]:
     """The MaskFormer head table for this file, or a one-line error for what m2f_mm cannot hold."""
     keys = [_maskformer_key(k) for k in head_keys]
-    predictor_encoder = [k for k in keys if k.startswith(PR + 'transformer.encoder.')]
+    predictor_encoder = [k for k in keys if k.startswith(PREDICTOR + 'transformer.encoder.')]
     if predictor_encoder:
-        layers = _layer_count(predictor_encoder, PR + 'transformer.encoder.layers.')
+        layers = _layer_count(predictor_encoder, PREDICTOR + 'transformer.encoder.layers.')
         what = (f'its predictor has a transformer encoder of {layers} layer(s) (MASK_FORMER.ENC_LAYERS: {layers})'
                 if layers else 'it was trained with MASK_FORMER.PRE_NORM: True (predictor.transformer.encoder.norm)')
         raise CheckpointFormatError(
             f'{source}: cannot convert this MaskFormer checkpoint: {what}, which no official config uses and '
             'M2FMaskFormerHead does not have; only ENC_LAYERS: 0, PRE_NORM: False checkpoints convert '
             '(the pixel decoder\'s encoder, TransformerEncoderPixelDecoder, is supported).')
-    if any(k.startswith(PD + 'transformer.encoder.norm.') for k in keys):
+    if any(k.startswith(PIXEL_DECODER + 'transformer.encoder.norm.') for k in keys):
         raise CheckpointFormatError(f'{source}: cannot convert this MaskFormer checkpoint: its pixel decoder\'s '
                                     'encoder is pre-norm (PRE_NORM: True, pixel_decoder.transformer.encoder.norm); '
                                     "M2FMaskFormerHead's encoder is post-norm, as in every official config.")
-    if PR + 'class_embed.weight' not in keys:
+    if PREDICTOR + 'class_embed.weight' not in keys:
         raise CheckpointFormatError(f'{source}: the MaskFormer predictor has no class_embed - a PerPixelBaseline+ '
                                     'checkpoint (mask classification off), which m2f_mm has no model for.')
     summary = d2_head_summary(tensors)
@@ -433,7 +435,7 @@ def convert_d2_checkpoint(d2_state: Mapping[str, object], *, target_state: Optio
     head_keys = [k for k in tensors if k.startswith(D2_HEAD_PREFIX)]
     backbone_keys = [k for k in tensors if k.startswith('backbone.')]
     unmapped += [k for k in tensors if not k.startswith((D2_HEAD_PREFIX, 'backbone.'))]
-    if PR + 'weight' in tensors:
+    if PREDICTOR + 'weight' in tensors:
         raise CheckpointFormatError(f'{source}: sem_seg_head.predictor is a single conv - a per-pixel baseline '
                                     '(PerPixelBaselineHead), not a MaskFormer / Mask2Former; m2f_mm has no such model.')
 
@@ -446,8 +448,8 @@ def convert_d2_checkpoint(d2_state: Mapping[str, object], *, target_state: Optio
         renamed = {current[k]: dst for k, dst in renamed_current.items()}
         rest = [current[k] for k in rest]
     else:
-        num_fpn = len({m.group(1) for m in (re.match(re.escape(PD) + r'adapter_(\d+)\.', k) for k in head_keys)
-                       if m})
+        num_fpn = len({m.group(1) for m in (re.match(re.escape(PIXEL_DECODER) + r'adapter_(\d+)\.', k)
+                                            for k in head_keys) if m})
         renamed, rest = rename_keys(head_keys, compile_table(prefixed(HEAD_TABLE + fpn_table(num_fpn), '', prefix)))
     unmapped += rest
     out: Dict[str, Tensor] = OrderedDict()  # our key -> tensor

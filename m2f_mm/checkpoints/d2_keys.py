@@ -49,50 +49,50 @@ from torch import Tensor
 
 # --------------------------------------------------------------------------- rule tables
 # Templates with {slot}s (m2f_mm/checkpoints/rename.py); one table serves both directions.
-PD = 'sem_seg_head.pixel_decoder.'
-PR = 'sem_seg_head.predictor.'
-_ENC = PD + 'transformer.encoder.layers.{i}.'
+PIXEL_DECODER = 'sem_seg_head.pixel_decoder.'
+PREDICTOR = 'sem_seg_head.predictor.'
+_ENC = PIXEL_DECODER + 'transformer.encoder.layers.{i}.'
 _DEC = 'transformer_decoder.layers.{i}.'
 
 # (detectron2 template, our template relative to the head prefix)
 HEAD_TABLE: List[Tuple[str, str]] = [
-    (PD + 'input_proj.{i}.0.{wb}', 'pixel_decoder.input_projs.{i}.conv.{wb}'),
-    (PD + 'input_proj.{i}.1.{wb}', 'pixel_decoder.input_projs.{i}.gn.{wb}'),
-    (PD + 'transformer.level_embed', 'pixel_decoder.level_embed.weight'),
-    (_ENC + 'self_attn.{msda}.{wb}', 'pixel_decoder.encoder.layers.{i}.self_attn.{msda}.{wb}'),
-    (_ENC + '{encmod}.{wb}', 'pixel_decoder.encoder.layers.{i}.{encmod}.{wb}'),
-    (PD + 'mask_features.{wb}', 'pixel_decoder.mask_features.{wb}'),
-    (PR + 'transformer_cross_attention_layers.{i}.multihead_attn.{mha}', _DEC + 'cross_attn.{mha}'),
-    (PR + 'transformer_cross_attention_layers.{i}.norm.{wb}', _DEC + 'norm1.{wb}'),
-    (PR + 'transformer_self_attention_layers.{i}.self_attn.{mha}', _DEC + 'self_attn.{mha}'),
-    (PR + 'transformer_self_attention_layers.{i}.norm.{wb}', _DEC + 'norm2.{wb}'),
-    (PR + 'transformer_ffn_layers.{i}.{lin}.{wb}', _DEC + '{lin}.{wb}'),
-    (PR + 'transformer_ffn_layers.{i}.norm.{wb}', _DEC + 'norm3.{wb}'),
-    (PR + 'decoder_norm.{wb}', 'transformer_decoder.decoder_norm.{wb}'),
-    (PR + '{qe}.weight', '{qe}.weight'),
-    (PR + 'input_proj.{i}.{wb}', 'input_projs.{i}.{wb}'),
-    (PR + 'class_embed.{wb}', 'class_embed.{wb}'),
-    (PR + 'mask_embed.layers.{i}.{wb}', 'mask_embed.layers.{i}.{wb}'),
+    (PIXEL_DECODER + 'input_proj.{i}.0.{param}', 'pixel_decoder.input_projs.{i}.conv.{param}'),
+    (PIXEL_DECODER + 'input_proj.{i}.1.{param}', 'pixel_decoder.input_projs.{i}.gn.{param}'),
+    (PIXEL_DECODER + 'transformer.level_embed', 'pixel_decoder.level_embed.weight'),
+    (_ENC + 'self_attn.{msda}.{param}', 'pixel_decoder.encoder.layers.{i}.self_attn.{msda}.{param}'),
+    (_ENC + '{encmod}.{param}', 'pixel_decoder.encoder.layers.{i}.{encmod}.{param}'),
+    (PIXEL_DECODER + 'mask_features.{param}', 'pixel_decoder.mask_features.{param}'),
+    (PREDICTOR + 'transformer_cross_attention_layers.{i}.multihead_attn.{mha}', _DEC + 'cross_attn.{mha}'),
+    (PREDICTOR + 'transformer_cross_attention_layers.{i}.norm.{param}', _DEC + 'norm1.{param}'),
+    (PREDICTOR + 'transformer_self_attention_layers.{i}.self_attn.{mha}', _DEC + 'self_attn.{mha}'),
+    (PREDICTOR + 'transformer_self_attention_layers.{i}.norm.{param}', _DEC + 'norm2.{param}'),
+    (PREDICTOR + 'transformer_ffn_layers.{i}.{lin}.{param}', _DEC + '{lin}.{param}'),
+    (PREDICTOR + 'transformer_ffn_layers.{i}.norm.{param}', _DEC + 'norm3.{param}'),
+    (PREDICTOR + 'decoder_norm.{param}', 'transformer_decoder.decoder_norm.{param}'),
+    (PREDICTOR + '{embedding}.weight', '{embedding}.weight'),
+    (PREDICTOR + 'input_proj.{i}.{param}', 'input_projs.{i}.{param}'),
+    (PREDICTOR + 'class_embed.{param}', 'class_embed.{param}'),
+    (PREDICTOR + 'mask_embed.layers.{i}.{param}', 'mask_embed.layers.{i}.{param}'),
 ]
 
 
-_MF_ENC = PD + 'transformer.encoder.layers.{i}.'
-_MF_DEC = PR + 'transformer.decoder.layers.{i}.'
+_MF_ENC = PIXEL_DECODER + 'transformer.encoder.layers.{i}.'
+_MF_DEC = PREDICTOR + 'transformer.decoder.layers.{i}.'
 
 # MaskFormer: everything but the FPN, whose table depends on the level count and the pixel decoder.
 MASKFORMER_HEAD_TABLE: List[Tuple[str, str]] = [
-    (PD + 'input_proj.{wb}', 'pixel_decoder.encoder_in_proj.{wb}'),
+    (PIXEL_DECODER + 'input_proj.{param}', 'pixel_decoder.encoder_in_proj.{param}'),
     (_MF_ENC + 'self_attn.{mha}', 'pixel_decoder.encoder.layers.{i}.self_attn.{mha}'),
-    (_MF_ENC + '{encmod}.{wb}', 'pixel_decoder.encoder.layers.{i}.{encmod}.{wb}'),
-    (PD + 'mask_features.{wb}', 'pixel_decoder.mask_features.{wb}'),
+    (_MF_ENC + '{encmod}.{param}', 'pixel_decoder.encoder.layers.{i}.{encmod}.{param}'),
+    (PIXEL_DECODER + 'mask_features.{param}', 'pixel_decoder.mask_features.{param}'),
     (_MF_DEC + 'self_attn.{mha}', _DEC + 'self_attn.{mha}'),
     (_MF_DEC + 'multihead_attn.{mha}', _DEC + 'cross_attn.{mha}'),
-    (_MF_DEC + '{decmod}.{wb}', _DEC + '{decmod}.{wb}'),
-    (PR + 'transformer.decoder.norm.{wb}', 'transformer_decoder.decoder_norm.{wb}'),
-    (PR + 'query_embed.weight', 'query_embed.weight'),
-    (PR + 'input_proj.{wb}', 'input_proj.{wb}'),
-    (PR + 'class_embed.{wb}', 'class_embed.{wb}'),
-    (PR + 'mask_embed.layers.{i}.{wb}', 'mask_embed.layers.{i}.{wb}'),
+    (_MF_DEC + '{decmod}.{param}', _DEC + '{decmod}.{param}'),
+    (PREDICTOR + 'transformer.decoder.norm.{param}', 'transformer_decoder.decoder_norm.{param}'),
+    (PREDICTOR + 'query_embed.weight', 'query_embed.weight'),
+    (PREDICTOR + 'input_proj.{param}', 'input_proj.{param}'),
+    (PREDICTOR + 'class_embed.{param}', 'class_embed.{param}'),
+    (PREDICTOR + 'mask_embed.layers.{i}.{param}', 'mask_embed.layers.{i}.{param}'),
 ]
 
 
@@ -101,11 +101,11 @@ def maskformer_fpn_table(num_levels: int, with_encoder: bool) -> List[Tuple[str,
     table = []
     for k in range(1, num_levels):
         for d2_name, ours in (('adapter', 'lateral_convs'), ('layer', 'output_convs')):
-            table.append((f'{PD}{d2_name}_{k}.{{wb}}', f'pixel_decoder.{ours}.{k - 1}.conv.{{wb}}'))
-            table.append((f'{PD}{d2_name}_{k}.norm.{{wb}}', f'pixel_decoder.{ours}.{k - 1}.gn.{{wb}}'))
+            table.append((f'{PIXEL_DECODER}{d2_name}_{k}.{{param}}', f'pixel_decoder.{ours}.{k - 1}.conv.{{param}}'))
+            table.append((f'{PIXEL_DECODER}{d2_name}_{k}.norm.{{param}}', f'pixel_decoder.{ours}.{k - 1}.gn.{{param}}'))
     last = 'encoder_out_proj' if with_encoder else 'last_feat_conv'
-    table.append((f'{PD}layer_{num_levels}.{{wb}}', f'pixel_decoder.{last}.conv.{{wb}}'))
-    table.append((f'{PD}layer_{num_levels}.norm.{{wb}}', f'pixel_decoder.{last}.gn.{{wb}}'))
+    table.append((f'{PIXEL_DECODER}layer_{num_levels}.{{param}}', f'pixel_decoder.{last}.conv.{{param}}'))
+    table.append((f'{PIXEL_DECODER}layer_{num_levels}.norm.{{param}}', f'pixel_decoder.{last}.gn.{{param}}'))
     return table
 
 
@@ -115,8 +115,8 @@ def fpn_table(num_fpn: int) -> List[Tuple[str, str]]:
     for k in range(1, num_fpn + 1):
         j = num_fpn - k
         for d2_name, ours in (('adapter', 'lateral_convs'), ('layer', 'output_convs')):
-            table.append((f'{PD}{d2_name}_{k}.{{wb}}', f'pixel_decoder.{ours}.{j}.conv.{{wb}}'))
-            table.append((f'{PD}{d2_name}_{k}.norm.{{wb}}', f'pixel_decoder.{ours}.{j}.gn.{{wb}}'))
+            table.append((f'{PIXEL_DECODER}{d2_name}_{k}.{{param}}', f'pixel_decoder.{ours}.{j}.conv.{{param}}'))
+            table.append((f'{PIXEL_DECODER}{d2_name}_{k}.norm.{{param}}', f'pixel_decoder.{ours}.{j}.gn.{{param}}'))
     return table
 
 

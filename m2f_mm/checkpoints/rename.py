@@ -11,8 +11,8 @@ from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
 SLOTS = {
     'i': r'\d+', 'j': r'\d+', 'c': r'\d+',
-    'wb': r'weight|bias',
-    'cg': r'conv|gn',
+    'param': r'weight|bias',
+    'conv_or_gn': r'conv|gn',
     'bn': r'weight|bias|running_mean|running_var|num_batches_tracked',
     'msda': r'sampling_offsets|attention_weights|value_proj|output_proj',
     'encmod': r'linear1|linear2|norm1|norm2',
@@ -21,7 +21,7 @@ SLOTS = {
     'attn': r'cross_attn|self_attn',
     'fpn': r'lateral_convs|output_convs',
     'mha': r'in_proj_weight|in_proj_bias|out_proj\.weight|out_proj\.bias',
-    'qe': r'query_feat|query_embed|level_embed',
+    'embedding': r'query_feat|query_embed|level_embed',
 }
 
 Table = List[Tuple[str, str]]

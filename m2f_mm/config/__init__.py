@@ -15,7 +15,7 @@ tools and ``mim``; ``m2f_mm.apis.init_model``; ``check_dataset.py``, ``browse_da
 
 So a leaf config for a new dataset in the COCO panoptic layout is::
 
-    _base_ = ['m2f_r18-q24_1xb8-3k_synthetic-panoptic.py']
+    _base_ = ['m2f_r18-q24_1xb8-2k_synthetic-panoptic.py']
     data_root = 'data/my_dataset/'
 """
 from dataclasses import dataclass

@@ -101,19 +101,21 @@ def preprocess_spec(model: nn.Module) -> dict:
         bgr_to_rgb=bool(pre.get('bgr_to_rgb', False) or pre.get('rgb_to_bgr', False)),
         classes=list(meta['classes']), palette=[list(map(int, c)) for c in meta.get('palette') or []])
     if scope == 'mmseg':
+        from ..models.seg_head import predict_test_cfg
         head = model.decode_head
+        chunk = predict_test_cfg(head, cfg.model.get('test_cfg')).query_chunk_size  # as predict() resolves it
         test_pad = dict(pre.get('test_cfg') or {})  # mmseg pads test images by its test_cfg only
         if test_pad.get('size') is not None:
             raise M2FConfigError('data_preprocessor.test_cfg.size (padding to a fixed size) is not replayed by the ONNX '
                                  'runtime; use test_cfg=dict(size_divisor=N) or export with --shape H W')
         spec.update(pad_value=float(pre.get('pad_val', 0)), size_divisor=int(test_pad.get('size_divisor') or 1),
                     num_things=0, align_corners=bool(head.align_corners),
-                    test_cfg=dict(query_chunk_size=int((head.test_cfg or {}).get('query_chunk_size', 16))))
+                    test_cfg=dict(query_chunk_size=chunk))
     else:
         head = model.panoptic_fusion_head
         spec.update(pad_value=float(pre.get('pad_value', 0)), size_divisor=int(pre.get('pad_size_divisor') or 1),
                     num_things=int(head.num_things_classes), num_stuff=int(head.num_stuff_classes),
-                    test_cfg=json.loads(json.dumps(dict(head.test_cfg))))
+                    test_cfg=head.test_cfg.to_dict())
         for key in ('thing_classes', 'stuff_classes'):
             if key in meta:
                 spec[key] = list(meta[key])

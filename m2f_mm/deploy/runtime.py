@@ -150,7 +150,9 @@ class OnnxModel:
         from mmseg.structures import SegDataSample
 
         from ..models.fusion import fuse
-        chunk = int(self.spec['test_cfg'].get('query_chunk_size', 16))
+        from ..models.test_config import SEMANTIC_HEAD_KEYS, parse
+        chunk = parse(self.spec['test_cfg'], where='test_cfg', reader='the semantic ONNX runtime',
+                      keys=SEMANTIC_HEAD_KEYS).query_chunk_size
         scores = fuse(cls_logits, mask_logits, 0, ('semantic', ), pad_hw=tuple(meta['pad_shape']),
                       chunk=chunk)['semantic']
         img_h, img_w = meta['img_shape']

@@ -68,7 +68,10 @@ class M2FDetector(SingleStageDetector):
         if neck is not None:
             self.neck = MODELS.build(neck)
         head_cfg = dict(panoptic_head)
-        head_cfg.update(train_cfg=train_cfg, test_cfg=test_cfg)
+        if head_cfg.pop('test_cfg', None) is not None:  # the head returns logits; the fusion head reads them
+            raise M2FConfigError('panoptic_head.test_cfg: the head reads no test-time settings; put them in '
+                                 'model.test_cfg (the fusion head reads it)')
+        head_cfg.update(train_cfg=train_cfg)
         self.panoptic_head = MODELS.build(head_cfg)
         self.num_things_classes = self.panoptic_head.num_things_classes
         self.num_stuff_classes = self.panoptic_head.num_stuff_classes

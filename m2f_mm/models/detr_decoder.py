@@ -26,7 +26,7 @@ from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
 from m2f_mm.errors import M2FConfigError
-from m2f_mm.models.mmdet_compat import detr_layer_kwargs
+from m2f_mm.models.mmdet_compat import detr_layer_kwargs, require_intermediate
 from m2f_mm.models.transformer_decoder import M2FAttention
 from m2f_mm.registry import register_model
 
@@ -162,16 +162,13 @@ class M2FDETRDecoder(BaseModule):
         num_layers: decoder layers (MaskFormer: 6), one prediction set each.
         layer_cfg: ``embed_dims`` / ``num_heads`` / ``feedforward_channels`` / ``dropout``, or mmdet's
             ``self_attn_cfg`` + ``cross_attn_cfg`` + ``ffn_cfg``.
-        return_intermediate: accepted for mmdet-config compatibility; must be True (every layer's output
-            is a supervised prediction set).
+        return_intermediate: mmdet's key; must be True (every layer's output is a supervised prediction set).
     """
 
     def __init__(self, *, num_layers: int = 6, layer_cfg: Optional[dict] = None, return_intermediate: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if not return_intermediate:
-            raise M2FConfigError('transformer_decoder.return_intermediate=False is not supported: MaskFormer supervises '
-                                 'every layer (deep supervision); leave it out')
+        require_intermediate(return_intermediate)
         self.layers = _layers(M2FDETRDecoderLayer, num_layers, layer_cfg, 'transformer_decoder', cross=True)
         self.embed_dims = self.layers[0].embed_dims
         self.num_heads = self.layers[0].num_heads

@@ -28,7 +28,8 @@ Differences from mmdet's ``MaskFormerFusionHead`` (deliberate, tested in tests/p
 - Semantic inference is supported (mmdet raises); it is the paper's ``einsum('qc,qhw->chw')`` over
   the processed mask logits, accumulated chunk-wise (it holds C x H' x W' scores, like the paper).
 
-Extra test_cfg keys: ``query_chunk_size`` (16), ``semantic_scores`` (False: also return ``seg_logits``).
+The test_cfg keys, their defaults and their checks are :class:`~m2f_mm.models.test_config.TestConfig`'s
+(mmdet's keys, plus ``query_chunk_size`` and ``semantic_scores``: also return ``seg_logits``).
 Mask logits are processed in float32 whatever their dtype (AMP outputs).
 """
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -43,6 +44,7 @@ from torch import Tensor
 
 from ..registry import register_model
 from .mmdet_compat import require_class_counts
+from .test_config import DEFAULTS, TestConfig, parse
 
 
 class _Panoptic:
@@ -73,16 +75,16 @@ class _Panoptic:
         slots = slots[sel]
         probs = logits[sel].sigmoid()                        # [k,H',W']
         self.orig_area[slots] = (probs >= 0.5).flatten(1).sum(1)
-        cmax, carg = (self.scores[slots].view(-1, 1, 1) * probs).max(0)
-        high = probs.gather(0, carg[None])[0] >= 0.5
-        carg = slots[carg]
+        chunk_best, chunk_arg = (self.scores[slots].view(-1, 1, 1) * probs).max(0)
+        high = probs.gather(0, chunk_arg[None])[0] >= 0.5
+        chunk_slot = slots[chunk_arg]
         if self.best is None:
-            self.best, self.best_idx, self.best_high = cmax, carg, high
+            self.best, self.best_idx, self.best_high = chunk_best, chunk_slot, high
             return
-        upd = cmax > self.best                               # strict: earlier query wins ties, like argmax
-        self.best = torch.where(upd, cmax, self.best)
-        self.best_idx = torch.where(upd, carg, self.best_idx)
-        self.best_high = torch.where(upd, high, self.best_high)
+        better = chunk_best > self.best                      # strict: earlier query wins ties, like argmax
+        self.best = torch.where(better, chunk_best, self.best)
+        self.best_idx = torch.where(better, chunk_slot, self.best_idx)
+        self.best_high = torch.where(better, high, self.best_high)
 
     def finish(self, shape: Tuple[int, int]) -> Tensor:
         """Returns IntTensor[H',W']: label + instance_id * INSTANCE_OFFSET, VOID = C."""
@@ -185,8 +187,9 @@ FUSIONS = ('panoptic', 'instance', 'semantic')
 
 def fuse(cls_logits: Tensor, mask_logits: Tensor, num_things: int, tasks: Sequence[str] = FUSIONS, *,
          pad_hw: Optional[Sequence[int]] = None, img_hw: Optional[Sequence[int]] = None,
-         out_hw: Optional[Sequence[int]] = None, object_mask_thr: float = 0.8, iou_thr: float = 0.8,
-         filter_low_score: bool = False, max_per_image: int = 100, chunk: int = 16,
+         out_hw: Optional[Sequence[int]] = None, object_mask_thr: float = DEFAULTS.object_mask_thr,
+         iou_thr: float = DEFAULTS.iou_thr, filter_low_score: bool = DEFAULTS.filter_low_score,
+         max_per_image: int = DEFAULTS.max_per_image, chunk: int = DEFAULTS.query_chunk_size,
          semantic_out: Optional[Tensor] = None) -> Dict[str, object]:
     """One image's results for ``tasks`` from one pass over its queries' resized masks.
 
@@ -228,33 +231,35 @@ def fuse(cls_logits: Tensor, mask_logits: Tensor, num_things: int, tasks: Sequen
     return {task: acc.finish(shape) for task, acc in accs.items()}
 
 
-def panoptic_inference(cls_logits: Tensor, mask_logits: Tensor, num_things: int, object_mask_thr: float = 0.8,
-                       iou_thr: float = 0.8, filter_low_score: bool = False, chunk: int = 16) -> Tensor:
+def panoptic_inference(cls_logits: Tensor, mask_logits: Tensor, num_things: int,
+                       object_mask_thr: float = DEFAULTS.object_mask_thr, iou_thr: float = DEFAULTS.iou_thr,
+                       filter_low_score: bool = DEFAULTS.filter_low_score,
+                       chunk: int = DEFAULTS.query_chunk_size) -> Tensor:
     """:func:`fuse`'s panoptic map of masks already at output size: [Q,C+1], [Q,H,W] -> IntTensor [H,W]."""
     return fuse(cls_logits, mask_logits, num_things, ('panoptic', ), object_mask_thr=object_mask_thr,
                 iou_thr=iou_thr, filter_low_score=filter_low_score, chunk=chunk)['panoptic']
 
 
-def instance_inference(cls_logits: Tensor, mask_logits: Tensor, num_things: int, max_per_image: int = 100,
-                       chunk: int = 16) -> InstanceData:
+def instance_inference(cls_logits: Tensor, mask_logits: Tensor, num_things: int,
+                       max_per_image: int = DEFAULTS.max_per_image,
+                       chunk: int = DEFAULTS.query_chunk_size) -> InstanceData:
     """:func:`fuse`'s instances: [Q,C+1], [Q,H,W] -> InstanceData(masks [N,H,W] bool, bboxes, scores, labels)."""
     return fuse(cls_logits, mask_logits, num_things, ('instance', ), max_per_image=max_per_image,
                 chunk=chunk)['instance']
 
 
-def semantic_inference(cls_logits: Tensor, mask_logits: Tensor, chunk: int = 16) -> Tensor:
+def semantic_inference(cls_logits: Tensor, mask_logits: Tensor, chunk: int = DEFAULTS.query_chunk_size) -> Tensor:
     """:func:`fuse`'s semantic scores: [Q,C+1], [Q,H,W] -> per-class scores [C,H,W] (argmax for labels)."""
     return fuse(cls_logits, mask_logits, 0, ('semantic', ), chunk=chunk)['semantic']
 
 
-# What test_cfg may hold (mmdet's Mask2Former keys + query_chunk_size and semantic_scores).
-TEST_CFG_KEYS = {'panoptic_on', 'instance_on', 'semantic_on', 'object_mask_thr', 'iou_thr', 'max_per_image',
-                 'filter_low_score', 'query_chunk_size', 'semantic_scores'}
-
-
 @register_model
 class M2FFusionHead(BaseModule):
-    """Turns the last decoder set's (cls_logits, mask_logits) into results; see the module docstring."""
+    """Turns the last decoder set's (cls_logits, mask_logits) into results; see the module docstring.
+
+    ``test_cfg`` (the model's, as :class:`M2FDetector` hands it over) is parsed once into
+    ``self.test_cfg``, a :class:`~m2f_mm.models.test_config.TestConfig`; unknown keys are refused.
+    """
 
     def __init__(self, num_things_classes: Optional[int] = 80, num_stuff_classes: Optional[int] = 53,
                  test_cfg: Optional[dict] = None,
@@ -263,14 +268,11 @@ class M2FFusionHead(BaseModule):
         if loss_panoptic is not None:  # mmdet's configs carry loss_panoptic=None; there is no such loss
             raise ValueError(f'panoptic_fusion_head.loss_panoptic={loss_panoptic}: the fusion head has no loss; '
                              'remove the key (or set it to None)')
-        unknown = set(test_cfg or {}) - TEST_CFG_KEYS
-        if unknown:
-            raise ValueError(f'test_cfg: unknown keys {sorted(unknown)}; M2FFusionHead reads {sorted(TEST_CFG_KEYS)}')
+        self.test_cfg: TestConfig = parse(test_cfg, where='test_cfg', reader=type(self).__name__)
         require_class_counts('panoptic_fusion_head', num_things_classes=num_things_classes,
                              num_stuff_classes=num_stuff_classes)
         self.num_things_classes, self.num_stuff_classes = num_things_classes, num_stuff_classes
         self.num_classes = num_things_classes + num_stuff_classes
-        self.test_cfg = dict(test_cfg or {})
 
     def loss(self, **kwargs) -> dict:
         """The fusion head has no loss."""
@@ -281,21 +283,18 @@ class M2FFusionHead(BaseModule):
         """cls_logits [B,Q,C+1], mask_logits [B,Q,h,w] -> per image dict with the enabled subset of
         ``pan_results``, ``ins_results``, ``sem_results`` (CONTRACTS.md)."""
         cfg = self.test_cfg
-        chunk = int(cfg.get('query_chunk_size', 16))
         results = []
-        tasks = [task for task, default in (('panoptic', True), ('instance', False), ('semantic', False))
-                 if cfg.get(f'{task}_on', default)]
         for cls_b, mask_b, meta in zip(cls_logits, mask_logits, batch_img_metas):
             if 'batch_input_shape' not in meta:
                 raise KeyError('image metainfo needs batch_input_shape (the padded input size, which the data '
                                'preprocessor sets): the mask logits are cropped by it before resizing')
             pad_hw = tuple(meta['batch_input_shape'])[:2]
-            fused = fuse(cls_b, mask_b, self.num_things_classes, tasks, pad_hw=pad_hw,
+            fused = fuse(cls_b, mask_b, self.num_things_classes, cfg.tasks, pad_hw=pad_hw,
                          img_hw=tuple(meta.get('img_shape', pad_hw))[:2],
                          out_hw=tuple(meta['ori_shape'][:2]) if rescale else None,
-                         object_mask_thr=cfg.get('object_mask_thr', 0.8), iou_thr=cfg.get('iou_thr', 0.8),
-                         filter_low_score=cfg.get('filter_low_score', False),
-                         max_per_image=cfg.get('max_per_image', 100), chunk=chunk)
+                         object_mask_thr=cfg.object_mask_thr, iou_thr=cfg.iou_thr,
+                         filter_low_score=cfg.filter_low_score, max_per_image=cfg.max_per_image,
+                         chunk=cfg.query_chunk_size)
             result = {}
             if 'panoptic' in fused:
                 result['pan_results'] = PixelData(sem_seg=fused['panoptic'][None])
@@ -303,7 +302,7 @@ class M2FFusionHead(BaseModule):
                 result['ins_results'] = fused['instance']
             if 'semantic' in fused:
                 result['sem_results'] = PixelData(sem_seg=fused['semantic'].argmax(0)[None])
-                if cfg.get('semantic_scores', False):
+                if cfg.semantic_scores:
                     result['sem_results'].seg_logits = fused['semantic']
             results.append(result)
         return results

@@ -108,6 +108,8 @@ class M2FHead(BaseModule):
     """See module docstring. Config keys mirror mmdet's ``Mask2FormerHead`` where they overlap;
     the losses live in one ``criterion`` (``M2FCriterion``) instead of loss_cls/mask/dice.
     ``learnable_query_features=False``: zero query features, set 0 not supervised (the ablation).
+    The head returns logits and takes no ``test_cfg``: ``M2FFusionHead`` (mmdet) and ``M2FSegHead``
+    (mmseg) read the test-time settings.
     """
 
     def __init__(self, *, in_channels: Sequence[int], feat_channels: int = 256, out_channels: int = 256,
@@ -117,7 +119,7 @@ class M2FHead(BaseModule):
                  positional_encoding: Optional[Dict] = None, criterion: Optional[Dict] = None,
                  strides: Optional[Sequence[int]] = None, ignore_index: int = 255,
                  learnable_query_features: bool = True, train_cfg: Optional[Dict] = None,
-                 test_cfg: Optional[Dict] = None, init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self._set_classes_and_queries(num_things_classes, num_stuff_classes, num_queries, ignore_index, in_channels)
         self.num_transformer_feat_level = num_transformer_feat_level
@@ -153,7 +155,7 @@ class M2FHead(BaseModule):
         self.class_embed = nn.Linear(dims, self.num_classes + 1)
         self.mask_embed = MLP(in_dims=dims, hidden_dims=dims, out_dims=out_channels)
 
-        self._set_training(criterion, train_cfg, test_cfg)
+        self._set_training(criterion, train_cfg)
 
     def _set_classes_and_queries(self, num_things_classes: Optional[int], num_stuff_classes: Optional[int],
                                  num_queries: int, ignore_index: int, in_channels: Sequence[int]) -> None:
@@ -166,10 +168,9 @@ class M2FHead(BaseModule):
         self.ignore_index = ignore_index
         self.in_channels = list(in_channels)
 
-    def _set_training(self, criterion: Optional[Dict], train_cfg: Optional[Dict], test_cfg: Optional[Dict]) -> None:
+    def _set_training(self, criterion: Optional[Dict], train_cfg: Optional[Dict]) -> None:
         refuse_training_keys(train_cfg, 'train_cfg')
         self.train_cfg = train_cfg
-        self.test_cfg = test_cfg
         self.criterion_cfg = self._criterion_cfg(criterion)
         self._criterion = None  # built at the first loss() call, see criterion
 

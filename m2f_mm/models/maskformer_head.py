@@ -42,7 +42,8 @@ from torch import Tensor
 from m2f_mm.models.detr_decoder import M2FDETRDecoder
 from m2f_mm.models.head import MLP, M2FHead, build_pixel_decoder
 from m2f_mm.models.mmdet_compat import sine_encoding_kwargs
-from m2f_mm.models.seg_head import M2FSegHead, semantic_class_counts, set_mmseg_attributes
+from m2f_mm.models.seg_head import M2FSegHead, head_test_cfg, semantic_class_counts, set_mmseg_attributes
+from m2f_mm.models.test_config import TestConfig
 from m2f_mm.registry import MODELS, register_model, register_seg_model
 
 DETR_DECODER_TYPES = (None, 'M2FDETRDecoder', 'DetrTransformerDecoder', M2FDETRDecoder)
@@ -97,8 +98,7 @@ class M2FMaskFormerHead(M2FHead):
                  pixel_decoder: Optional[Dict] = None, enforce_decoder_input_project: bool = False,
                  transformer_decoder: Optional[Dict] = None, positional_encoding: Optional[Dict] = None,
                  criterion: Optional[Dict] = None, strides: Optional[Sequence[int]] = None, ignore_index: int = 255,
-                 train_cfg: Optional[Dict] = None, test_cfg: Optional[Dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 train_cfg: Optional[Dict] = None, init_cfg: Optional[dict] = None) -> None:
         BaseModule.__init__(self, init_cfg=init_cfg)  # M2FHead's __init__ builds Mask2Former's modules
         self._set_classes_and_queries(num_things_classes, num_stuff_classes, num_queries, ignore_index, in_channels)
         self.learnable_query_features = False  # zero query features, as DETR
@@ -122,7 +122,7 @@ class M2FMaskFormerHead(M2FHead):
         self.class_embed = nn.Linear(dims, self.num_classes + 1)
         self.mask_embed = MLP(in_dims=dims, hidden_dims=dims, out_dims=out_channels)
 
-        self._set_training(criterion, train_cfg, test_cfg)
+        self._set_training(criterion, train_cfg)
 
     @property
     def first_supervised_set(self) -> int:
@@ -182,6 +182,7 @@ class M2FMaskFormerSegHead(M2FMaskFormerHead):
         num_classes: semantic classes C (no-object is added internally).
         align_corners: read by mmseg when it resizes our scores to the original image.
         ignore_index: label of pixels that belong to no segment.
+        test_cfg: ``query_chunk_size``, as :class:`~m2f_mm.models.seg_head.M2FSegHead`'s.
         **kwargs: :class:`M2FMaskFormerHead` arguments.
 
     Losses and semantic inference are :class:`~m2f_mm.models.seg_head.M2FSegHead`'s (the sum over queries
@@ -189,12 +190,15 @@ class M2FMaskFormerSegHead(M2FMaskFormerHead):
     """
 
     uses_padding_mask = False  # as mmseg's MaskFormerHead, which sets batch_input_shape = img_shape
+    test_keys = M2FSegHead.test_keys
 
     def __init__(self, *, num_classes: Optional[int], align_corners: bool = False, ignore_index: int = 255,
-                 **kwargs) -> None:
+                 test_cfg: Optional[Dict] = None, **kwargs) -> None:
+        settings = head_test_cfg(self, test_cfg)  # checked before the modules are built
         super().__init__(**semantic_class_counts(type(self).__name__, num_classes, kwargs), ignore_index=ignore_index,
                          **kwargs)
         set_mmseg_attributes(self, num_classes, align_corners)
+        self.test_cfg: TestConfig = settings
 
     loss = M2FSegHead.loss
     predict = M2FSegHead.predict

@@ -17,6 +17,14 @@ SINE_TYPES = (None, 'SinePositionalEncoding', 'mmdet.SinePositionalEncoding')
 LAYER_NORM_TYPES = ('LN', 'LayerNorm')
 
 
+def require_intermediate(return_intermediate: bool, where: str = 'transformer_decoder') -> None:
+    """mmdet's decoders take ``return_intermediate``; ours always return every layer's prediction set (deep
+    supervision), so only True, mmdet's configs' value, is accepted."""
+    if return_intermediate is not True:
+        raise M2FConfigError(f'{where}.return_intermediate={return_intermediate!r} is not supported: every decoder '
+                             'layer gives a supervised prediction set; leave the key out (or set it to True)')
+
+
 def check_attention_ffn(attn_cfg: dict, ffn_cfg: dict, where: str) -> None:
     """Raise ValueError unless the mmdet sub-configs describe what our layers implement."""
     for name, cfg, allowed in (('self_attn_cfg', attn_cfg, _ATTN_KEYS), ('ffn_cfg', ffn_cfg, _FFN_KEYS)):

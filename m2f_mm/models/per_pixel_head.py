@@ -36,7 +36,7 @@ from m2f_mm.models.criterion import set_name
 from m2f_mm.models.head import build_pixel_decoder, refuse_training_keys
 from m2f_mm.models.maskformer_head import M2FMaskFormerSegHead
 from m2f_mm.models.mmdet_compat import require_class_counts
-from m2f_mm.models.seg_head import set_mmseg_attributes
+from m2f_mm.models.seg_head import predict_test_cfg, set_mmseg_attributes
 from m2f_mm.registry import register_seg_model
 
 __all__ = ['per_pixel_ce_loss', 'M2FPerPixelHead', 'M2FPerPixelPlusHead']
@@ -82,6 +82,8 @@ class _PerPixelSegLoss:
     Needs ``num_classes``, ``ignore_index``, ``loss_weight``, ``deep_supervision``, ``align_corners``.
     """
 
+    test_keys = ()  # per-pixel logits: no test_cfg option applies (mmseg's own keys pass to mmseg)
+
     def loss(self, x: Sequence[Tensor], batch_data_samples: List, train_cfg: Dict = None) -> Dict[str, Tensor]:
         """x: backbone maps [B, C_i, H_i, W_i]; samples carry ``gt_sem_seg`` [1, H, W] (padded with
         ``ignore_index`` by mmseg's data preprocessor) -> ``loss_ce`` (+ ``d{i}.loss_ce``)."""
@@ -120,7 +122,8 @@ class _PerPixelSegLoss:
 
     def predict(self, x: Sequence[Tensor], batch_img_metas: List[dict], test_cfg: Dict = None) -> Tensor:
         """x: backbone maps -> per-class logits [B, C, H', W'] at mmseg's output size (``pad_shape``;
-        the crop in slide inference), upsampled bilinearly."""
+        the crop in slide inference), upsampled bilinearly. ``test_cfg``: mmseg's keys only."""
+        predict_test_cfg(self, test_cfg)
         logits = self(x)[-1]
         return F.interpolate(logits.float(), size=_output_size(batch_img_metas), mode='bilinear',
                              align_corners=self.align_corners)

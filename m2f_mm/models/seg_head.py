@@ -5,7 +5,10 @@ Shape legend: B batch, Q queries, C classes (index C = no-object), H x W the pad
 
 mmseg's ``EncoderDecoder`` calls ``decode_head.loss(x, data_samples, train_cfg)`` and
 ``decode_head.predict(x, batch_img_metas, test_cfg)`` and expects per-class scores at the padded
-input size (it crops the padding and resizes to the original image itself). Everything else (pixel
+input size (it crops the padding and resizes to the original image itself). The ``test_cfg`` it
+passes is the segmentor's own (``model.test_cfg``: its ``mode`` / ``crop_size`` / ``stride`` plus
+ours, ``query_chunk_size``); its values override the head's ``decode_head.test_cfg``, and a key
+neither mmseg nor the head reads is refused (:mod:`m2f_mm.models.test_config`). Everything else (pixel
 decoder, masked-attention decoder, matching, losses) is :class:`M2FHead`'s, so semantic results from
 mmseg and the semantic output of :class:`M2FDetector` come from one implementation.
 """
@@ -19,6 +22,7 @@ from m2f_mm.models.head import M2FHead, refuse_training_keys
 from m2f_mm.models.mmdet_compat import require_class_counts
 from m2f_mm.models.fusion import fuse
 from m2f_mm.models.targets import semantic_targets
+from m2f_mm.models.test_config import DEFAULTS, MMSEG_SEGMENTOR_KEYS, SEMANTIC_HEAD_KEYS, TestConfig, parse
 from m2f_mm.registry import register_seg_model
 
 
@@ -30,6 +34,18 @@ def semantic_class_counts(head: str, num_classes: Optional[int], kwargs: Dict) -
         if key in kwargs:
             raise M2FConfigError(f'{head} takes num_classes, not {key} (semantic segmentation has no thing/stuff split)')
     return dict(num_things_classes=0, num_stuff_classes=num_classes)
+
+
+def head_test_cfg(head, test_cfg: Optional[Dict]) -> TestConfig:
+    """A decode head's own ``decode_head.test_cfg`` (the keys in ``head.test_keys``), checked."""
+    return parse(test_cfg, where='decode_head.test_cfg', reader=type(head).__name__, keys=head.test_keys)
+
+
+def predict_test_cfg(head, test_cfg: Optional[Dict]) -> TestConfig:
+    """The settings of one ``predict`` call: the segmentor's ``test_cfg`` (mmseg passes ``model.test_cfg``;
+    its own keys are mmseg's) over the head's ``decode_head.test_cfg``."""
+    return parse(test_cfg, where='model.test_cfg', reader=type(head).__name__, keys=head.test_keys,
+                 passthrough=MMSEG_SEGMENTOR_KEYS, base=getattr(head, 'test_cfg', DEFAULTS))
 
 
 def set_mmseg_attributes(head, num_classes: int, align_corners: bool) -> None:
@@ -47,15 +63,21 @@ class M2FSegHead(M2FHead):
         num_classes: semantic classes C (no-object is added internally).
         align_corners: read by mmseg when it resizes our scores to the original image.
         ignore_index: label of pixels that belong to no segment.
+        test_cfg: ``query_chunk_size`` (see :class:`~m2f_mm.models.test_config.TestConfig`); the
+            segmentor's ``model.test_cfg`` passed to :meth:`predict` overrides it.
         **kwargs: :class:`M2FHead` arguments (``in_channels``, ``feat_channels``, ``num_queries``,
-            ``pixel_decoder``, ``transformer_decoder``, ``criterion``, ``test_cfg`` ...).
+            ``pixel_decoder``, ``transformer_decoder``, ``criterion`` ...).
     """
 
+    test_keys = SEMANTIC_HEAD_KEYS  # the test_cfg keys read: semantic scores need no fusion settings
+
     def __init__(self, *, num_classes: Optional[int], align_corners: bool = False, ignore_index: int = 255,
-                 **kwargs) -> None:
+                 test_cfg: Optional[Dict] = None, **kwargs) -> None:
+        settings = head_test_cfg(self, test_cfg)  # checked before the modules are built
         super().__init__(**semantic_class_counts(type(self).__name__, num_classes, kwargs), ignore_index=ignore_index,
                          **kwargs)
         set_mmseg_attributes(self, num_classes, align_corners)
+        self.test_cfg: TestConfig = settings
 
     def loss(self, x: Sequence[Tensor], batch_data_samples: List, train_cfg: Dict = None) -> Dict[str, Tensor]:
         """x: backbone maps [B, C_i, H_i, W_i]; samples carry ``gt_sem_seg`` [1, H, W] (already padded
@@ -79,16 +101,17 @@ class M2FSegHead(M2FHead):
         return self.supervised_losses(cls_sets, mask_sets, labels, masks)
 
     def predict(self, x: Sequence[Tensor], batch_img_metas: List[dict], test_cfg: Dict = None) -> Tensor:
-        """x: backbone maps -> per-class scores [B, C, H, W] at the padded input size.
+        """x: backbone maps -> per-class scores [B, C, H, W] at the padded input size. ``test_cfg``: the
+        segmentor's (mmseg passes ``model.test_cfg``), over ``decode_head.test_cfg``.
 
         Mask logits are upsampled a chunk of queries at a time and accumulated, so the [Q, H, W]
         full-resolution stack never exists at once; each image accumulates straight into its slice
         of the returned batch (no per-image copies to stack).
         """
+        chunk = predict_test_cfg(self, test_cfg).query_chunk_size
         cls_logits, mask_logits = M2FHead.predict(self, x)
         meta = batch_img_metas[0]
         size = tuple(meta.get('pad_shape', meta['img_shape']))[:2]
-        chunk = int((self.test_cfg or {}).get('query_chunk_size', 16))
         scores = mask_logits.new_zeros((len(cls_logits), self.num_classes) + size, dtype=torch.float32)
         for b, (cls_b, mask_b) in enumerate(zip(cls_logits, mask_logits)):
             fuse(cls_b, mask_b, 0, ('semantic', ), pad_hw=size, chunk=chunk, semantic_out=scores[b])

@@ -34,7 +34,7 @@ from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
 from m2f_mm.errors import M2FConfigError
-from m2f_mm.models.mmdet_compat import decoder_layer_kwargs
+from m2f_mm.models.mmdet_compat import decoder_layer_kwargs, require_intermediate
 from m2f_mm.registry import register_model
 
 # predict(normed queries [B, Q, D]) -> (class logits [B, Q, C+1], mask logits [B, Q, h, w])
@@ -162,7 +162,7 @@ class M2FTransformerDecoder(BaseModule):
     Args:
         num_layers: decoder layers (9 = 3 rounds over 3 levels).
         layer_cfg: our typed layer keywords or mmdet's layer_cfg.
-        return_intermediate: accepted for mmdet-config compatibility; all sets are always returned.
+        return_intermediate: mmdet's key; must be True (every set is returned and supervised).
         use_masked_attention: False turns the cross-attention into plain (unmasked) attention, the
             paper's ablation; predictions are still made after every layer for deep supervision.
         feature_levels: the multi-scale maps the layers visit round-robin, as indices into the pixel
@@ -174,6 +174,7 @@ class M2FTransformerDecoder(BaseModule):
                  use_masked_attention: bool = True, feature_levels: Optional[Sequence[int]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        require_intermediate(return_intermediate)
         self.use_masked_attention = use_masked_attention
         if num_layers < 1:
             raise M2FConfigError(f'transformer_decoder.num_layers must be >= 1, got {num_layers}')

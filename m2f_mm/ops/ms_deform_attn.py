@@ -32,7 +32,6 @@ value buys little.
 """
 import contextlib
 import threading
-import warnings
 from typing import Iterator, Optional, Sequence, Tuple
 
 import torch
@@ -189,8 +188,10 @@ class MSDeformAttn(MultiScaleDeformableAttention):
         Returns:
             ``[B, N_q, D]`` (``[N_q, B, D]`` when not batch_first): output projection + identity.
         """
-        if kwargs:
-            warnings.warn(f'MSDeformAttn ignores {sorted(kwargs)}', stacklevel=2)
+        if kwargs:  # mmcv's module swallows extra keywords; a dropped argument here would change nothing silently
+            raise TypeError(f'MSDeformAttn.forward() got unexpected keyword arguments {sorted(kwargs)}; it takes '
+                            'query, key, value, identity, query_pos, key_padding_mask, reference_points, '
+                            'spatial_shapes, level_start_index and level_sizes')
         value = query if value is None else value
         identity = query if identity is None else identity
         if query_pos is not None:

@@ -22,7 +22,7 @@ from reference.d2_maskformer import (D, DEC_LAYERS, ENC_LAYERS, FFN, HEADS, IN_C
                                      D2MaskFormerV1, official_maskformer_shapes)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-PD, PR = 'sem_seg_head.pixel_decoder.', 'sem_seg_head.predictor.'
+PIXEL_DECODER, PREDICTOR = 'sem_seg_head.pixel_decoder.', 'sem_seg_head.predictor.'
 KINDS = pytest.mark.parametrize('with_encoder', [False, True], ids=['BasePixelDecoder', 'TransformerEncoder'])
 
 
@@ -88,7 +88,7 @@ def test_reference_has_the_official_keys_and_shapes(with_encoder):
     assert got == official_maskformer_shapes(IN_CHANNELS, NUM_CLASSES, with_encoder)
     assert tuple(state['criterion.empty_weight'].shape) == (NUM_CLASSES + 1,)
     # the predictor's own encoder is empty (ENC_LAYERS: 0) and has no norm (PRE_NORM: False)
-    assert not any(k.startswith(PR + 'transformer.encoder.') for k in state)
+    assert not any(k.startswith(PREDICTOR + 'transformer.encoder.') for k in state)
 
 
 # ============================================================================ conversion
@@ -109,36 +109,36 @@ def test_every_key_maps_to_the_layout_with_the_same_tensor(with_encoder):
     n = len(IN_CHANNELS)
     last = 'encoder_out_proj' if with_encoder else 'last_feat_conv'
     expected = {
-        'pixel_decoder.lateral_convs.0.conv.weight': PD + 'adapter_1.weight',  # res2, finest first
-        'pixel_decoder.lateral_convs.0.gn.bias': PD + 'adapter_1.norm.bias',
-        f'pixel_decoder.lateral_convs.{n - 2}.conv.weight': PD + f'adapter_{n - 1}.weight',
-        'pixel_decoder.output_convs.0.conv.weight': PD + 'layer_1.weight',
-        f'pixel_decoder.output_convs.{n - 2}.gn.weight': PD + f'layer_{n - 1}.norm.weight',
-        f'pixel_decoder.{last}.conv.weight': PD + f'layer_{n}.weight',
-        f'pixel_decoder.{last}.gn.bias': PD + f'layer_{n}.norm.bias',
-        'pixel_decoder.mask_features.bias': PD + 'mask_features.bias',
-        'query_embed.weight': PR + 'query_embed.weight',
+        'pixel_decoder.lateral_convs.0.conv.weight': PIXEL_DECODER + 'adapter_1.weight',  # res2, finest first
+        'pixel_decoder.lateral_convs.0.gn.bias': PIXEL_DECODER + 'adapter_1.norm.bias',
+        f'pixel_decoder.lateral_convs.{n - 2}.conv.weight': PIXEL_DECODER + f'adapter_{n - 1}.weight',
+        'pixel_decoder.output_convs.0.conv.weight': PIXEL_DECODER + 'layer_1.weight',
+        f'pixel_decoder.output_convs.{n - 2}.gn.weight': PIXEL_DECODER + f'layer_{n - 1}.norm.weight',
+        f'pixel_decoder.{last}.conv.weight': PIXEL_DECODER + f'layer_{n}.weight',
+        f'pixel_decoder.{last}.gn.bias': PIXEL_DECODER + f'layer_{n}.norm.bias',
+        'pixel_decoder.mask_features.bias': PIXEL_DECODER + 'mask_features.bias',
+        'query_embed.weight': PREDICTOR + 'query_embed.weight',
         'transformer_decoder.layers.1.self_attn.in_proj_weight':
-            PR + 'transformer.decoder.layers.1.self_attn.in_proj_weight',
+            PREDICTOR + 'transformer.decoder.layers.1.self_attn.in_proj_weight',
         'transformer_decoder.layers.0.cross_attn.out_proj.bias':
-            PR + 'transformer.decoder.layers.0.multihead_attn.out_proj.bias',
-        'transformer_decoder.layers.1.norm1.weight': PR + 'transformer.decoder.layers.1.norm1.weight',
-        'transformer_decoder.layers.1.norm2.bias': PR + 'transformer.decoder.layers.1.norm2.bias',
-        'transformer_decoder.layers.0.norm3.weight': PR + 'transformer.decoder.layers.0.norm3.weight',
-        'transformer_decoder.layers.0.linear2.weight': PR + 'transformer.decoder.layers.0.linear2.weight',
-        'transformer_decoder.decoder_norm.weight': PR + 'transformer.decoder.norm.weight',
-        'class_embed.bias': PR + 'class_embed.bias',
-        'mask_embed.layers.2.weight': PR + 'mask_embed.layers.2.weight',
+            PREDICTOR + 'transformer.decoder.layers.0.multihead_attn.out_proj.bias',
+        'transformer_decoder.layers.1.norm1.weight': PREDICTOR + 'transformer.decoder.layers.1.norm1.weight',
+        'transformer_decoder.layers.1.norm2.bias': PREDICTOR + 'transformer.decoder.layers.1.norm2.bias',
+        'transformer_decoder.layers.0.norm3.weight': PREDICTOR + 'transformer.decoder.layers.0.norm3.weight',
+        'transformer_decoder.layers.0.linear2.weight': PREDICTOR + 'transformer.decoder.layers.0.linear2.weight',
+        'transformer_decoder.decoder_norm.weight': PREDICTOR + 'transformer.decoder.norm.weight',
+        'class_embed.bias': PREDICTOR + 'class_embed.bias',
+        'mask_embed.layers.2.weight': PREDICTOR + 'mask_embed.layers.2.weight',
     }
     if with_encoder:
         expected.update({
-            'pixel_decoder.encoder_in_proj.weight': PD + 'input_proj.weight',
+            'pixel_decoder.encoder_in_proj.weight': PIXEL_DECODER + 'input_proj.weight',
             'pixel_decoder.encoder.layers.1.self_attn.in_proj_bias':
-                PD + 'transformer.encoder.layers.1.self_attn.in_proj_bias',
-            'pixel_decoder.encoder.layers.0.norm2.weight': PD + 'transformer.encoder.layers.0.norm2.weight',
+                PIXEL_DECODER + 'transformer.encoder.layers.1.self_attn.in_proj_bias',
+            'pixel_decoder.encoder.layers.0.norm2.weight': PIXEL_DECODER + 'transformer.encoder.layers.0.norm2.weight',
         })
     else:  # res5 (40 channels) != D: the predictor projects it
-        expected['input_proj.weight'] = PR + 'input_proj.weight'
+        expected['input_proj.weight'] = PREDICTOR + 'input_proj.weight'
     for dst, src in expected.items():
         assert result.state_dict['panoptic_head.' + dst] is state[src], dst
 
@@ -165,13 +165,13 @@ def test_round_trip_back_to_the_official_layout(with_encoder):
 def test_encoder_decoder_with_enforced_input_projection():
     """Same width (encoder output D -> decoder D) with ENFORCE_INPUT_PROJ: the projection is kept."""
     state = official_state(True, enforce_input_project=True)
-    assert tuple(state[PR + 'input_proj.weight'].shape) == (D, D, 1, 1)
+    assert tuple(state[PREDICTOR + 'input_proj.weight'].shape) == (D, D, 1, 1)
     summary = d2_head_summary(state)
     assert summary['decoder_input_proj'] and summary['transformer_in_feature'] == 'transformer_encoder'
     assert 'enforce_decoder_input_project=True' in maskformer_head_settings(summary)
     converted = convert_d2_checkpoint(state).state_dict
     assert set(converted) == our_layout(True, input_proj=True)
-    assert converted['panoptic_head.input_proj.weight'] is state[PR + 'input_proj.weight']
+    assert converted['panoptic_head.input_proj.weight'] is state[PREDICTOR + 'input_proj.weight']
     back = to_d2_layout(converted)
     assert all(torch.equal(back[k], v) for k, v in state.items())
 
@@ -209,8 +209,8 @@ def test_backbone_keys_convert_as_for_mask2former():
 def test_kind_detection_and_summary():
     base, enc = official_state(False), official_state(True)
     assert d2_model_kind(base) == d2_model_kind(enc) == 'MaskFormer'
-    m2f_keys = {PR + 'query_feat.weight': np.zeros((6, 8)), PR + 'query_embed.weight': np.zeros((6, 8)),
-                PR + 'transformer_ffn_layers.0.linear1.weight': np.zeros((4, 8))}
+    m2f_keys = {PREDICTOR + 'query_feat.weight': np.zeros((6, 8)), PREDICTOR + 'query_embed.weight': np.zeros((6, 8)),
+                PREDICTOR + 'transformer_ffn_layers.0.linear1.weight': np.zeros((4, 8))}
     assert d2_model_kind(m2f_keys) == 'Mask2Former'
     assert d2_head_summary(m2f_keys)['model'] == 'Mask2Former'
 
@@ -254,11 +254,12 @@ def test_variants_m2f_mm_cannot_hold_stop_with_one_line(variant, kwargs, pattern
 
 def test_encoder_whose_output_the_decoder_does_not_read_and_per_pixel_baseline():
     state = official_state(True)
-    state[PR + 'input_proj.weight'] = torch.zeros(D, IN_CHANNELS[-1], 1, 1)  # TRANSFORMER_IN_FEATURE: res5
-    state[PR + 'input_proj.bias'] = torch.zeros(D)
+    state[PREDICTOR + 'input_proj.weight'] = torch.zeros(D, IN_CHANNELS[-1], 1, 1)  # TRANSFORMER_IN_FEATURE: res5
+    state[PREDICTOR + 'input_proj.bias'] = torch.zeros(D)
     msg = _one_line_error(CheckpointFormatError, convert_d2_checkpoint, state)
     assert 'reads res5' in msg and 'transformer_encoder' in msg
-    baseline = {PD + 'mask_features.weight': torch.zeros(D, D, 3, 3), PR + 'weight': torch.zeros(5, D, 1, 1)}
+    baseline = {PIXEL_DECODER + 'mask_features.weight': torch.zeros(D, D, 3, 3),
+                PREDICTOR + 'weight': torch.zeros(5, D, 1, 1)}
     assert 'per-pixel baseline' in _one_line_error(CheckpointFormatError, convert_d2_checkpoint, baseline)
 
 

@@ -92,7 +92,7 @@ def tiny_checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp('ckpts')
     from m2f_mm.config import load_resolved
     cfg = load_resolved(osp.join(osp.dirname(__file__), '..', '..', 'configs',
-                                 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py'))
+                                 'm2f_r18-q24_1xb8-2k_synthetic-panoptic.py'))
     cfg.model.panoptic_head.num_queries = 12
     torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict(), meta=dict()), root / 'q12.pth')
     torch.save(dict(state_dict={'encoder.fc.weight': torch.ones(3, 3)}), root / 'unrelated.pth')

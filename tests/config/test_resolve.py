@@ -20,8 +20,8 @@ sys.path.insert(0, TESTS)
 from own_dataset import write_coco_panoptic  # noqa: E402
 
 REPO = osp.dirname(TESTS)
-PANOPTIC = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py')
-SEMANTIC = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-semantic.py')
+PANOPTIC = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-2k_synthetic-panoptic.py')
+SEMANTIC = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-2k_synthetic-semantic.py')
 COCO = osp.join(REPO, 'configs', 'm2f_r50_8xb2-lsj-50e_coco-panoptic.py')
 
 

@@ -15,7 +15,7 @@ from zoo_build import REPO  # noqa: E402
 
 # one config of each schedule family, with the recipe's own numbers at its own length
 FAMILIES = {
-    'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py': dict(
+    'm2f_r18-q24_1xb8-2k_synthetic-panoptic.py': dict(
         max_iters=2000, schedulers=[(0, 100, []), (0, 2000, [1800, 1900])], val=500, ckpt=500),
     'm2f_r50_8xb2-lsj-50e_coco-panoptic.py': dict(
         max_iters=368750, schedulers=[(0, 368750, [327778, 355092])], val=5000, ckpt=5000),
@@ -62,7 +62,7 @@ def test_another_max_iters_keeps_every_setting_at_its_fraction(name, max_iters):
 
 
 def test_paper_milestones_of_the_main_job_are_90_and_95_percent():
-    cfg = _resolved('m2f_r18-q24_1xb8-3k_synthetic-panoptic.py', {'train_cfg.max_iters': 1000})
+    cfg = _resolved('m2f_r18-q24_1xb8-2k_synthetic-panoptic.py', {'train_cfg.max_iters': 1000})
     assert cfg.param_scheduler[1].milestones == [900, 950] and cfg.param_scheduler[0].end == 50
 
 
@@ -106,7 +106,7 @@ def test_max_iters_must_be_a_positive_int():
 
 
 def test_cfg_options_max_iters_reaches_a_run_through_resolve_config(tmp_path):
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-2k_synthetic-panoptic.py'))
     cfg.merge_from_dict({'train_cfg.max_iters': 40})
     resolution = resolve_config(cfg, 'train')
     assert resolution.schedule == ('schedule: 40 iterations; LinearLR 0-2; MultiStepLR 0-40 (x0.1 at 36, 38); '

@@ -240,7 +240,7 @@ def test_config_metainfo_matches_generator(tmp_path):
 
     from m2f_mm.config import resolve_config
     from m2f_mm.datasets.synthetic import generate_dataset
-    config = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py')
+    config = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-2k_synthetic-panoptic.py')
     out = str(tmp_path / 'data')
     generate_dataset(out, num_train=1, num_val=1, size=(64, 64))
     for options in ({}, {'data_root': out + '/'}):

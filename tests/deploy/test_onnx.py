@@ -14,8 +14,8 @@ import pytest
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-PANOPTIC = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py')
-SEMANTIC = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-semantic.py')
+PANOPTIC = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-2k_synthetic-panoptic.py')
+SEMANTIC = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-2k_synthetic-semantic.py')
 pytest.importorskip('onnxruntime', reason='needs the deploy extra (pip install -e .[deploy])')
 
 

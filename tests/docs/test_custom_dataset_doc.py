@@ -20,7 +20,7 @@ def test_the_page_has_the_steps_it_promises():
         assert step in code, step
     config = next(b for b in page if b.writes == 'configs/my_dataset.py')
     assert [line for line in config.code.splitlines() if line and not line.startswith('#')] == [
-        "_base_ = ['m2f_r18-q24_1xb8-3k_synthetic-panoptic.py']", "data_root = 'data/my_dataset/'"]
+        "_base_ = ['m2f_r18-q24_1xb8-2k_synthetic-panoptic.py']", "data_root = 'data/my_dataset/'"]
 
 
 @pytest.mark.timeout(1500)

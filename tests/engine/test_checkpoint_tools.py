@@ -11,7 +11,7 @@ import torch
 
 from m2f_mm.checkpoints.loading import checkpoint_problem
 
-SEMANTIC = 'configs/m2f_r18-q24_1xb8-3k_synthetic-semantic.py'
+SEMANTIC = 'configs/m2f_r18-q24_1xb8-2k_synthetic-semantic.py'
 
 
 def _config(tools, data, path, hooks=(), max_keep=1) -> str:

@@ -55,7 +55,7 @@ def test_fusion_head_refuses_unknown_keys_and_test_cfg_keys():
         MODELS.build(dict(type='M2FFusionHead', score_thr=0.5))
     with pytest.raises(ValueError, match='loss_panoptic'):
         M2FFusionHead(loss_panoptic=dict(type='CrossEntropyLoss'))
-    with pytest.raises(ValueError, match=r"test_cfg: unknown keys \['mask_thr'\]"):
+    with pytest.raises(ValueError, match=r"test_cfg: unknown key 'mask_thr'"):
         M2FFusionHead(test_cfg=dict(panoptic_on=True, mask_thr=0.5))
 
 

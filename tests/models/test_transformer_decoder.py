@@ -85,6 +85,8 @@ def test_mmdet_style_layer_cfg_is_translated_and_dropout_rejected():
                      ffn_cfg=dict(embed_dims=D, feedforward_channels=48, num_fcs=2, ffn_drop=0.0,
                                   act_cfg=dict(type='ReLU', inplace=True)))
     dec = M2FTransformerDecoder(num_layers=2, layer_cfg=layer_cfg, return_intermediate=True)
+    with pytest.raises(ValueError, match=r'transformer_decoder.return_intermediate=False is not supported'):
+        M2FTransformerDecoder(num_layers=2, layer_cfg=layer_cfg, return_intermediate=False)
     assert dec.embed_dims == D and dec.num_heads == HEADS and dec.layers[0].linear1.out_features == 48
     layer_cfg['ffn_cfg']['ffn_drop'] = 0.1
     with pytest.raises(ValueError, match='dropout'):

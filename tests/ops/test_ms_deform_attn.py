@@ -215,6 +215,9 @@ def test_module_with_level_sizes_inside_the_switch_equals_the_kernel():
         got = module(**args, level_sizes=sizes)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
 
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['valid_ratios'\]"):
+        module(**args, valid_ratios=torch.ones(2, 3, 2))  # mmcv's module would ignore it
+
 
 def test_bad_shapes_name_the_argument():
     value, shapes, start, loc, attn = _inputs(LEVEL_SETS['square'])

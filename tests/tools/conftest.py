@@ -13,8 +13,8 @@ import pytest
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-PANOPTIC = 'configs/m2f_r18-q24_1xb8-3k_synthetic-panoptic.py'
-SEMANTIC = 'configs/m2f_r18-q24_1xb8-3k_synthetic-semantic.py'
+PANOPTIC = 'configs/m2f_r18-q24_1xb8-2k_synthetic-panoptic.py'
+SEMANTIC = 'configs/m2f_r18-q24_1xb8-2k_synthetic-semantic.py'
 
 
 def data_options(config: str, data: str) -> list:

@@ -17,7 +17,7 @@ sys.path.insert(0, TESTS)
 from own_dataset import write_coco_instances_and_stuff, write_coco_panoptic  # noqa: E402
 
 REPO = osp.dirname(TESTS)
-BASE = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py')
+BASE = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-2k_synthetic-panoptic.py')
 # what makes the run short and single-process here; none of it describes the dataset
 QUICK = ['train_cfg.max_iters=20', 'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
          'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0']

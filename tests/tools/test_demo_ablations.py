@@ -15,7 +15,7 @@ from mmengine.config import Config, ConfigDict
 from m2f_mm.visualization import run_report as report
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-MAIN = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py')
+MAIN = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-2k_synthetic-panoptic.py')
 BASELINE_DIR = osp.join(REPO, 'benchmarks', 'mmdet_baseline')
 
 
@@ -100,7 +100,7 @@ def test_each_ablation_config_differs_from_the_main_job_only_in_its_switch():
     assert set(switches) == set(VARIANTS) - {'masked'}
     for name, switch in switches.items():
         path = osp.join(REPO, run_demo.variant_config(name))
-        assert osp.basename(path) == f'm2f_r18-q24_1xb8-3k_synthetic-panoptic_{name.replace("_", "-")}.py'
+        assert osp.basename(path) == f'm2f_r18-q24_1xb8-2k_synthetic-panoptic_{name.replace("_", "-")}.py'
         variant = _flat(load_resolved(path).to_dict())
         changed = {k for k in set(main) | set(variant) if main.get(k, '<absent>') != variant.get(k, '<absent>')}
         assert changed and all(k == switch or k.startswith(switch + '.') for k in changed), (name, sorted(changed))
@@ -120,7 +120,7 @@ def test_mmdet_baseline_is_mmdets_mask2former_with_our_sizes():
     baseline = _baseline()
     cfg = load_resolved(MAIN)
     # the checked-in config builds exactly this model (class counts filled from the same data)
-    checked_in = load_resolved(osp.join(BASELINE_DIR, 'mmdet-mask2former_r18-q24_1xb8-3k_synthetic-panoptic.py'))
+    checked_in = load_resolved(osp.join(BASELINE_DIR, 'mmdet-mask2former_r18-q24_1xb8-2k_synthetic-panoptic.py'))
     assert 'm2f_mmdet_baseline' in checked_in.custom_imports.imports
     assert checked_in.model.type == baseline.BUILDER_TYPE
     assert checked_in.model.module.to_dict() == cfg.model.to_dict()
@@ -209,7 +209,7 @@ def test_quick_ablations_and_baseline_write_the_tables(tmp_path):
     assert dumped.model.panoptic_head.transformer_decoder.feature_levels == [0]
     assert dumped.randomness.seed == 0 and Config.fromfile(
         str(work / 'masked-seed1' / osp.basename(run_demo.CONFIG))).randomness.seed == 1
-    mmdet_run = Config.fromfile(str(work / 'mmdet' / 'mmdet-mask2former_r18-q24_1xb8-3k_synthetic-panoptic.py'),
+    mmdet_run = Config.fromfile(str(work / 'mmdet' / 'mmdet-mask2former_r18-q24_1xb8-2k_synthetic-panoptic.py'),
                                 import_custom_modules=False)  # its module is on the training run's PYTHONPATH only
     assert mmdet_run.model.type == 'M2FMMDetBaseline'
     assert results['baseline']['masked'][0] == results['ablations']['masked'][0]  # reused, not retrained

@@ -55,5 +55,5 @@ def test_missing_pkg_resources_is_one_message_naming_the_fix(tool):
 
 def test_inference_api_checks_the_environment_too():
     result = _python(NO_PKG_RESOURCES + "from m2f_mm.apis import init_model; "
-                     "init_model('configs/m2f_r18-q24_1xb8-3k_synthetic-panoptic.py')")
+                     "init_model('configs/m2f_r18-q24_1xb8-2k_synthetic-panoptic.py')")
     assert result.returncode != 0 and 'M2FEnvironmentError: pkg_resources is missing' in result.stderr

@@ -14,7 +14,7 @@ and the values to ignore (default [255]):
 Output label = the class's position among the distinct names. A value neither listed nor ignored,
 or a label PNG whose size differs from its image, is refused with one line. Writes only the
 images, OUT/annotations/semantic_S/ and OUT/classes.json (names, palette, img_suffix), which
-configs/m2f_r18-q24_1xb8-3k_synthetic-semantic.py-style configs read (BaseSegDataset,
+configs/m2f_r18-q24_1xb8-2k_synthetic-semantic.py-style configs read (BaseSegDataset,
 data_prefix img_path=S, seg_map_path=annotations/semantic_S)."""
 import os.path as osp
 import sys

@@ -29,8 +29,8 @@ import time
 from typing import Dict, List, Optional
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = 'configs/m2f_r18-q24_1xb8-3k_synthetic-panoptic.py'
-BASELINE_CONFIG = 'benchmarks/mmdet_baseline/mmdet-mask2former_r18-q24_1xb8-3k_synthetic-panoptic.py'
+CONFIG = 'configs/m2f_r18-q24_1xb8-2k_synthetic-panoptic.py'
+BASELINE_CONFIG = 'benchmarks/mmdet_baseline/mmdet-mask2former_r18-q24_1xb8-2k_synthetic-panoptic.py'
 # name -> its row (m2f_mm.visualization.run_report.Variant): label, the switch its config sets, the paper's PQ change (Mask2Former, CVPR 2022,
 # ablations on COCO with R50). 'masked' trains CONFIG, the others configs/ablations/<CONFIG>_<name>.py.
 VARIANTS = {

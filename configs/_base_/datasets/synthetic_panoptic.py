@@ -6,7 +6,7 @@
 # Panoptic training; panoptic + instance + semantic evaluation. Nothing else names the dataset: the
 # datasets take data_root, the classes (things first), palette and model class counts come from the
 # JSON's categories, the evaluators' files from the val dataset (m2f_mm/config/). So a leaf config
-#   _base_ = ['m2f_r18-q24_1xb8-3k_synthetic-panoptic.py']
+#   _base_ = ['m2f_r18-q24_1xb8-2k_synthetic-panoptic.py']
 #   data_root = 'data/my_dataset/'
 # trains, validates and tests on another dataset of this layout (docs/custom_dataset.md).
 # M2FPanopticDataset whose METAINFO (the fallback when no file is on this machine) is the synthetic classes

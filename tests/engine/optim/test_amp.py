@@ -103,7 +103,7 @@ def test_train_py_amp_flags_pick_the_wrapper():
     spec = importlib.util.spec_from_file_location('m2f_train_tool', osp.join(REPO, 'tools', 'train.py'))
     train = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train)
-    config = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-3k_synthetic-panoptic.py')
+    config = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-2k_synthetic-panoptic.py')
     base = dict(config=config, launcher='none', cfg_options=None, work_dir='/tmp/unused', auto_scale_lr=False,
                 resume=None, partial_load=False)
     for amp_dtype, expected in ((None, 'bfloat16'), ('float16', 'float16')):

@@ -1,7 +1,7 @@
-# The tiny model and schedule of m2f_r18-q24_1xb8-3k_synthetic-panoptic.py as an mmsegmentation
+# The tiny model and schedule of m2f_r18-q24_1xb8-2k_synthetic-panoptic.py as an mmsegmentation
 # EncoderDecoder (M2FSegHead) on the synthetic label PNGs (annotations/semantic_{train,val}/, 255 =
 # ignore): mmseg's tools/test.py flags, test-time augmentation (--tta) and MMSegInferencer.
-_base_ = ['./m2f_r18-q24_1xb8-3k_synthetic-panoptic.py']
+_base_ = ['./m2f_r18-q24_1xb8-2k_synthetic-panoptic.py']
 default_scope = 'mmseg'
 seg_data_preprocessor = dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                              bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size_divisor=32, test_cfg=dict(size_divisor=32))
