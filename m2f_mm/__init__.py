@@ -20,6 +20,7 @@ if not _NUMPY_ONLY:
     # Every module that registers something, explicitly (order: building blocks first).
     from .models import pixel_decoder, transformer_decoder  # noqa: F401  M2FPixelDecoder, M2FTransformerDecoder
     from .models import fpn_pixel_decoder  # noqa: F401  M2FFPNPixelDecoder (the pixel-decoder ablation)
+    from .models import semantic_fpn_pixel_decoder  # noqa: F401  M2FSemanticFPNPixelDecoder (the same ablation)
     from .models import matching, criterion  # noqa: F401  M2FHungarianMatcher, M2FCriterion
     from .models import fixed_matching  # noqa: F401  M2FFixedMatcher (MaskFormer's matching ablation)
     from .models import fusion  # noqa: F401  M2FFusionHead

@@ -143,8 +143,12 @@ class M2FCriterion(nn.Module):
         assigner: assigner config; default ``M2FHungarianMatcher`` with the loss weights.
         full_mask: compute matching and mask losses on every pixel instead of sampled points (the
             MaskFormer-style loss; the paper's memory ablation). No random draws then. The mask
-            losses are at the GT resolution (predictions upsampled bilinearly).
-        match_at: with ``full_mask``, where matching costs are computed: ``'gt'`` (predictions
+            losses are at the GT resolution (predictions upsampled bilinearly). Shorthand for
+            ``match_on='masks', loss_on='masks'``.
+        match_on, loss_on: ``'points'`` or ``'masks'``, separately for the matching costs and for
+            the mask losses (the paper's matching-loss x training-loss table); default: both
+            ``'points'``, or both ``'masks'`` with ``full_mask``. Give either these or ``full_mask``.
+        match_at: with matching on masks, where matching costs are computed: ``'gt'`` (predictions
             upsampled to the GT resolution) or ``'prediction'`` (GT masks nearest-downsampled to the
             mask-logit resolution, as MaskFormer and mmdet's MaskFormerHead).
         mask_loss: ``'bce'`` (Mask2Former) or ``'focal'`` (MaskFormer: sigmoid focal loss, alpha
@@ -156,7 +160,8 @@ class M2FCriterion(nn.Module):
                  cls_weight: float = 2.0, mask_weight: float = 5.0, dice_weight: float = 5.0,
                  no_object_weight: float = 0.1, assigner: Optional[dict] = None,
                  full_mask: bool = False, match_at: str = 'gt', mask_loss: str = 'bce',
-                 focal_alpha: float = 0.25, focal_gamma: float = 2.0) -> None:
+                 focal_alpha: float = 0.25, focal_gamma: float = 2.0, match_on: Optional[str] = None,
+                 loss_on: Optional[str] = None) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.num_points = int(num_points)
@@ -166,11 +171,19 @@ class M2FCriterion(nn.Module):
         self.dice_weight, self.no_object_weight = float(dice_weight), float(no_object_weight)
         if mask_loss not in ('bce', 'focal'):
             raise M2FConfigError(f"criterion mask_loss={mask_loss!r}: use 'bce' (Mask2Former) or 'focal' (MaskFormer)")
+        if full_mask and (match_on is not None or loss_on is not None):
+            raise M2FConfigError(f'criterion full_mask=True with match_on={match_on!r} / loss_on={loss_on!r}: give '
+                                 "either full_mask (both on masks) or match_on / loss_on ('points' or 'masks')")
+        default = 'masks' if full_mask else 'points'
+        match_on, loss_on = match_on or default, loss_on or default
+        for key, value in (('match_on', match_on), ('loss_on', loss_on)):
+            if value not in ('points', 'masks'):
+                raise M2FConfigError(f"criterion {key}={value!r}: use 'points' (sampled points) or 'masks' (every pixel)")
         if match_at not in ('gt', 'prediction'):
             raise M2FConfigError(f"criterion match_at={match_at!r}: use 'gt' or 'prediction'")
-        if match_at == 'prediction' and not full_mask:
+        if match_at == 'prediction' and match_on != 'masks':
             raise M2FConfigError("criterion match_at='prediction' needs full_mask=True (with sampled points, matching "
-                                 'is at the points); set full_mask=True or leave match_at out')
+                                 "is at the points); set full_mask=True (or match_on='masks') or leave match_at out")
         self.mask_loss, self.match_at = mask_loss, match_at
         self.focal_alpha, self.focal_gamma = float(focal_alpha), float(focal_gamma)
         if assigner is None:
@@ -178,7 +191,8 @@ class M2FCriterion(nn.Module):
                             mask_weight=mask_weight, dice_weight=dice_weight, mask_cost=mask_loss,
                             focal_alpha=focal_alpha, focal_gamma=focal_gamma)
         self.assigner = TASK_UTILS.build(assigner) if isinstance(assigner, dict) else assigner
-        self.full_mask = bool(full_mask)
+        self.match_on, self.loss_on = match_on, loss_on
+        self.full_mask = match_on == loss_on == 'masks'
 
     def forward(self, cls_logits_per_set: Sequence[Tensor], mask_logits_per_set: Sequence[Tensor],
                 batch_gt_labels: List[Tensor], batch_gt_masks: List[Tensor]) -> Dict[str, Tensor]:
@@ -236,7 +250,7 @@ class M2FCriterion(nn.Module):
         batch_size = cls_logits.shape[0]
         device = cls_logits.device
         with torch.no_grad():
-            coords = [None if self.full_mask else uniform_points(1, self.num_points, device)
+            coords = [None if self.match_on == 'masks' else uniform_points(1, self.num_points, device)
                       for _ in range(batch_size)]  # mmdet's draw: rand((1, P, 2)) per image
             terms = []
             for b in range(batch_size):
@@ -338,7 +352,7 @@ class M2FCriterion(nn.Module):
             return loss_cls + poison, zero + poison, zero + poison
         # [M, h, w], ordered by (image, query) like mmdet's mask_preds[mask_weights > 0]
         matched = mask_logits[batch_idx, torch.cat([q for q, _ in matches])].float()
-        if self.full_mask:
+        if self.loss_on == 'masks':
             pred_pts, target_pts = self._sample(matched, torch.cat(gt_parts), None)
         else:
             # ordered=False: the losses sum over points, so top-k's sort is wasted work

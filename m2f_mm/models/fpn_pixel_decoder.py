@@ -81,12 +81,18 @@ class M2FFPNPixelDecoder(BaseModule):
             mask_features: [B, E, h, w] per-pixel embedding at the finest stride.
             multi_scale: ``num_outs`` maps [B, D, H_l, W_l], coarsest first.
         """
+        outs = self.fpn(feats)
+        return self.mask_features(outs[-1]), outs[:self.num_outs]
+
+    def fpn(self, feats: Sequence[Tensor]) -> List[Tensor]:
+        """The top-down pathway: backbone maps, finest first -> every FPN output [B, D, H_i, W_i],
+        COARSEST first (the last one at the finest stride)."""
         if len(feats) != len(self.in_channels):
-            raise M2FConfigError(f'M2FFPNPixelDecoder expects {len(self.in_channels)} feature maps (strides '
+            raise M2FConfigError(f'{type(self).__name__} expects {len(self.in_channels)} feature maps (strides '
                                  f'{self.strides}), got {len(feats)}')
         outs = [self.output_convs[0](feats[-1])]
         for j in range(1, len(feats)):
             lateral = self.lateral_convs[j - 1](feats[-1 - j])
             top_down = F.interpolate(outs[-1], size=lateral.shape[-2:], mode='bilinear', align_corners=False)
             outs.append(self.output_convs[j](lateral + top_down))
-        return self.mask_features(outs[-1]), outs[:self.num_outs]
+        return outs
