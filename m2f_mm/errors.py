@@ -9,6 +9,8 @@ instead of a traceback; a config mistake raises ``M2FConfigError``, a ``ValueErr
 re-raises an exception in the main process as ``type(err)("Caught ... Original Traceback ... ")``,
 so each class takes a single message argument and ``short_message`` finds our line again.
 """
+import sys
+from typing import Callable, Optional
 
 
 class M2FError(RuntimeError):
@@ -42,3 +44,15 @@ def short_message(err: BaseException) -> str:
     if 'Original Traceback' in text and marker in text:
         text = text[text.rindex(marker) + len(marker):]
     return text.strip()
+
+
+def run_main(main: Callable[[], Optional[int]]) -> None:
+    """Run a tool's ``main()``: an m2f_mm error ends the tool with its one-line message (``m2f_mm: ...``
+    on stderr) and status 1 instead of a traceback; an int result is the exit status."""
+    try:
+        result = main()
+    except M2FError as err:
+        print(f'm2f_mm: {short_message(err)}', file=sys.stderr, flush=True)
+        sys.exit(1)
+    if isinstance(result, int):
+        sys.exit(result)

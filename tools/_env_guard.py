@@ -24,11 +24,5 @@ except ImportError as exc:
 def run_tool(main) -> None:
     """Run ``main()``; an m2f_mm error (bad sample, NaN, checkpoint that does not fit, launch problem)
     ends the tool with its one-line message and status 1 instead of a traceback."""
-    from m2f_mm.errors import M2FError, short_message
-    try:
-        result = main()
-    except M2FError as err:
-        print(f'm2f_mm: {short_message(err)}', file=sys.stderr, flush=True)
-        sys.exit(1)
-    if isinstance(result, int):
-        sys.exit(result)
+    from m2f_mm.errors import run_main
+    run_main(main)

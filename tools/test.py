@@ -23,7 +23,6 @@ import _env_guard  # noqa: E402,F401  (must come first: checks mmcv, registers m
 
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 
 def parse_args():
@@ -134,7 +133,7 @@ def main():
     except (ValueError, RuntimeError) as err:
         print(f'test.py: {err}', file=sys.stderr)
         sys.exit(2)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = RUNNERS.build(cfg)  # runner_type is always set above (M2FRunner unless the config names another)
     if dump_file is not None:
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=dump_file))

@@ -18,7 +18,6 @@ import _env_guard  # noqa: E402,F401  (must come first: checks mmcv, registers m
 
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 
 def parse_args():
@@ -92,7 +91,7 @@ def build_cfg(args) -> Config:
 def main():
     args = parse_args()
     cfg = build_cfg(args)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = RUNNERS.build(cfg)  # runner_type is always set above (M2FRunner unless the config names another)
     runner.train()
 
 

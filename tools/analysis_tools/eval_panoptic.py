@@ -75,4 +75,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    from m2f_mm.errors import run_main
+    run_main(main)

@@ -119,4 +119,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    raise SystemExit(main())
+    from m2f_mm.errors import run_main
+    run_main(main)

@@ -170,4 +170,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from m2f_mm.errors import run_main
+    run_main(main)
