@@ -40,6 +40,15 @@ VARIANTS = {
     'single_level': ('single 1/32 feature level, no round-robin', 'transformer_decoder.feature_levels=[0]', -1.7),
     'full_mask': ('full-mask loss instead of sampled points', 'criterion.full_mask=True', '-1.6 at 3x memory'),
     'fpn_decoder': ('FPN pixel decoder instead of MSDeformAttn', "pixel_decoder.type='M2FFPNPixelDecoder'", -1.2),
+    'semantic_fpn': ('Semantic FPN pixel decoder instead of MSDeformAttn',
+                     "pixel_decoder.type='M2FSemanticFPNPixelDecoder'", -0.7),
+    'self_first': ('self-attention before cross-attention', "layer_cfg.attention_order='self_first'", -0.3),
+    'dropout': ('dropout 0.1 in the decoder', 'layer_cfg.dropout=0.1', -0.6),
+    'three_off': ('zero query features + self-attention first + dropout', 'the three switches above', -1.1),
+    'match_masks': ('matching on full masks, loss on points', "criterion.match_on='masks'", '-1.1, same memory'),
+    'loss_masks': ('matching on points, loss on full masks', "criterion.loss_on='masks'", '-0.5 at 3x memory'),
+    'queries_12': ('12 queries instead of 24', 'panoptic_head.num_queries=12', 'MaskFormer: fewer than 100 lower'),
+    'queries_48': ('48 queries instead of 24', 'panoptic_head.num_queries=48', 'MaskFormer: more than 100 lower'),
 }
 MAIN_PAIR = ('masked', 'unmasked')  # trained with every seed; the other variants with the first seed
 MMDET = 'mmdet'  # the baseline's run name
@@ -275,4 +284,5 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    from m2f_mm.errors import run_main
+    run_main(main)
