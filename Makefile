@@ -26,6 +26,10 @@ baseline: setup
 test: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest tests -q -p no:cacheprovider -n 2 --dist loadfile --durations=15
 
+## While developing: the suite without the tests marked slow (the subprocess-heavy ones), a few minutes.
+test-fast: setup
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -q -p no:cacheprovider -n 2 --dist loadfile -m "not slow"
+
 ## Build the COCO R50 model from its config and run one forward pass on a random image.
 forward: setup
 	$(PY) tools/demo/demo_forward.py configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py

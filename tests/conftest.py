@@ -16,6 +16,14 @@ torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '2')))
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 
 
+def pytest_collection_modifyitems(items):
+    """A test that asks for the trained tiny checkpoints (tests/tools/conftest.py) pays for their training:
+    it is slow whether or not its module says so."""
+    for item in items:
+        if 'tiny' in getattr(item, 'fixturenames', ()) and item.get_closest_marker('slow') is None:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _mmdet_default_scope():
     """Each test starts in mmdet's scope; a test that needs mmseg's switches itself (no leaking between tests)."""
@@ -29,9 +37,11 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_CONFIG = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-2k_synthetic-panoptic.py')
 
 
-def make_data(root: str, num_train: int = 6, num_val: int = 3, seed: int = 0) -> str:
+def make_data(root: str, num_train: int = 6, num_val: int = 3, seed: int = 0, size: int = 96) -> str:
+    """A synthetic set at ``size`` px (96: a quarter of the default's pixels, what the tool tests need)."""
     subprocess.run([sys.executable, osp.join(REPO, 'tools', 'dataset_converters', 'make_synthetic_data.py'), '--out', root,
-                    '--num-train', str(num_train), '--num-val', str(num_val), '--seed', str(seed)],
+                    '--num-train', str(num_train), '--num-val', str(num_val), '--seed', str(seed),
+                    '--size', str(size), str(size)],
                    check=True, capture_output=True, timeout=300)
     return root
 

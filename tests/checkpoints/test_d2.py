@@ -361,6 +361,7 @@ def test_same_outputs_as_the_mmdet_converter_path(tmp_path, images):
 
 
 # ============================================================================ tests: bad inputs
+@pytest.mark.slow
 def test_not_a_checkpoint_and_truncated_files(tmp_path, d2_model):
     not_dict = tmp_path / 'list.pkl'
     not_dict.write_bytes(pickle.dumps([1, 2, 3]))
@@ -504,6 +505,7 @@ def _cli():
     return module
 
 
+@pytest.mark.slow
 def test_cli(tmp_path, d2_model, capsys):
     cli = _cli()
     cfg_path = str(tmp_path / 'tiny_cfg.py')

@@ -99,6 +99,7 @@ def tiny_checkpoints(tmp_path_factory):
     return str(root / 'q12.pth'), str(root / 'unrelated.pth')
 
 
+@pytest.mark.slow
 def test_test_tool_refuses_a_checkpoint_that_does_not_fit(tiny_data, tiny_checkpoints, tmp_path, tools):
     config = tools.write_config(str(tmp_path / 'cfg.py'), tiny_data)
     q12, unrelated = tiny_checkpoints
@@ -110,6 +111,7 @@ def test_test_tool_refuses_a_checkpoint_that_does_not_fit(tiny_data, tiny_checkp
     assert out.returncode == 1 and 'shares no key' in out.stderr and 'backbone.conv1.weight' in out.stderr
 
 
+@pytest.mark.slow
 def test_load_from_refuses_then_partial_load_lists_what_stayed(tiny_data, tiny_checkpoints, tmp_path, tools):
     q12, _ = tiny_checkpoints
     config = tools.write_config(str(tmp_path / 'cfg.py'), tiny_data, max_iters=1, extra=f'load_from = {q12!r}')

@@ -1,4 +1,5 @@
 """Planted faults are found up front by check_dataset.py, stop training with one line, or are skipped."""
+import pytest
 import json
 import os
 import os.path as osp
@@ -43,7 +44,7 @@ def plant_faults(root: str) -> dict:
     segments = anns[ids[6]]['segments_info']
     segments.append(dict(segments[0]))                                       # segment listed twice
     images[ids[8]]['id'] = ids[7]                                            # image id used twice
-    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(image(9))           # decodes to 1x1, annotated 192x192
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(image(9))           # decodes to 1x1, annotated 96x96
     images[ids[10]]['file_name'] = '../../' + names[ids[10]]                # leaves the data root
     category = anns[ids[11]]['segments_info'][0]
     category['category_id'] = str(category['category_id'])                  # category id written as a string
@@ -55,7 +56,7 @@ def plant_faults(root: str) -> dict:
     sem[:3, :3] = 50                                                         # semantic label out of range
     Image.fromarray(sem).save(sem_path)
     sem_path = osp.join(sem_dir, names[ids[12]].replace('.jpg', '.png'))
-    Image.fromarray(np.array(Image.open(sem_path))[:32]).save(sem_path)     # label PNG 32x192, image 192x192
+    Image.fromarray(np.array(Image.open(sem_path))[:32]).save(sem_path)     # label PNG 32x96, image 96x96
     faults = [('unreadable image', BOTH), ('missing file', PANOPTIC), ('annotation disagrees with its PNG', PANOPTIC),
               ('annotation disagrees with its PNG', PANOPTIC), ('unknown category', PANOPTIC),
               ('label out of range', SEMANTIC), ('duplicate segment id', PANOPTIC), ('duplicate image id', PANOPTIC),
@@ -84,6 +85,7 @@ def _faulty_data(tmp_path, tools):
     return root, plant_faults(root)
 
 
+@pytest.mark.slow
 def test_check_dataset_lists_exactly_the_planted_faults(tmp_path, tools):
     root, faults = _faulty_data(tmp_path, tools)
     config = tools.write_config(str(tmp_path / 'pan.py'), root)
@@ -116,6 +118,7 @@ def test_check_dataset_lists_exactly_the_planted_faults(tmp_path, tools):
     assert out.returncode == 0 and 'no problems found' in out.stdout
 
 
+@pytest.mark.slow
 def test_training_stops_at_a_bad_sample_with_one_line(tmp_path, tools):
     root = tools.make_data(str(tmp_path / 'data'), num_train=4, num_val=2)
     path = osp.join(root, 'train', '000000000002.jpg')
@@ -129,6 +132,7 @@ def test_training_stops_at_a_bad_sample_with_one_line(tmp_path, tools):
     assert 'failed to load image' in last and 'check_dataset.py' in last and 'Traceback' not in out.stderr
 
 
+@pytest.mark.slow
 def test_skip_mode_trains_to_the_end_and_counts(tmp_path, tools):
     root, _ = _faulty_data(tmp_path, tools)
     config = tools.write_config(str(tmp_path / 'cfg.py'), root, max_iters=4, batch_size=4)
@@ -141,6 +145,7 @@ def test_skip_mode_trains_to_the_end_and_counts(tmp_path, tools):
     assert (tmp_path / 'w' / 'iter_4.pth').exists()
 
 
+@pytest.mark.slow
 def test_training_refuses_annotation_faults_with_one_line(tmp_path, tools):
     """A fault in the annotation file stops the run when the dataset is built; an image that decodes to
     another size stops it when first drawn; each with one line naming file, image id and fix."""
@@ -167,4 +172,4 @@ def test_training_refuses_annotation_faults_with_one_line(tmp_path, tools):
     last = out.stderr.strip().splitlines()[-1]
     assert out.returncode == 1 and 'Traceback' not in out.stderr, out.stderr[-3000:]
     assert last.startswith('m2f_mm: bad sample ') and '000000000003.jpg (image id 3' in last
-    assert 'decodes to 1x1 (HxW) but its annotation says 192x192' in last and 'fix: re-export the image' in last
+    assert 'decodes to 1x1 (HxW) but its annotation says 96x96' in last and 'fix: re-export the image' in last

@@ -263,6 +263,7 @@ def _tiny(cfg: Config, data_root: str) -> Config:
     return cfg
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize('config, root', [
     ('m2f_r50_8xb2-160k_ade20k-panoptic-640x640.py', 'ade_root'),

@@ -391,6 +391,7 @@ def test_classes_json_of_another_table_is_refused(tmp_path):
         semantic_pngs.convert_split(str(src / 'labels'), str(src / 'images'), str(src / 'other.json'), str(out), 'val')
 
 
+@pytest.mark.slow
 def test_round_trip_of_the_synthetic_set_gives_its_panoptic_annotation_back(tiny_data, tmp_path):
     """The bundled set's instances JSON + semantic PNGs (things and stuff) converted back to panoptic: the
     same segments (mask, class, crowd flag) as its own panoptic files, image by image; its classes.json-like

@@ -108,6 +108,7 @@ def _expected_semantic():
     return sem
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('source', ['panoptic', 'instances'])
 def test_mapillary_reads_back_through_the_mapillary_configs(tmp_path, source):
     root = _write_release(tmp_path / 'release', unlabeled_segment=True)
@@ -168,6 +169,7 @@ def test_mapillary_mismatched_release_files_are_refused(tmp_path):
         mapillary.convert_split(str(root), str(tmp_path / 'out'), 'val', version='v2.0')
 
 
+@pytest.mark.slow
 def test_mapillary_configs_pipelines_run_on_the_converted_data(tmp_path):
     """The configs' own train and test pipelines (1024 crop; test long side 2048) on the converter's output."""
     root = _write_release(tmp_path / 'release')

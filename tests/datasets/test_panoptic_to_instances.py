@@ -53,6 +53,7 @@ def test_a_segment_missing_from_its_png_is_named(tmp_path):
         convert(path, osp.join(root, 'annotations', 'panoptic_val'), str(tmp_path / 'out.json'))
 
 
+@pytest.mark.slow
 def test_the_tool_writes_beside_the_panoptic_file(tmp_path, tools):
     import os
     root = write_coco_panoptic(str(tmp_path / 'coins'), num_train=1, num_val=2, size=32, seed=2)

@@ -86,6 +86,7 @@ def _thing_hued(image: np.ndarray) -> np.ndarray:
     return ((hsv[..., 0] < 0.2) | (hsv[..., 0] > 0.79)) & (hsv[..., 1] > 0.4)
 
 
+@pytest.mark.slow
 def test_scene_properties():
     """Design version 2 at its default 192 x 192 (docs/demo.md): many things of resolvable size that
     touch and occlude, thing-coloured clutter labelled as stuff, rare crowds, thin VOID lines."""
@@ -269,6 +270,7 @@ def test_generate_dataset_refuses_foreign_dir_and_replaces_its_own(tmp_path):
     assert len(os.listdir(osp.join(own, 'annotations', 'semantic_val'))) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('args, name', [(['--num-train', '0'], 'num_train'), (['--size', '8', '40'], 'size'),
                                         (['--seed', '-1'], 'seed'), ([], 'out')])
 def test_cli_refuses_bad_arguments_without_traceback(tmp_path, args, name):

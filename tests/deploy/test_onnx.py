@@ -72,6 +72,7 @@ def _metrics(samples, data, meta, panoptic=True):
     return {key: value for metric in metrics for key, value in metric.evaluate(len(samples)).items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['panoptic', 'semantic'])
 def test_export_verifies_within_1e4_of_the_logits_scale(exported, name):
     from m2f_mm.deploy import verify
@@ -161,6 +162,7 @@ def test_bad_shape_and_missing_spec_say_what_to_do(exported, tmp_path):
         OnnxModel(str(alone))
 
 
+@pytest.mark.slow
 def test_tool_exit_status_follows_the_tolerance(exported, capsys):
     """tools/deployment/pytorch2onnx.py from a checkpoint alone ('-': its stored config) exits 1 above --tol
     (docs/deployment.md's test runs it within the tolerance); --shape and --dynamic exclude each other."""
@@ -191,6 +193,7 @@ def test_missing_extra_names_it(monkeypatch):
     assert '\n' not in message and 'onnxruntime is not installed' in message and ".[deploy]" in message
 
 
+@pytest.mark.slow
 def test_torch_export_program_restores_and_equals_eager(exported, tmp_path):
     """The torch.export path: the saved ExportedProgram, loaded back, gives eager's logits on a real image."""
     from m2f_mm.deploy import LogitsNet, export_program
@@ -208,6 +211,7 @@ def test_torch_export_program_restores_and_equals_eager(exported, tmp_path):
     assert osp.exists(str(tmp_path / 'semantic.m2f.json'))
 
 
+@pytest.mark.slow
 def test_all_sets_export_stacks_every_set_and_the_runtime_fuses_the_last(exported, tmp_path):
     from m2f_mm.deploy import LogitsNet, OnnxModel, export_onnx, verify
     model = exported['semantic']['model']

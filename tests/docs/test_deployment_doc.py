@@ -7,6 +7,9 @@ import pytest
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from markdown_runner import blocks, make_sandbox, run_block  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocess-heavy: `make test-fast` leaves it out
+
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PAGE = osp.join(REPO, 'docs', 'deployment.md')
 pytest.importorskip('onnxruntime', reason='needs the deploy extra (pip install -e .[deploy])')

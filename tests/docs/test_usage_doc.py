@@ -9,6 +9,9 @@ import pytest
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from markdown_runner import blocks, make_sandbox, run_block, section  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocess-heavy: `make test-fast` leaves it out
+
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SECTIONS = ('Image demo', 'Python API (`m2f_mm.apis`)')  # the second holds "### OpenMMLab inferencers"
 

@@ -148,6 +148,7 @@ def _train_and_save_forever(work_dir: str, keep: int) -> None:
         runner.iter += 1
 
 
+@pytest.mark.slow
 def test_kill_at_random_moments_always_leaves_a_loadable_checkpoint(tmp_path):
     """20 kill -9 at random moments of a run saving 8 MB checkpoints with max_keep_ckpts=1: every
     iter_*.pth under its final name is complete, last_checkpoint names one, and no step is lost but the

@@ -11,6 +11,9 @@ import torch
 
 from m2f_mm.checkpoints.loading import checkpoint_problem
 
+pytestmark = pytest.mark.slow  # subprocess-heavy: `make test-fast` leaves it out
+
+
 SEMANTIC = 'configs/m2f_r18-q24_1xb8-2k_synthetic-semantic.py'
 
 

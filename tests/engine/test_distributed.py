@@ -85,6 +85,7 @@ def _train_two(tools, tiny_data, root):
     return out, config
 
 
+@pytest.mark.slow
 def test_two_processes_train_identically_and_only_rank0_writes(tiny_data, tmp_path, tools):
     out, config = _train_two(tools, tiny_data, tmp_path)
     work = str(tmp_path / 'work')
@@ -155,6 +156,7 @@ def _data_with_an_empty_image(tools, root: str) -> str:
     return data
 
 
+@pytest.mark.slow
 def test_slurm_launch_with_an_empty_image_on_one_rank(tmp_path, tools):
     """Through tools/slurm_train.sh (a stand-in srun on 127.0.0.1): one rank's image has no segments."""
     data = _data_with_an_empty_image(tools, str(tmp_path / 'data'))
@@ -182,6 +184,7 @@ def test_slurm_launch_with_an_empty_image_on_one_rank(tmp_path, tools):
     assert all(bool(torch.isfinite(v).all()) for v in w0.values() if v.is_floating_point())
 
 
+@pytest.mark.slow
 def test_bad_launches_fail_fast_with_the_fix(tiny_data, tmp_path, tools):
     config = tools.write_config(str(tmp_path / 'cfg.py'), tiny_data, max_iters=2, batch_size=1)
     with socket.socket() as busy:                            # a port in use
@@ -210,6 +213,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_a_stopped_rank_ends_the_job_naming_it(tiny_data, tmp_path, tools):
     """Rank 1 is SIGSTOPped after iteration 3: after the configured timeout rank 0 names it and exits, torchrun
     kills the stopped process, and nothing is left running (torch's own timeout would be 30 minutes)."""
@@ -245,6 +249,7 @@ def test_a_stopped_rank_ends_the_job_naming_it(tiny_data, tmp_path, tools):
                 os.kill(p, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_launcher_without_torchrun_variables_names_the_script(tiny_data, tmp_path, tools):
     config = tools.write_config(str(tmp_path / 'cfg.py'), tiny_data)
     env = {k: '' for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')}

@@ -47,6 +47,7 @@ def _loader_options(workers: int, persistent: bool) -> list:
             f'train_dataloader.persistent_workers={persistent}']
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_bit_identical_for_any_dataloader(tiny_data, tmp_path, tools):
     """One uninterrupted run (1 worker, not persistent); killed-and-resumed runs with 2 persistent workers and
     with none end equal to it, tensor for tensor: the data no longer depends on the workers either."""
@@ -90,6 +91,7 @@ def test_sigkill_then_resume_is_bit_identical_for_any_dataloader(tiny_data, tmp_
         os.remove(pid_file)
 
 
+@pytest.mark.slow
 def test_resume_with_other_settings_names_each_and_refuses_nothing_left(tiny_data, tmp_path, tools):
     config = tools.write_config(str(tmp_path / 'cfg.py'), tiny_data, max_iters=2)
     work = str(tmp_path / 'work')

@@ -207,6 +207,7 @@ def test_a_class_the_dataset_does_not_have_is_named_with_the_option(tmp_path):
     run(M2FCocoPanopticMetric(), [sample(0, *scene(0))])       # VOID (= 4) and real classes pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('content, expected', [
     ('[{"image_id": 0}]', 'holds a list; expected a COCO panoptic object'),
     ('{"annotations": [{"image_id": 0}]}', 'annotation 0 is not an object with image_id, file_name, segments_info'),

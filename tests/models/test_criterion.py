@@ -64,6 +64,7 @@ dist.destroy_process_group()
 """
 
 
+@pytest.mark.slow
 def test_num_masks_across_ranks():
     assert num_masks_across_ranks(0, torch.device('cpu')) == 1.0
     assert num_masks_across_ranks(3, torch.device('cpu')) == 3.0

@@ -162,6 +162,7 @@ def _tiny_maskformer_cfg(num_things: int, num_stuff: int) -> dict:
     return cfg
 
 
+@pytest.mark.slow
 def test_tiny_maskformer_learns_and_predicts():
     """40 AdamW steps on two fixed synthetic scenes: the total loss (6 terms) falls well below its start.
     Measured: 0.36, 0.23, 0.33 of the first value (seeds 0, 1, 2); a broken gradient path stays near 1.

@@ -62,8 +62,28 @@ def _train(config: str, data: str, work_dir: str, iters: int) -> str:
 
 @pytest.fixture(scope='session')
 def tiny(tmp_path_factory):
-    """-> dict(data=DIR, val_images=[paths], panoptic/semantic=dict(trained=CKPT, untrained=CKPT))."""
-    root = tmp_path_factory.mktemp('tiny')
+    """-> dict(data=DIR, val_images=[paths], panoptic/semantic=dict(trained=CKPT, untrained=CKPT)).
+
+    Made once per test run: under pytest-xdist the workers share one copy (the first to ask builds it
+    while the others wait on the lock), since training it is the slowest part of the tool tests."""
+    import json
+    import os
+
+    from filelock import FileLock
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base
+    root = shared / 'tiny-shared'
+    with FileLock(str(shared / 'tiny-shared.lock')):
+        done = root / 'tiny.json'
+        if done.exists():
+            return json.loads(done.read_text())
+        root.mkdir(exist_ok=True)
+        made = _make_tiny(root)
+        done.write_text(json.dumps(made))
+        return made
+
+
+def _make_tiny(root) -> dict:
     data = str(root / 'data')
     run_tool(['tools/dataset_converters/make_synthetic_data.py', '--out', data, '--num-train', '6', '--num-val', '2',
               '--size', '64', '64', '--seed', '3'])

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 
 from .conftest import PANOPTIC, SEMANTIC, data_options, load_tool, run_tool
 
+pytestmark = pytest.mark.slow  # subprocess-heavy: `make test-fast` leaves it out
+
 
 class _Attention(torch.nn.Module):
     def __init__(self, fused: bool) -> None:

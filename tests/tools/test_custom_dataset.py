@@ -16,6 +16,9 @@ TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, TESTS)
 from own_dataset import write_coco_instances_and_stuff, write_coco_panoptic  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocess-heavy: `make test-fast` leaves it out
+
+
 REPO = osp.dirname(TESTS)
 BASE = osp.join(REPO, 'configs', 'm2f_r18-q24_1xb8-2k_synthetic-panoptic.py')
 # what makes the run short and single-process here; none of it describes the dataset

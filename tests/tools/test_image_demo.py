@@ -9,6 +9,8 @@ from pycocotools import mask as mask_utils
 
 from .conftest import PANOPTIC, REPO, SEMANTIC, load_tool, run_tool
 
+pytestmark = pytest.mark.slow  # subprocess-heavy: `make test-fast` leaves it out
+
 
 def _demo(inputs, config, ckpt, out, *extra):
     return run_tool(['tools/demo/image_demo.py', inputs, config, '--weights', ckpt, '--out-dir', out] + list(extra))

@@ -8,6 +8,8 @@ from PIL import Image
 
 from .conftest import PANOPTIC, REPO, SEMANTIC
 
+pytestmark = pytest.mark.slow  # subprocess-heavy: `make test-fast` leaves it out
+
 
 @pytest.mark.parametrize('state', ['trained', 'untrained'])
 def test_det_inferencer_draws_our_panoptic_config(tiny, tmp_path, state):

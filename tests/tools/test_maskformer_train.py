@@ -1,11 +1,15 @@
 """`python tools/train.py configs/maskformer_r50_ms-16xb1-75e_coco-panoptic.py` builds and trains: the full R50
 MaskFormer recipe (6-layer encoder, DETR multi-scale augmentation to 480-800 px) for one iteration and a
 validation, on a small COCO-panoptic dataset written by tests/own_dataset.py (classes from its annotations)."""
+import pytest
 import os.path as osp
 import subprocess
 import sys
 
 from own_dataset import write_coco_panoptic
+
+pytestmark = pytest.mark.slow  # subprocess-heavy: `make test-fast` leaves it out
+
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

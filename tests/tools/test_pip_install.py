@@ -18,6 +18,9 @@ import sys
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # subprocess-heavy: `make test-fast` leaves it out
+
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PY_TAG = f'cp{sys.version_info.major}{sys.version_info.minor}'
 LOAD_CONFIGS = r'''

@@ -1,8 +1,12 @@
 """The README's main job, in miniature: generate -> train -> test -> report, through the real tools."""
+import pytest
 import json
 import os.path as osp
 import subprocess
 import sys
+
+pytestmark = pytest.mark.slow  # subprocess-heavy: `make test-fast` leaves it out
+
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

@@ -1,8 +1,12 @@
 """The main job with MaskFormer's head (its own file: pytest-xdist then runs it beside the Mask2Former one)."""
+import pytest
 import json
 import os.path as osp
 import subprocess
 import sys
+
+pytestmark = pytest.mark.slow  # subprocess-heavy: `make test-fast` leaves it out
+
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

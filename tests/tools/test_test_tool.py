@@ -1,4 +1,5 @@
 """tools/test.py: --show-dir for an mmdet and an mmseg config, mmseg's --out DIR, and --tta (mmseg)."""
+import pytest
 import glob
 import json
 import os.path as osp
@@ -7,6 +8,8 @@ import numpy as np
 from PIL import Image
 
 from .conftest import PANOPTIC, SEMANTIC, data_options, run_tool
+
+pytestmark = pytest.mark.slow  # subprocess-heavy: `make test-fast` leaves it out
 
 
 def _metrics(work_dir):

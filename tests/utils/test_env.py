@@ -14,6 +14,7 @@ def _python(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('breakage, expected', [
     (NO_OPS, 'without its compiled ops'),
     (TOO_NEW, 'mmcv 2.2.0 is installed, but mmdet 3.3'),
@@ -25,6 +26,7 @@ def test_import_raises_environment_error(breakage, expected):
     assert 'MMCV_WITH_OPS=1' in result.stderr  # the fix is named
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('tool', ['tools/train.py', 'tools/test.py', 'tools/demo/demo_forward.py'])
 def test_tools_print_one_message_without_traceback(tool):
     code = (NO_OPS + "import runpy; sys.argv = ['t', 'cfg.py', 'ckpt.pth']; "
@@ -43,6 +45,7 @@ def test_check_mmcv_passes_on_this_install():
 NO_PKG_RESOURCES = "import sys; sys.modules['pkg_resources'] = None; "   # what setuptools >= 81 looks like
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('tool', ['tools/train.py', 'tools/demo/image_demo.py', 'tools/misc/print_config.py'])
 def test_missing_pkg_resources_is_one_message_naming_the_fix(tool):
     code = NO_PKG_RESOURCES + f"import runpy; sys.argv = ['t', '--help']; runpy.run_path({tool!r}, run_name='__main__')"
@@ -53,6 +56,7 @@ def test_missing_pkg_resources_is_one_message_naming_the_fix(tool):
     assert 'pip install "setuptools>=77.0.3,<81"' in result.stderr
 
 
+@pytest.mark.slow
 def test_inference_api_checks_the_environment_too():
     result = _python(NO_PKG_RESOURCES + "from m2f_mm.apis import init_model; "
                      "init_model('configs/m2f_r18-q24_1xb8-2k_synthetic-panoptic.py')")

@@ -71,6 +71,7 @@ def test_skip_mode_skips_counts_and_then_trains_on():
     assert runner.message_hub.get_scalar('train/nonfinite_skipped').current() == 2
 
 
+@pytest.mark.slow
 def test_huge_lr_stops_the_real_tool_then_skip_mode_trains_to_the_end(tiny_data, tmp_path, tools):
     config = tools.write_config(str(tmp_path / 'cfg.py'), tiny_data, max_iters=4)
     opts = ['--cfg-options', 'optim_wrapper.optimizer.lr=1e6']

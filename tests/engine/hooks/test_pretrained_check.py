@@ -31,6 +31,7 @@ def test_missing_swin_checkpoint_names_the_option(tmp_path):
         M2FPretrainedCheckHook().before_run(SimpleNamespace(model=model))
 
 
+@pytest.mark.slow
 def test_existing_files_and_urls_pass(tmp_path):
     present = tmp_path / 'swin.pth'
     present.write_bytes(b'')

@@ -48,6 +48,7 @@ def _tiny_model(device: str):
     return model.to(device).train()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('dtype', ['bfloat16', 'float16'])
 def test_tiny_model_trains_200_steps_finitely_under_autocast(device, dtype):
