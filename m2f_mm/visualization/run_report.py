@@ -83,20 +83,84 @@ def training_log(work_dir: str) -> Dict[str, float]:
     return out
 
 
+class PairedDifference(NamedTuple):
+    """A variant minus its reference, seed by seed: the mean, the sample std of the differences
+    (None for one pair) and the number of pairs."""
+    mean: float
+    std: Optional[float]
+    n: int
+
+
+def paired_difference(reference: List[Dict], runs: List[Dict],
+                      key: str = 'coco_panoptic/PQ') -> Optional[PairedDifference]:
+    """``runs`` minus ``reference`` in metric ``key``, paired by the runs' ``seed`` tags (seeds run on one
+    side only are left out); None when no seed was run on both sides."""
+    by_seed = {r['seed']: metric(r, key) for r in reference if 'seed' in r}
+    diffs = []
+    for run in runs:
+        ours, theirs = metric(run, key), by_seed.get(run.get('seed'))
+        if ours is not None and theirs is not None and not math.isnan(ours) and not math.isnan(theirs):
+            diffs.append(ours - theirs)
+    if not diffs:
+        return None
+    return PairedDifference(mean(diffs), stdev(diffs) if len(diffs) > 1 else None, len(diffs))
+
+
+def paper_sign(paper: Union[float, str, None]) -> Optional[int]:
+    """The direction of the paper's figure: +1 / -1 for a number or a note starting with one, else None."""
+    if isinstance(paper, (int, float)):
+        value = float(paper)
+    else:
+        head = str(paper or '').split(',')[0].split(' ')[0]
+        try:
+            value = float(head)
+        except ValueError:
+            return None
+    return 0 if value == 0 else (1 if value > 0 else -1)
+
+
+def verdict(diff: Optional[PairedDifference], paper: Union[float, str, None]) -> str:
+    """What a paired difference says about the paper's claim. A difference within twice the spread of
+    the paired differences is not resolved at this scale, whatever its sign; one pair has no spread."""
+    if diff is None:
+        return 'not run'
+    if diff.std is None:
+        return 'one seed: no spread'
+    if abs(diff.mean) < 2 * diff.std:
+        return 'not resolved at this scale'
+    direction = paper_sign(paper)
+    if direction is None:
+        return 'resolved (the paper gives no direction)'
+    return 'reproduces (same direction)' if (diff.mean > 0) == (direction > 0) else 'opposite of the paper'
+
+
+def _difference_cell(reference: List[Dict], runs: List[Dict], key: str) -> str:
+    diff = paired_difference(reference, runs, key)
+    if diff is not None:
+        return f'{diff.mean:+.1f}' if diff.std is None else f'{diff.mean:+.1f} ± {diff.std:.1f} (n={diff.n})'
+    # untagged runs (no seeds recorded): the difference of the means
+    ours, theirs = _mean([metric(r, key) for r in runs]), _mean([metric(r, key) for r in reference])
+    return '-' if ours is None or theirs is None else f'{ours - theirs:+.1f}'
+
+
 def ablation_table(groups: Dict[str, List[Dict]], variants: Dict[str, Variant], reference: str) -> str:
-    """groups: variant name -> its runs' result dicts (one per seed) -> markdown table; ΔPQ against the
-    mean PQ of group ``reference``."""
-    head = ['variant', 'switch', *[label for label, _ in METRICS], 'ΔPQ', 'paper ΔPQ',
+    """groups: variant name -> its runs' result dicts (one per seed) -> markdown table. ΔPQ: the variant
+    minus group ``reference``, paired by seed (mean ± std of the per-seed differences; the difference
+    of the means when runs carry no seed); the verdict: :func:`verdict`."""
+    head = ['variant', 'switch', *[label for label, _ in METRICS], 'ΔPQ', 'paper ΔPQ', 'verdict',
             'peak memory (MB)', 's / iter', 'train min']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    reference_pq = _mean([metric(r, 'coco_panoptic/PQ') for r in groups.get(reference, [])])
+    reference_runs = groups.get(reference, [])
     for name, runs in groups.items():
         label, switch, paper = variants[name]
         cells = [label, f'`{switch}`' if switch != '-' else '-']
         cells += [summary([metric(r, key) for r in runs]) for _, key in METRICS]
-        pq = _mean([metric(r, 'coco_panoptic/PQ') for r in runs])
-        cells.append('-' if name == reference or pq is None or reference_pq is None else f'{pq - reference_pq:+.1f}')
-        cells.append('-' if paper is None else (f'{paper:+.1f}' if isinstance(paper, float) else paper))
+        if name == reference:
+            cells += ['-', '-', 'reference']
+        else:
+            cells.append(_difference_cell(reference_runs, runs, 'coco_panoptic/PQ'))
+            cells.append('-' if paper is None else (f'{paper:+.1f}' if isinstance(paper, float) else paper))
+            cells.append(verdict(paired_difference(reference_runs, runs), paper))
         cells += _cost_cells(runs)
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'

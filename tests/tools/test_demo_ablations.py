@@ -194,7 +194,9 @@ def test_tables_by_hand():
     masked, unmasked, full = table[2].split(' | '), table[3].split(' | '), table[4].split(' | ')
     assert masked[2] == '61.0 ± 1.4 (n=2)' and masked[5] == '31.0 ± 1.4 (n=2)'  # AP in percent
     assert unmasked[7] == '-3.5' and unmasked[8] == '-4.8'  # ΔPQ vs the mean of the masked runs; paper
-    assert full[7] == '+0.5' and full[9] == '3000'
+    assert full[7] == '+0.5' and full[10] == '3000'
+    assert masked[9] == 'reference' and unmasked[9] == 'not run'  # untagged runs cannot be paired
+
     seeds = report.seed_table(groups, [0, 1], run_demo.MAIN_PAIR).splitlines()
     assert seeds[2] == '| 0 | 60.0 | 58.0 | +2.0 |' and seeds[3] == '| 1 | 62.0 | 57.0 | +5.0 |'
     assert seeds[4].endswith('| 3.5 ± 2.1 (n=2) |')
@@ -206,6 +208,28 @@ def test_tables_by_hand():
     assert '| PQ | 61.0 ± 1.4 (n=2) | 60.0 | +1.0 |' in base
     assert '| training time per iteration | 0.50 s | 1.00 s | x0.50 |' in base
     assert '| peak memory (training process RSS) | 1000.00 MB | 2000.00 MB | x0.50 |' in base
+
+
+def test_paired_differences_and_verdicts_by_hand():
+    def runs(*pqs):
+        return [{'coco_panoptic/PQ': pq, 'seed': seed} for seed, pq in enumerate(pqs) if pq is not None]
+    reference = runs(60.0, 62.0, 61.0)
+    diff = report.paired_difference(reference, runs(58.0, 57.0, 58.0))  # -2, -5, -3
+    assert diff.n == 3 and diff.mean == pytest.approx(-10 / 3) and diff.std == pytest.approx(1.5275, abs=1e-4)
+    assert report.verdict(diff, -4.8) == 'reproduces (same direction)'
+    assert report.verdict(diff, +0.5) == 'opposite of the paper'
+    assert report.verdict(diff, '-1.6 at 3x memory') == 'reproduces (same direction)'
+    assert report.verdict(diff, 'MaskFormer: fewer than 100 lower') == 'resolved (the paper gives no direction)'
+    small = report.paired_difference(reference, runs(61.0, 61.0, 60.0))  # +1, -1, -1: within twice its spread
+    assert report.verdict(small, -0.3) == 'not resolved at this scale'
+    # paired by seed, not by position: seed 1 missing on one side leaves two pairs
+    partial = report.paired_difference(reference, runs(59.0, None, 60.0))
+    assert (partial.n, partial.mean) == (2, -1.0)
+    assert report.verdict(report.paired_difference(reference, runs(59.0)), -1.0) == 'one seed: no spread'
+    assert report.paired_difference(reference, []) is None and report.verdict(None, -1.0) == 'not run'
+    groups = {'masked': reference, 'unmasked': runs(58.0, 57.0, 58.0)}
+    row = report.ablation_table(groups, VARIANTS, 'masked').splitlines()[3].split(' | ')
+    assert row[7] == '-3.3 ± 1.5 (n=3)' and row[9] == 'reproduces (same direction)'
 
 
 @pytest.mark.slow
