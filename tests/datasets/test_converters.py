@@ -392,10 +392,11 @@ def test_classes_json_of_another_table_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_round_trip_of_the_synthetic_set_gives_its_panoptic_annotation_back(tiny_data, tmp_path):
+def test_round_trip_of_the_synthetic_set_gives_its_panoptic_annotation_back(tools, tmp_path):
     """The bundled set's instances JSON + semantic PNGs (things and stuff) converted back to panoptic: the
     same segments (mask, class, crowd flag) as its own panoptic files, image by image; its classes.json-like
     meta.json works as the semantic class table."""
+    tiny_data = tools.make_data(str(tmp_path / 'data'), size=192)  # the default size: crowd segments among them
     from m2f_mm.structures.panoptic_format import rgb2id
     with open(osp.join(tiny_data, 'meta.json')) as f:
         meta = json.load(f)
