@@ -18,14 +18,10 @@ requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs 
 
 def pytest_collection_modifyitems(items):
     """A test that asks for the trained tiny checkpoints (tests/tools/conftest.py) pays for their training:
-    it is slow whether or not its module says so. Then the files holding slow tests run first (in their
-    usual order, each file's tests together): pytest-xdist's loadfile hands files out in this order, so the
-    long ones start early and the short ones fill the gaps at the end instead of one worker idling."""
+    it is slow whether or not its module says so."""
     for item in items:
         if 'tiny' in getattr(item, 'fixturenames', ()) and item.get_closest_marker('slow') is None:
             item.add_marker(pytest.mark.slow)
-    slow_files = {item.path for item in items if item.get_closest_marker('slow') is not None}
-    items.sort(key=lambda item: item.path not in slow_files)  # stable: the order inside each group stays
 
 
 @pytest.fixture(autouse=True)
