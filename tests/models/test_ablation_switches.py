@@ -101,7 +101,12 @@ def test_masked_attention_switch_sets_or_removes_the_cross_attention_mask(masked
 
 def test_masked_attention_switch_changes_nothing_else():
     """Same weights: set 0 (before any attention) is identical, later sets differ."""
-    on, off = _head(), _head(decoder=dict(use_masked_attention=False))
+    _assert_decoder_only_switch(_head(), _head(decoder=dict(use_masked_attention=False)))
+
+
+def _assert_decoder_only_switch(on: M2FHead, off: M2FHead) -> None:
+    """With ``on``'s weights loaded into ``off``: set 0 (before any decoder layer) is identical, the last
+    set differs."""
     off.load_state_dict(on.state_dict())
     with torch.no_grad():
         cls_on, mask_on = on.eval()(_feats())
@@ -345,15 +350,8 @@ def test_self_first_order_is_detr_order_with_the_same_parameters():
 
 
 def test_self_first_order_in_the_head_changes_the_decoder_only():
-    on = _head()
-    off = _head(decoder=dict(layer_cfg=dict(embed_dims=D, num_heads=4, feedforward_channels=64,
-                                            attention_order='self_first')))
-    off.load_state_dict(on.state_dict())
-    with torch.no_grad():
-        cls_on, mask_on = on.eval()(_feats())
-        cls_off, mask_off = off.eval()(_feats())
-    assert torch.equal(cls_on[0], cls_off[0]) and torch.equal(mask_on[0], mask_off[0])
-    assert not torch.allclose(mask_on[-1], mask_off[-1])
+    _assert_decoder_only_switch(_head(), _head(decoder=dict(layer_cfg=dict(
+        embed_dims=D, num_heads=4, feedforward_channels=64, attention_order='self_first'))))
 
 
 def test_dropout_acts_in_training_only():
