@@ -30,7 +30,7 @@ if not _NUMPY_ONLY:
     from .models import per_pixel_head  # noqa: F401  M2FPerPixelHead, M2FPerPixelPlusHead (MaskFormer's baselines)
     from .datasets import panoptic  # noqa: F401  M2FLoadPanopticAnnotations, M2FCocoPanopticDataset
     from .datasets import coco_format  # noqa: F401  M2F(Cityscapes)PanopticDataset, M2FInstanceDataset
-    from .datasets import synthetic_dataset  # noqa: F401  M2FSyntheticPanopticDataset
+    from .datasets import synthetic_dataset  # noqa: F401  M2FSynthetic{Panoptic,Instance}Dataset
     from .datasets import semantic  # noqa: F401  M2FLoadSegAnnotations
     from .evaluation import metrics  # noqa: F401  M2FCocoPanopticMetric, M2FSemSegMetric
     from . import engine  # noqa: F401  M2FRunner, the hooks (engine/hooks/), M2FAmpOptimWrapper (engine/optim/)

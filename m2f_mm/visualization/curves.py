@@ -99,7 +99,8 @@ def plot_run_groups(groups: Dict[str, Sequence[str]], out_file: str,
         for work_dir in work_dirs:
             found = series(read_scalars(work_dir), list(loss_keys) + [metric_key])
             parts = [dict(found[k]) for k in loss_keys]
-            found['loss'] = [(it, sum(p[it] for p in parts)) for it in sorted(set.intersection(*map(set, parts)))]
+            shared = set.intersection(*map(set, parts)) if parts else set()
+            found['loss'] = [(it, sum(p[it] for p in parts)) for it in sorted(shared)]
             data.append(found)
         for ax, key in ((ax_loss, 'loss'), (ax_metric, metric_key)):
             its, avg, low, high = _mean_curve([d[key] for d in data if d[key]])

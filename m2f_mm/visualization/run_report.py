@@ -26,6 +26,9 @@ class Variant(NamedTuple):
 
 METRICS = [('PQ', 'coco_panoptic/PQ'), ('PQ things', 'coco_panoptic/PQ_th'), ('PQ stuff', 'coco_panoptic/PQ_st'),
            ('mask AP', 'coco/segm_mAP'), ('mIoU', 'sem_seg/mIoU')]
+SEMANTIC_METRICS = [('mIoU', 'mIoU'), ('mAcc', 'mAcc'), ('aAcc', 'aAcc')]  # mmseg's IoUMetric, in percent
+# what a validation record of mmengine's scalars.json holds: mmdet's panoptic / COCO metrics, ours, mmseg's
+VALIDATION_KEYS = ('coco_panoptic/', 'coco/', 'sem_seg/', 'mIoU')
 
 
 def metric(run: Dict, key: str) -> Optional[float]:
@@ -72,7 +75,7 @@ def latest_metrics(work_dir: str) -> Dict[str, float]:
 def training_log(work_dir: str) -> Dict[str, float]:
     """From the run's scalars.json: the last validation metrics, median s/iter, peak CUDA memory (MB)."""
     records = read_scalars(work_dir)
-    vals = [r for r in records if 'iter' not in r and any(k.startswith('coco_panoptic/') for k in r)]
+    vals = [r for r in records if 'iter' not in r and any(k.startswith(VALIDATION_KEYS) for k in r)]
     times = [r['time'] for r in records if 'iter' in r and 'time' in r]
     out = {k: v for k, v in (vals[-1] if vals else {}).items() if k != 'step'}
     if times:
@@ -143,25 +146,61 @@ def _difference_cell(reference: List[Dict], runs: List[Dict], key: str) -> str:
     return '-' if ours is None or theirs is None else f'{ours - theirs:+.1f}'
 
 
-def ablation_table(groups: Dict[str, List[Dict]], variants: Dict[str, Variant], reference: str) -> str:
-    """groups: variant name -> its runs' result dicts (one per seed) -> markdown table. ΔPQ: the variant
-    minus group ``reference``, paired by seed (mean ± std of the per-seed differences; the difference
-    of the means when runs carry no seed); the verdict: :func:`verdict`."""
-    head = ['variant', 'switch', *[label for label, _ in METRICS], 'ΔPQ', 'paper ΔPQ', 'verdict',
+def ablation_table(groups: Dict[str, List[Dict]], variants: Dict[str, Variant], reference: str,
+                   metrics: Sequence = METRICS, compared: str = 'PQ') -> str:
+    """groups: variant name -> its runs' result dicts (one per seed) -> markdown table, one row per
+    group, a column per ``metrics`` entry (label, key). Δ``compared`` (a label of ``metrics``): the
+    variant minus group ``reference``, paired by seed (mean ± std of the per-seed differences; the
+    difference of the means when runs carry no seed); the verdict: :func:`verdict`."""
+    key = dict(metrics)[compared]
+    head = ['variant', 'switch', *[label for label, _ in metrics], f'Δ{compared}', f'paper Δ{compared}', 'verdict',
             'peak memory (MB)', 's / iter', 'train min']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     reference_runs = groups.get(reference, [])
     for name, runs in groups.items():
         label, switch, paper = variants[name]
         cells = [label, f'`{switch}`' if switch != '-' else '-']
-        cells += [summary([metric(r, key) for r in runs]) for _, key in METRICS]
+        cells += [summary([metric(r, k) for r in runs]) for _, k in metrics]
         if name == reference:
             cells += ['-', '-', 'reference']
         else:
-            cells.append(_difference_cell(reference_runs, runs, 'coco_panoptic/PQ'))
-            cells.append('-' if paper is None else (f'{paper:+.1f}' if isinstance(paper, float) else paper))
-            cells.append(verdict(paired_difference(reference_runs, runs), paper))
+            cells.append(_difference_cell(reference_runs, runs, key))
+            cells.append(_paper_cell(paper))
+            cells.append(verdict(paired_difference(reference_runs, runs, key), paper))
         cells += _cost_cells(runs)
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def _paper_cell(paper: Union[float, str, None]) -> str:
+    return '-' if paper is None else (f'{paper:+.1f}' if isinstance(paper, (int, float)) else paper)
+
+
+class TaskRow(NamedTuple):
+    """One row of :func:`task_table`: a metric of the model trained for every task (panoptic) against
+    the same model trained for that task alone, and the paper's two figures."""
+    label: str
+    key: str  # the metric of the panoptic-trained runs
+    single_key: str  # the same metric as the single-task runs log it
+    paper: str  # 'panoptic-trained vs single-task', e.g. '41.7 vs 43.7 AP'
+    paper_delta: float  # panoptic-trained minus single-task
+
+
+def task_table(panoptic: List[Dict], single: Dict[str, List[Dict]], rows: Sequence[TaskRow]) -> str:
+    """One model, three tasks: for each row, the panoptic-trained runs' metric against the runs of
+    ``single[row.label]`` (the model trained for that task alone), paired by seed, with the verdict."""
+    head = ['task', 'trained for panoptic', 'trained for this task alone', 'difference (panoptic - alone)',
+            'paper (COCO)', 'paper difference', 'verdict']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for row in rows:
+        alone = single.get(row.label, [])
+        renamed = [dict(r, **{row.key: r.get(row.single_key)}) for r in alone]
+        diff = paired_difference(renamed, panoptic, row.key)
+        cells = [row.label, summary([metric(r, row.key) for r in panoptic]),
+                 summary([metric(r, row.single_key) for r in alone]),
+                 '-' if diff is None else (f'{diff.mean:+.1f}' if diff.std is None
+                                           else f'{diff.mean:+.1f} ± {diff.std:.1f} (n={diff.n})'),
+                 row.paper, f'{row.paper_delta:+.1f}', verdict(diff, row.paper_delta)]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 

@@ -34,7 +34,8 @@ def test_leaf_config_builds_model(path):
     # exact: same backbone and head as the family's first config, up to class rows and query embeddings
     anchor = next(p for p in MODEL_CONFIGS if expected_shape(osp.basename(p))[0] == family)
     a_params, a_queries, a_classes, _ = built(anchor)
-    assert params - a_params == (classes - a_classes) * 257 + (queries - a_queries) * 2 * 256
+    width = 64 if family.endswith('r18-q24') else 256  # the transformer width: a class row is width + 1
+    assert params - a_params == (classes - a_classes) * (width + 1) + (queries - a_queries) * 2 * width
 
 
 def test_short_swin_l_name_is_the_full_recipe():

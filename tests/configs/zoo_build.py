@@ -34,7 +34,7 @@ FAMILY_PARAMS_M = {'r50': 44.04, 'r101': 63.03, 'swin-t': 47.44, 'swin-s': 68.75
                    'maskformer_r18-q24': 1.42}
 # (queries, classes) of each dataset / task, as in the reference configs
 DATASET_COUNTS = {'coco-panoptic': 133, 'coco': 80, 'ade20k': 150, 'cityscapes': 19, 'synthetic-panoptic': 7,
-                  'synthetic-semantic': 7,
+                  'synthetic-semantic': 7, 'synthetic-instance': 4,
                   'ade20k-panoptic': 150, 'ade20k-instance': 100, 'cityscapes-panoptic': 19,
                   'cityscapes-instance': 8, 'mapillary': 65, 'mapillary-panoptic': 65}
 
@@ -48,7 +48,7 @@ def expected_shape(name: str) -> Tuple[str, int, int]:
     family = backbone if model == 'm2f' else f'{model}_{backbone}'
     dataset = re.search(r'_(coco-panoptic|coco|ade20k-panoptic|ade20k-instance|ade20k|cityscapes-panoptic|'
                         r'cityscapes-instance|cityscapes|mapillary-panoptic|mapillary|synthetic-panoptic|'
-                        r'synthetic-semantic)(-\d+x\d+)?\.py$', name).group(1)
+                        r'synthetic-semantic|synthetic-instance)(-\d+x\d+)?\.py$', name).group(1)
     # Swin-L: 200 queries, except the semantic models (100), as in the original's configs
     # (MaskFormer's Swin-L: 100, as mmdet's)
     queries = 24 if backbone == 'r18-q24' else 200 if family == 'swin-l' and not re.search(

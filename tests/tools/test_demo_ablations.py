@@ -2,6 +2,7 @@
 of the real model, the mmdet baseline is mmdet's own Mask2Former with our model's sizes, the tables
 are computed right, and a quick run (a few iterations on a handful of images) writes the tables and
 the curves."""
+import argparse
 import importlib.util
 import json
 import os.path as osp
@@ -64,6 +65,7 @@ def test_every_variant_is_one_switch_of_the_real_model(tmp_path):
         'loss_masks': lambda h: (h.criterion.match_on, h.criterion.loss_on) == ('points', 'masks'),
         'queries_12': lambda h: h.num_queries == 12,
         'queries_48': lambda h: h.num_queries == 48,
+        'maskformer': lambda h: type(h).__name__ == 'M2FMaskFormerHead' and h.criterion.full_mask,
     }
     assert set(expected) == set(VARIANTS)
     reference = _build(MAIN).state_dict()
@@ -87,6 +89,8 @@ def test_every_variant_is_one_switch_of_the_real_model(tmp_path):
             assert ours - keys == {'query_feat.weight'}
         elif name.startswith('queries_'):
             assert keys == ours  # the same parameters, other shapes: [Q, D] query tables
+        elif name == 'maskformer':
+            continue  # another head altogether; its config differs from the main job's only there (below)
         else:
             assert {k for k in ours ^ keys if not k.startswith('pixel_decoder.')} == set()
 
@@ -98,11 +102,63 @@ def _flat(value, prefix=''):
     return {prefix.rstrip('.'): value}
 
 
+def _model_and_run_settings(cfg: dict) -> dict:
+    """A resolved config, flat, without the helper variables some configs define for their own use
+    (heads and parts that ``model`` places: _base_/models/maskformer_{head,tiny,baselines_heads}.py)."""
+    helpers = ('maskformer_head', 'maskformer_tiny_head', 'maskformer_pixel_decoder', 'maskformer_transformer',
+               'per_pixel_head', 'per_pixel_plus_head')
+    return {k: v for k, v in _flat(cfg).items() if k.split('.')[0] not in helpers}
+
+
+def _changed(a: dict, b: dict) -> set:
+    return {k for k in set(a) | set(b) if a.get(k, '<absent>') != b.get(k, '<absent>')}
+
+
+def test_semantic_runs_differ_from_maskformer_only_in_the_head_or_matcher():
+    """MaskFormer's semantic comparisons on the synthetic set: Mask2Former, PerPixelBaseline(+) swap the
+    decode head only; fixed matching swaps the matcher only. Same data, schedule, backbone, seed."""
+    from m2f_mm.config import load_resolved
+    reference = _model_and_run_settings(load_resolved(osp.join(REPO, run_demo.CONFIGS['maskformer_semantic'])).to_dict())
+    assert reference['model.decode_head.type'] == 'M2FMaskFormerSegHead'
+    heads = {'m2f_semantic': 'M2FSegHead', 'perpixel': 'M2FPerPixelHead', 'perpixel_plus': 'M2FPerPixelPlusHead',
+             'fixed_matching': 'M2FMaskFormerSegHead'}
+    assert set(heads) == set(run_demo.SEMANTIC_VARIANTS) - {'maskformer_semantic'}
+    for name, head in heads.items():
+        variant = _model_and_run_settings(load_resolved(osp.join(REPO, run_demo.variant_config(name))).to_dict())
+        changed = _changed(reference, variant)
+        assert variant['model.decode_head.type'] == head
+        within = 'model.decode_head.criterion.assigner' if name == 'fixed_matching' else 'model.decode_head'
+        assert changed and all(k == within or k.startswith(within + '.') for k in changed), (name, sorted(changed))
+        # the per-pixel baselines keep MaskFormer's pixel decoder (and PerPixelBaseline+ its transformer)
+        if name.startswith('perpixel'):
+            assert not {k for k in changed if k.startswith('model.decode_head.pixel_decoder.')}
+        if name == 'perpixel_plus':
+            assert not {k for k in changed if k.startswith('model.decode_head.transformer_decoder.')}
+
+
+def test_instance_only_run_is_the_main_model_trained_on_the_things():
+    """One model, three tasks: the instance-only config trains the main job's model, schedule and optimizer on
+    the COCO instances file (things only), evaluated with mask AP."""
+    from m2f_mm.config import load_resolved
+    main = load_resolved(MAIN)
+    alone = load_resolved(osp.join(REPO, run_demo.variant_config('instance_only')))
+    assert alone.train_dataloader.dataset.ann_file.endswith('instances_train.json')
+    assert [e['type'] for e in (alone.val_evaluator if isinstance(alone.val_evaluator, list)
+                                else [alone.val_evaluator])] == ['CocoMetric']
+    assert alone.model.panoptic_head.num_stuff_classes == 0
+    assert alone.model.panoptic_head.num_things_classes == main.model.panoptic_head.num_things_classes
+    changed = _changed(_flat(main.model.to_dict()), _flat(alone.model.to_dict()))
+    assert changed == {'panoptic_head.num_stuff_classes', 'panoptic_fusion_head.num_stuff_classes',
+                       'data_preprocessor.pad_seg', 'test_cfg.panoptic_on', 'test_cfg.semantic_on'}
+    for key in ('train_cfg', 'optim_wrapper', 'param_scheduler', 'randomness'):
+        assert alone[key] == main[key], key
+
+
 def test_each_ablation_config_differs_from_the_main_job_only_in_its_switch():
     """The resolved configs (classes, schedule, evaluator files filled) of a variant and of the main job,
     key by key: only the keys under the variant's switch differ."""
     from m2f_mm.config import load_resolved
-    main = _flat(load_resolved(MAIN).to_dict())
+    main = _model_and_run_settings(load_resolved(MAIN).to_dict())
     switches = {'unmasked': 'model.panoptic_head.transformer_decoder.use_masked_attention',
                 'zero_queries': 'model.panoptic_head.learnable_query_features',
                 'single_level': 'model.panoptic_head.transformer_decoder.feature_levels',
@@ -117,17 +173,19 @@ def test_each_ablation_config_differs_from_the_main_job_only_in_its_switch():
                 'match_masks': ('model.panoptic_head.criterion.match_on', 'model.panoptic_head.criterion.loss_on'),
                 'loss_masks': ('model.panoptic_head.criterion.match_on', 'model.panoptic_head.criterion.loss_on'),
                 'queries_12': 'model.panoptic_head.num_queries',
-                'queries_48': 'model.panoptic_head.num_queries'}
+                'queries_48': 'model.panoptic_head.num_queries',
+                'maskformer': 'model.panoptic_head'}
     assert run_demo.variant_config('masked') == run_demo.CONFIG
     assert set(switches) == set(VARIANTS) - {'masked'}
     for name, switch in switches.items():
         path = osp.join(REPO, run_demo.variant_config(name))
-        assert osp.basename(path) == f'm2f_r18-q24_1xb8-2k_synthetic-panoptic_{name.replace("_", "-")}.py'
-        variant = _flat(load_resolved(path).to_dict())
+        if name != 'maskformer':
+            assert osp.basename(path) == f'm2f_r18-q24_1xb8-2k_synthetic-panoptic_{name.replace("_", "-")}.py'
+        variant = _model_and_run_settings(load_resolved(path).to_dict())
         changed = {k for k in set(main) | set(variant) if main.get(k, '<absent>') != variant.get(k, '<absent>')}
         keys = (switch,) if isinstance(switch, str) else switch
         assert changed and all(any(k == s or k.startswith(s + '.') for s in keys) for k in changed), (name, sorted(changed))
-        if len(keys) == 1 or name.endswith('_masks'):  # the table names the same switch
+        if name != 'maskformer' and (len(keys) == 1 or name.endswith('_masks')):  # the table names the same switch
             table_key = VARIANTS[name][1].split('=')[0]
             assert any(s.endswith(table_key) or s.endswith(table_key.rsplit('.', 1)[0]) for s in keys), (name, table_key)
 
@@ -235,8 +293,7 @@ def test_paired_differences_and_verdicts_by_hand():
 @pytest.mark.slow
 def test_quick_ablations_and_baseline_write_the_tables(tmp_path):
     """The whole --ablations / --baseline flow through the real tools, 4 iterations on 6 images: the main
-    pair with two seeds, one more switch with the first (every switch's config is checked above without
-    training it)."""
+    pair and one more switch, two seeds each (every run's config is trained above in one process)."""
     out, data, work = tmp_path / 'out', tmp_path / 'data', tmp_path / 'work'
     common = ['--quick', '--data', str(data), '--out', str(out), '--work-root', str(work)]
     variants = ['--variants', 'masked', 'unmasked', 'full_mask']
@@ -253,7 +310,7 @@ def test_quick_ablations_and_baseline_write_the_tables(tmp_path):
     assert (out / 'ablations.png').stat().st_size > 0 and (out / 'baseline.png').stat().st_size > 0
     results = {name: json.loads((out / f'{name}.json').read_text()) for name in ('ablations', 'baseline')}
     runs = [r for group in results['ablations'].values() for r in group]
-    assert len(runs) == 2 + 2 + 1
+    assert len(runs) == 2 + 2 + 2  # every variant with every seed
     for r in runs:
         assert 0 <= r['coco_panoptic/PQ'] <= 100 and 0 <= r['sem_seg/mIoU'] <= 100 and 0 <= r['coco/segm_mAP'] <= 1
         assert r['peak_rss_mb'] > 100 and r['sec_per_iter'] > 0
@@ -278,10 +335,70 @@ def test_quick_ablations_and_baseline_write_the_tables(tmp_path):
     assert '| m2f_mm | mmdet 3.3.0 Mask2Former |' in baseline and '| training time per iteration |' in baseline
 
 
+def test_task_and_semantic_tables_pair_by_seed():
+    """One model, three tasks: the panoptic-trained runs minus the single-task runs, each in its own metric
+    key, paired by seed; the semantic table compares mIoU against MaskFormer."""
+    panoptic = [{'seed': s, 'coco/segm_mAP': ap, 'sem_seg/mIoU': miou}
+                for s, ap, miou in ((0, 0.30, 80.0), (1, 0.31, 81.0), (2, 0.29, 79.0))]
+    alone = {'instance (mask AP)': [{'seed': s, 'coco/segm_mAP': ap} for s, ap in ((0, 0.33), (1, 0.35), (2, 0.33))],
+             'semantic (mIoU)': [{'seed': s, 'mIoU': m} for s, m in ((0, 80.5), (2, 78.0))]}
+    rows = [report.TaskRow(label, key, single, paper, delta)
+            for label, key, _, single, paper, delta in run_demo.TASK_ROWS]
+    lines = report.task_table(panoptic, alone, rows).splitlines()
+    instance, semantic = (line.split(' | ') for line in lines[2:4])
+    # AP in percent: 30-33, 31-35, 29-33 -> -3, -4, -4
+    assert instance[1] == '30.0 ± 1.0 (n=3)' and instance[3] == '-3.7 ± 0.6 (n=3)'
+    assert instance[5] == '-2.0' and instance[6].startswith('reproduces')
+    # seeds 0 and 2 only: -0.5, +1.0
+    assert semantic[2] == '79.2 ± 1.8 (n=2)' and semantic[3] == '+0.2 ± 1.1 (n=2)'
+    assert semantic[6].startswith('not resolved')
+    groups = {'maskformer_semantic': [{'seed': 0, 'mIoU': 70.0}, {'seed': 1, 'mIoU': 72.0}],
+              'perpixel': [{'seed': 0, 'mIoU': 60.0}, {'seed': 1, 'mIoU': 63.0}]}
+    table = report.ablation_table(groups, run_demo.SEMANTIC_VARIANTS, 'maskformer_semantic',
+                                  report.SEMANTIC_METRICS, 'mIoU').splitlines()
+    assert 'ΔmIoU' in table[0]
+    row = table[3].split(' | ')
+    assert row[5] == '-9.5 ± 0.7 (n=2)' and row[6] == '-5.3 (39.2 vs 44.5)' and row[7] == 'reproduces (same direction)'
+
+
+@pytest.mark.slow
+def test_every_run_of_the_tables_trains_and_validates(tmp_path):
+    """Every run the tables need (run_demo.ALL_RUNS: the panoptic ablations, MaskFormer, the semantic
+    comparisons, instance-only), 2 iterations of its checked-in config with --quick's settings, in this
+    process through the runner tools/train.py builds; its last validation logs the metric its table
+    compares (a subprocess each, as run_demo.py does, would cost minutes of start-up)."""
+    from mmengine.config import DictAction
+    from mmengine.registry import RUNNERS
+
+    from m2f_mm.datasets.synthetic import generate_dataset
+    data = tmp_path / 'data'
+    generate_dataset(str(data), num_train=6, num_val=3, size=(96, 96), seed=0)
+    parser = argparse.ArgumentParser()  # --cfg-options as tools/train.py reads them
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    options = parser.parse_args(['--cfg-options', *run_demo.QUICK_OPTIONS, 'train_cfg.max_iters=2',
+                                 f'data_root={data}/']).cfg_options
+    compared = {**{n: 'coco_panoptic/PQ' for n in run_demo.VARIANTS},
+                **{n: 'mIoU' for n in run_demo.SEMANTIC_VARIANTS}, 'instance_only': 'coco/segm_mAP'}
+    assert set(compared) == set(run_demo.ALL_RUNS)
+    for name, key in compared.items():
+        cfg = Config.fromfile(osp.join(REPO, run_demo.variant_config(name)))
+        cfg.merge_from_dict(dict(options, **{'randomness.seed': 1}))
+        cfg.update(work_dir=str(tmp_path / name), experiment_name=f'quick-{name}', launcher='none')
+        cfg.visualizer.name = f'quick-{name}'  # mmengine keeps one visualizer per name, writing to its first work dir
+        cfg.setdefault('runner_type', 'M2FRunner')
+        RUNNERS.build(cfg).train()
+        log = report.training_log(str(tmp_path / name))
+        assert key in log and 0 <= report.metric(log, key) <= 100, (name, log)
+        assert log['sec_per_iter'] > 0
+
+
 def test_quick_runs_have_their_own_folders_and_data_is_reused_only_with_its_settings(tmp_path):
     real, quick = run_demo.default_folders(False), run_demo.default_folders(True)
     assert real == dict(data='data/synthetic', out='outputs/demo', work_root='work_dirs/demo')
     assert set(real.values()).isdisjoint(quick.values())
+    # runs of another length (--iters) never mix with the main job's, and share its data
+    shorter = run_demo.default_folders(False, 1000)
+    assert shorter == dict(data='data/synthetic', out='outputs/demo-1000it', work_root='work_dirs/demo-1000it')
     meta = tmp_path / 'meta.json'
     full, small = run_demo.data_settings(False), run_demo.data_settings(True)
     assert full == dict(num_train=1000, num_val=100, size=[192, 192], seed=0)

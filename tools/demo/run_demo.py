@@ -1,28 +1,35 @@
 """The main job, end to end on CPU: make the synthetic data, train Mask2Former, evaluate, draw.
 
     python tools/demo/run_demo.py                       # README's first command (via `make demo`)
-    python tools/demo/run_demo.py --ablations --reuse   # + the paper's ablations side by side (`make ablations`)
+    python tools/demo/run_demo.py --ablations --reuse   # + the papers' ablations side by side (`make ablations`)
     python tools/demo/run_demo.py --baseline mmdet --reuse  # + mmdet 3.3.0's own Mask2Former on the same data
     python tools/demo/run_demo.py --quick [...]         # a few iterations on a handful of images (the test suite)
 
 Steps, each a real tool a user would also run by hand:
     tools/dataset_converters/make_synthetic_data.py -> tools/train.py -> tools/test.py -> tools/demo/demo_report.py
 Outputs land in ``--out`` (default ``outputs/demo``): curves.png, overlays.png, results.md; with
---ablations ablations.md / .png / .json, with --baseline baseline.md / .png / .json.
+--ablations ablations.md / .json, ablations.png and semantic.png, with --baseline baseline.md / .png / .json.
 
---ablations trains each switch (VARIANTS: the checked-in configs/ablations/*.py, one switch over the main-job
-config each) with the same data and schedule, the seed through --cfg-options randomness.seed=N: masked
-attention on and off with every --seeds seed, the others with the first seed. --baseline mmdet trains
-benchmarks/mmdet_baseline/ (mmdet's own Mask2Former with our model's sizes) the same way. An ablation run
-is scored by the validation at its last iteration (the same data and metrics as tools/test.py).
+--ablations trains every run of three tables with the same data and schedule, each with every --seeds
+seed (--cfg-options randomness.seed=N), differences paired by seed: Mask2Former's ablations (VARIANTS: the
+checked-in configs/ablations/*.py, one switch over the main-job config each, and MaskFormer's head),
+per-pixel vs mask classification for semantic segmentation (SEMANTIC_VARIANTS: mmseg models on the same
+images' label PNGs), and one model for three tasks (the main job's model trained for instances only, and the
+semantic Mask2Former). --iters N trains them all for N iterations (the schedule follows in proportion), in
+folders of their own; --record DIR keeps each finished run's metrics and log (a few KB) for --finished-only.
+--baseline mmdet trains benchmarks/mmdet_baseline/ (mmdet's own Mask2Former with our model's sizes) the same
+way. An ablation run is scored by the validation at its last iteration (the same data and metrics as
+tools/test.py).
 Peak memory is the training process's peak resident set size (ru_maxrss; on CUDA, mmengine's logged
 peak allocation). --reuse skips runs whose work dir already holds metrics.json; --finished-only trains
 nothing and writes the tables from the runs that have finished (e.g. while others are still training).
 """
 import argparse
+import glob
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 import time
@@ -49,15 +56,51 @@ VARIANTS = {
     'loss_masks': ('matching on points, loss on full masks', "criterion.loss_on='masks'", '-0.5 at 3x memory'),
     'queries_12': ('12 queries instead of 24', 'panoptic_head.num_queries=12', 'MaskFormer: fewer than 100 lower'),
     'queries_48': ('48 queries instead of 24', 'panoptic_head.num_queries=48', 'MaskFormer: more than 100 lower'),
+    'maskformer': ('MaskFormer (its head; same backbone, data, schedule)', 'the MaskFormer head',
+                   '-5.4 (46.5 vs 51.9, 300 vs 50 epochs)'),
 }
-MAIN_PAIR = ('masked', 'unmasked')  # trained with every seed; the other variants with the first seed
+# The semantic table (mmseg EncoderDecoders on the synthetic label PNGs, mIoU): MaskFormer's Tables 2 and 4
+# (ADE20K, R50: PerPixelBaseline 39.2, PerPixelBaseline+ 41.9, MaskFormer 44.5, fixed matching 43.7 vs bipartite
+# 44.2) and Mask2Former's (ADE20K, R50: 47.2). Reference: MaskFormer, as in its paper.
+SEMANTIC_VARIANTS = {
+    'maskformer_semantic': ('MaskFormer (mask classification, bipartite matching)', '-', None),
+    'm2f_semantic': ('Mask2Former', 'the Mask2Former head', '+2.7 (47.2 vs 44.5)'),
+    'perpixel': ('PerPixelBaseline: per-pixel classification', "decode_head.type='M2FPerPixelHead'",
+                 '-5.3 (39.2 vs 44.5)'),
+    'perpixel_plus': ('PerPixelBaseline+: + transformer, one query per class', "decode_head.type='M2FPerPixelPlusHead'",
+                      '-2.6 (41.9 vs 44.5)'),
+    'fixed_matching': ('MaskFormer with fixed matching (query c = class c)', "criterion.assigner.type='M2FFixedMatcher'",
+                       '-0.5 (43.7 vs 44.2)'),
+}
+# One model, three tasks (Mask2Former's limitations table, COCO): the panoptic-trained runs ('masked') evaluated
+# for instances and semantics against the same model trained for that task alone.
+TASK_ROWS = [('instance (mask AP)', 'coco/segm_mAP', 'instance_only', 'coco/segm_mAP', '41.7 vs 43.7 AP', -2.0),
+             ('semantic (mIoU)', 'sem_seg/mIoU', 'm2f_semantic', 'mIoU', '61.7 vs 61.5 mIoU', +0.2)]
+TASK_VARIANTS = {'instance_only': ('Mask2Former trained for instance segmentation only', '-', None)}
+CONFIGS = {  # the runs that are not configs/ablations/<CONFIG stem>_<name>.py
+    'masked': CONFIG,
+    'maskformer': 'configs/maskformer_r18-q24_1xb8-2k_synthetic-panoptic.py',
+    'maskformer_semantic': 'configs/maskformer_r18-q24_1xb8-2k_synthetic-semantic.py',
+    'm2f_semantic': 'configs/m2f_r18-q24_1xb8-2k_synthetic-semantic.py',
+    'instance_only': 'configs/m2f_r18-q24_1xb8-2k_synthetic-instance.py',
+    'perpixel': 'configs/ablations/maskformer_r18-q24_1xb8-2k_synthetic-semantic_perpixel.py',
+    'perpixel_plus': 'configs/ablations/maskformer_r18-q24_1xb8-2k_synthetic-semantic_perpixel-plus.py',
+    'fixed_matching': 'configs/ablations/maskformer_r18-q24_1xb8-2k_synthetic-semantic_fixed-matching.py',
+}
+ALL_RUNS = {**VARIANTS, **SEMANTIC_VARIANTS, **TASK_VARIANTS}
+MAIN_PAIR = ('masked', 'unmasked')  # the per-seed table's pair
 MMDET = 'mmdet'  # the baseline's run name
+# --quick: 4 iterations of batch 2, validated at 2 and 4, in the main process (--cfg-options)
+QUICK_OPTIONS = ['train_cfg.max_iters=4', 'train_cfg.val_interval=2', 'default_hooks.logger.interval=1',
+                 'log_processor.window_size=1', 'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+                 'train_dataloader.persistent_workers=False', 'default_hooks.checkpoint.interval=4',
+                 'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0']
 
 
 def variant_config(variant: str) -> str:
     """The checked-in config of an ablation run (repository-relative)."""
-    if variant == 'masked':
-        return CONFIG
+    if variant in CONFIGS:
+        return CONFIGS[variant]
     stem = osp.splitext(osp.basename(CONFIG))[0]
     return f'configs/ablations/{stem}_{variant.replace("_", "-")}.py'
 
@@ -65,11 +108,6 @@ def variant_config(variant: str) -> str:
 def run_name(variant: str, seed: int) -> str:
     """Work-dir name of a run; seed 0 of 'masked' / 'unmasked' are the main job's own runs."""
     return variant if seed == 0 else f'{variant}-seed{seed}'
-
-
-def seeds_of(variant: str, seeds: List[int]) -> List[int]:
-    """Every seed for the main comparison, the first seed for the other variants."""
-    return list(seeds) if variant in MAIN_PAIR else list(seeds[:1])
 
 
 def run(cmd: List[str], env: Dict[str, str] = None) -> float:
@@ -93,7 +131,14 @@ def train_and_score(name: str, config: str, args, extra: List[str], *, test: boo
     if (args.reuse or args.finished_only) and osp.exists(done_file):
         print(f'reusing the finished run in {work_dir} (--reuse)')
         with open(done_file) as f:
-            return json.load(f)
+            metrics = json.load(f)
+        if metrics.get('max_iters', args.iters) != args.iters:
+            from m2f_mm.errors import M2FConfigError
+            raise M2FConfigError(f'{done_file} was trained for {metrics["max_iters"]} iterations, this run asks for '
+                                 f'{args.iters}: give another --work-root, or the same --iters')
+        metrics['work_dir'] = work_dir  # where it is now (a recorded run may have been copied from elsewhere)
+        record(args, name, work_dir)
+        return metrics
     if args.finished_only:
         print(f'not run: {work_dir} has no metrics.json (--finished-only trains nothing)')
         return None
@@ -111,19 +156,35 @@ def train_and_score(name: str, config: str, args, extra: List[str], *, test: boo
     else:
         metrics = log
     metrics.update(train_minutes=train_minutes, peak_rss_mb=peak, checkpoint=checkpoint, work_dir=work_dir,
-                   config=config)
+                   config=config, max_iters=args.iters)
     with open(done_file, 'w') as f:
         json.dump(metrics, f, indent=1)
+    record(args, name, work_dir)
     return metrics
+
+
+def record(args, name: str, work_dir: str) -> None:
+    """With --record DIR: keep what the tables and curves need of a finished run (metrics.json and the
+    training log's scalars.json, a few KB; no checkpoints) in DIR/name, so that
+    ``--finished-only --work-root DIR`` rebuilds the tables on a machine that never trained them."""
+    if not args.record or osp.abspath(osp.join(REPO, args.record)) == osp.abspath(osp.join(REPO, args.work_root)):
+        return
+    source, dest = osp.join(REPO, work_dir), osp.join(REPO, args.record, name)
+    os.makedirs(dest, exist_ok=True)
+    shutil.copyfile(osp.join(source, 'metrics.json'), osp.join(dest, 'metrics.json'))
+    for scalars in glob.glob(osp.join(source, '*', 'vis_data', 'scalars.json')):
+        relative = osp.relpath(scalars, source)
+        os.makedirs(osp.dirname(osp.join(dest, relative)), exist_ok=True)
+        shutil.copyfile(scalars, osp.join(dest, relative))
 
 
 def run_ablations(args, extra: List[str]) -> Dict[str, List[Dict]]:
     groups = {}
-    for variant in VARIANTS:
+    for variant in ALL_RUNS:
         if variant not in args.variants:
             continue
         groups[variant] = []
-        for seed in seeds_of(variant, args.seeds):
+        for seed in args.seeds:
             name = run_name(variant, seed)
             result = train_and_score(name, variant_config(variant), args, extra + [f'randomness.seed={seed}'],
                                      test=False)
@@ -150,6 +211,34 @@ def run_baseline(args, extra: List[str]) -> Dict[str, List[Dict]]:
     return groups
 
 
+def write_ablations(args, groups: Dict[str, List[Dict]], labels: Dict[str, str]) -> None:
+    """The three tables and their curves: the panoptic ablations (ablations.md / .png), per-pixel vs mask
+    classification for semantic segmentation (+ semantic.png), one model for three tasks."""
+    from m2f_mm.visualization.curves import plot_run_groups
+    from m2f_mm.visualization import run_report as report
+    panoptic = {n: groups[n] for n in VARIANTS if n in groups}
+    semantic = {n: groups[n] for n in SEMANTIC_VARIANTS if n in groups}
+    out = osp.join(REPO, args.out)
+    sections = []
+    if panoptic:
+        plot_run_groups(report.curve_groups(panoptic, labels), osp.join(out, 'ablations.png'),
+                        title='ablations (mean over seeds)')
+        sections += ['## Mask2Former\'s ablations (PQ)\n', report.ablation_table(panoptic, VARIANTS, 'masked'),
+                     report.seed_table(groups, args.seeds, MAIN_PAIR, labels)]
+    if semantic:
+        plot_run_groups(report.curve_groups(semantic, labels), osp.join(out, 'semantic.png'), loss_keys=('loss', ),
+                        metric_key='mIoU', title='semantic segmentation: per-pixel vs mask classification')
+        sections += ['## Semantic segmentation: per-pixel vs mask classification (mIoU)\n',
+                     report.ablation_table(semantic, SEMANTIC_VARIANTS, 'maskformer_semantic',
+                                           report.SEMANTIC_METRICS, 'mIoU')]
+    single = {label: groups.get(run, []) for label, _, run, _, _, _ in TASK_ROWS}
+    if 'masked' in groups and any(single.values()):
+        rows = [report.TaskRow(label, key, single_key, paper, delta)
+                for label, key, _, single_key, paper, delta in TASK_ROWS]
+        sections += ['## One model, three tasks\n', report.task_table(groups['masked'], single, rows)]
+    write_report(osp.join(args.out, 'ablations'), groups, '\n'.join(sections))
+
+
 def write_report(stem: str, groups: Dict[str, List[Dict]], table: str) -> None:
     """``stem``.md (the tables) and ``stem``.json (every run's results, by group)."""
     with open(osp.join(REPO, stem + '.md'), 'w') as f:
@@ -160,11 +249,13 @@ def write_report(stem: str, groups: Dict[str, List[Dict]], table: str) -> None:
     print(f'wrote {stem}.md, {stem}.json')
 
 
-def default_folders(quick: bool) -> Dict[str, str]:
+def default_folders(quick: bool, iters: Optional[int] = None) -> Dict[str, str]:
     """Where data, pictures and runs go by default: a quick run has folders of its own, so that it never
-    leaves its handful of images or its 4-iteration run where the real job would pick them up."""
+    leaves its handful of images or its 4-iteration run where the real job would pick them up, and so have
+    runs of another length (--iters N: outputs/demo-Nit, work_dirs/demo-Nit; the data are the same)."""
     suffix = '-quick' if quick else ''
-    return dict(data=f'data/synthetic{suffix}', out=f'outputs/demo{suffix}', work_root=f'work_dirs/demo{suffix}')
+    runs = suffix + (f'-{iters}it' if iters else '')
+    return dict(data=f'data/synthetic{suffix}', out=f'outputs/demo{runs}', work_root=f'work_dirs/demo{runs}')
 
 
 def data_settings(quick: bool) -> Dict[str, object]:
@@ -210,18 +301,25 @@ def main():
     parser.add_argument('--baseline', choices=['mmdet'],
                         help="also train mmdet 3.3.0's own Mask2Former with the same data, schedule and seeds")
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
-                        help='seeds of the main comparison (masked attention on / off) and of the baseline '
-                             '(default: 0 1 2); the other ablations use the first')
-    parser.add_argument('--variants', nargs='+', choices=list(VARIANTS), default=list(VARIANTS),
+                        help='seeds of every ablation run and of the baseline (default: 0 1 2)')
+    parser.add_argument('--variants', nargs='+', choices=list(ALL_RUNS), default=list(ALL_RUNS),
                         metavar='NAME', help='the ablation runs to train (default: all of '
-                        f'{", ".join(VARIANTS)}); with --reuse, a later run with all of them assembles the table')
+                        f'{", ".join(ALL_RUNS)}); with --reuse, a later run with all of them assembles the tables')
+    parser.add_argument('--iters', type=int, help='train every run for N iterations instead of the config\'s '
+                        '(the schedule is in fractions of it, so warm-up, decays and validations follow); '
+                        'runs and outputs go to folders of their own (work_dirs/demo-Nit, outputs/demo-Nit)')
+    parser.add_argument('--record', metavar='DIR', help='copy what the tables and curves need of each finished run '
+                        '(metrics.json, scalars.json; no checkpoints) to DIR/<run>; --finished-only --work-root DIR '
+                        'rebuilds the tables from them')
     parser.add_argument('--quick', action='store_true', help='a few iterations on a handful of images')
     parser.add_argument('--reuse', action='store_true', help='reuse runs already trained and scored in --work-root')
     parser.add_argument('--finished-only', action='store_true',
                         help='train nothing: assemble the tables and curves from the runs already finished in '
                              '--work-root; the others are listed as not run')
     args = parser.parse_args()
-    for key, value in default_folders(args.quick).items():
+    if args.iters is not None and args.iters < 1:
+        parser.error(f'--iters must be a positive number of iterations, got {args.iters}')
+    for key, value in default_folders(args.quick, args.iters).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
@@ -235,10 +333,9 @@ def main():
 
     extra = ['--cfg-options', f'data_root={args.data}/']  # every dataset and evaluator follows it (m2f_mm.config)
     if args.quick:
-        extra += ['train_cfg.max_iters=4', 'train_cfg.val_interval=2', 'default_hooks.logger.interval=1',
-                  'log_processor.window_size=1', 'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-                  'train_dataloader.persistent_workers=False', 'default_hooks.checkpoint.interval=4',
-                  'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0']
+        extra += QUICK_OPTIONS
+    if args.iters:
+        extra.append(f'train_cfg.max_iters={args.iters}')
     settings = data_settings(args.quick)
     reason = regenerate_reason(osp.join(REPO, args.data, 'meta.json'), settings)
     if reason:
@@ -252,14 +349,10 @@ def main():
     if args.ablations or args.baseline:
         from m2f_mm.visualization.curves import plot_run_groups
         from m2f_mm.visualization import run_report as report
-        labels = {name: variant[0] for name, variant in VARIANTS.items()}
+        labels = {name: variant[0] for name, variant in ALL_RUNS.items()}
         if args.ablations:
             groups = run_ablations(args, extra)
-            plot_run_groups(report.curve_groups(groups, labels),
-                            osp.join(REPO, args.out, 'ablations.png'), title='ablations (mean over seeds)')
-            write_report(osp.join(args.out, 'ablations'), groups,
-                         report.ablation_table(groups, VARIANTS, 'masked') + '\n'
-                         + report.seed_table(groups, args.seeds, MAIN_PAIR, labels))
+            write_ablations(args, groups, labels)
         if args.baseline:
             groups = run_baseline(args, extra)
             labels.update(masked='m2f_mm Mask2Former', mmdet="mmdet 3.3.0's Mask2Former")
