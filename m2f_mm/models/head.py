@@ -231,17 +231,26 @@ class M2FHead(BaseModule):
         mask = torch.einsum('bqc,bchw->bqhw', self.mask_embed(query), mask_features)
         return self.class_embed(query), mask
 
-    def forward(self, feats: Sequence[Tensor], batch_data_samples=None) -> Tuple[List[Tensor], List[Tensor]]:
+    def forward(self, feats: Sequence[Tensor], batch_data_samples=None, *,
+                masks_of: str = 'every_set') -> Tuple[List[Tensor], List[Optional[Tensor]]]:
         """
         Args:
             feats: backbone maps [B, C_i, H_i, W_i], strides 4, 8, 16, 32.
             batch_data_samples: optional; only ``batch_input_shape`` is read (size check).
+            masks_of: ``'every_set'``: the stride-4 mask logits of every set (training: the criterion
+                supervises them all); ``'last_set'``: of the final set only (inference), the others None.
+                Then the attention masks of the decoder layers come from the per-pixel embeddings
+                resized once per attended size and dotted with each set's mask embeddings, instead of
+                from [B, Q, h, w] logits resized per layer: the same logits (resizing is linear and
+                commutes with the dot product), at 1/64, 1/16 and 1/4 of the stride-4 cost.
 
         Returns:
             cls_logits_per_set: num_decoder_layers + 1 tensors [B, Q, C+1].
-            mask_logits_per_set: num_decoder_layers + 1 tensors [B, Q, h, w].
+            mask_logits_per_set: num_decoder_layers + 1 tensors [B, Q, h, w] (None: see masks_of).
             Set 0 comes from the learnable queries before any layer; the last is the final layer.
         """
+        if masks_of not in ('every_set', 'last_set'):
+            raise ValueError(f"masks_of must be 'every_set' or 'last_set', got {masks_of!r}")
         self._check_batch(feats, batch_data_samples)
         mask_features, multi_scale = self.pixel_decoder(feats)
         batch = mask_features.shape[0]
@@ -259,8 +268,26 @@ class M2FHead(BaseModule):
             query = torch.zeros_like(query_pos)
         else:
             query = self.query_feat.weight.unsqueeze(0).expand(batch, -1, -1)
-        return self.transformer_decoder(query, query_pos, memories, memory_pos, shapes,
-                                        predict=lambda q: self._predict(q, mask_features))
+        if masks_of == 'every_set' or not isinstance(self.transformer_decoder, M2FTransformerDecoder):
+            return self.transformer_decoder(query, query_pos, memories, memory_pos, shapes,
+                                            predict=lambda q: self._predict(q, mask_features))
+        num_sets = self.transformer_decoder.num_layers + 1
+        embeds: List[Tensor] = []
+        resized: Dict[Tuple[int, int], Tensor] = {}
+
+        def predict(q: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+            embeds.append(self.mask_embed(q))
+            mask = (torch.einsum('bqc,bchw->bqhw', embeds[-1], mask_features) if len(embeds) == num_sets
+                    else None)
+            return self.class_embed(q), mask
+
+        def attention_logits(size: Tuple[int, int]) -> Tensor:
+            if size not in resized:
+                resized[size] = F.interpolate(mask_features.detach(), size=size, mode='bilinear', align_corners=False)
+            return torch.einsum('bqc,bchw->bqhw', embeds[-1].detach(), resized[size])
+
+        return self.transformer_decoder(query, query_pos, memories, memory_pos, shapes, predict=predict,
+                                        attention_logits=attention_logits)
 
     # ------------------------------------------------------------------ training
     def get_targets(self, batch_data_samples, device: torch.device) -> Tuple[List[Tensor], List[Tensor]]:
@@ -320,5 +347,5 @@ class M2FHead(BaseModule):
     def predict(self, feats: Sequence[Tensor], batch_data_samples=None) -> Tuple[Tensor, Tensor]:
         """Last set only: (cls logits [B, Q, C+1], mask logits [B, Q, h, w]), NOT upsampled
         (the fusion head resizes in chunks to keep test-time memory bounded)."""
-        cls_sets, mask_sets = self(feats, batch_data_samples)
+        cls_sets, mask_sets = self(feats, batch_data_samples, masks_of='last_set')
         return cls_sets[-1], mask_sets[-1]

@@ -137,16 +137,21 @@ class M2FMaskFormerHead(M2FHead):
         self.transformer_decoder.init_weights()
         self._is_init = True
 
-    def forward(self, feats: Sequence[Tensor], batch_data_samples=None) -> Tuple[List[Tensor], List[Tensor]]:
+    def forward(self, feats: Sequence[Tensor], batch_data_samples=None, *,
+                masks_of: str = 'every_set') -> Tuple[List[Tensor], List[Optional[Tensor]]]:
         """
         Args:
             feats: backbone maps [B, C_i, H_i, W_i], strides 4, 8, 16, 32.
             batch_data_samples: optional; ``batch_input_shape`` / ``img_shape`` give the padding mask.
+            masks_of: ``'every_set'`` (training) or ``'last_set'`` (inference: the other sets' masks are
+                None; no attention mask depends on them here).
 
         Returns:
             cls_logits_per_set: num_decoder_layers tensors [B, Q, C+1].
             mask_logits_per_set: num_decoder_layers tensors [B, Q, h, w]; the last is the final layer's.
         """
+        if masks_of not in ('every_set', 'last_set'):
+            raise ValueError(f"masks_of must be 'every_set' or 'last_set', got {masks_of!r}")
         self._check_batch(feats, batch_data_samples)
         padding = (padding_mask_from_metas(batch_data_samples, feats[-1].shape[-2:], feats[-1].device)
                    if self.uses_padding_mask else None)
@@ -167,7 +172,11 @@ class M2FMaskFormerHead(M2FHead):
         outputs = self.transformer_decoder(torch.zeros_like(query_pos), query_pos, memory, pos,
                                            padding.flatten(1) if bool(padding.any()) else None)
         cls_sets, mask_sets = [], []
-        for query in outputs:
+        for index, query in enumerate(outputs):
+            if masks_of == 'last_set' and index + 1 < len(outputs):
+                cls_sets.append(self.class_embed(query))
+                mask_sets.append(None)
+                continue
             cls_logits, mask_logits = self._predict(query, mask_features)
             cls_sets.append(cls_logits)
             mask_sets.append(mask_logits)

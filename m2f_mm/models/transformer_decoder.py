@@ -39,8 +39,11 @@ from m2f_mm.errors import M2FConfigError
 from m2f_mm.models.mmdet_compat import decoder_layer_kwargs, require_intermediate
 from m2f_mm.registry import register_model
 
-# predict(normed queries [B, Q, D]) -> (class logits [B, Q, C+1], mask logits [B, Q, h, w])
-PredictFn = Callable[[Tensor], Tuple[Tensor, Tensor]]
+# predict(normed queries [B, Q, D]) -> (class logits [B, Q, C+1], mask logits [B, Q, h, w] or None when the
+# caller does not need this set's stride-4 masks)
+PredictFn = Callable[[Tensor], Tuple[Tensor, Optional[Tensor]]]
+# attention_logits((H_l, W_l)) -> mask logits [B, Q, H_l, W_l] of the set predicted last, computed at that size
+AttentionLogitsFn = Callable[[Tuple[int, int]], Tensor]
 
 
 def unmask_empty_rows(blocked: Tensor) -> Tensor:
@@ -68,7 +71,20 @@ def attention_mask_from_logits(mask_logits: Tensor, size: Tuple[int, int]) -> Te
     """
     with torch.no_grad():
         resized = F.interpolate(mask_logits.detach(), size=tuple(size), mode='bilinear', align_corners=False)
-        blocked = resized.flatten(2).sigmoid() < 0.5
+        return attention_mask_at_size(resized)
+
+
+def attention_mask_at_size(logits: Tensor) -> Tensor:
+    """Masked-attention mask from mask logits already at the attended level's size.
+
+    Args:
+        logits: [B, Q, H_l, W_l].
+
+    Returns:
+        BoolTensor[B, 1, Q, H_l*W_l], as :func:`attention_mask_from_logits`.
+    """
+    with torch.no_grad():
+        blocked = logits.detach().flatten(2).sigmoid() < 0.5
         return unmask_empty_rows(blocked).unsqueeze(1)
 
 
@@ -237,7 +253,8 @@ class M2FTransformerDecoder(BaseModule):
         self._is_init = True
 
     def forward(self, query: Tensor, query_pos: Tensor, memories: Sequence[Tensor], memory_pos: Sequence[Tensor],
-                memory_shapes: Sequence[Tuple[int, int]], predict: PredictFn) -> Tuple[List[Tensor], List[Tensor]]:
+                memory_shapes: Sequence[Tuple[int, int]], predict: PredictFn,
+                attention_logits: Optional[AttentionLogitsFn] = None) -> Tuple[List[Tensor], List[Optional[Tensor]]]:
         """
         Args:
             query: [B, Q, D] initial (learnable) query features.
@@ -245,11 +262,15 @@ class M2FTransformerDecoder(BaseModule):
             memories: per level (coarsest first) [B, K_l, D] features + level embedding.
             memory_pos: per level [B or 1, K_l, D] sine positional encoding.
             memory_shapes: per level (H_l, W_l), H_l * W_l = K_l.
-            predict: maps decoder-normed queries [B, Q, D] to (cls [B, Q, C+1], mask [B, Q, h, w]).
+            predict: maps decoder-normed queries [B, Q, D] to (cls [B, Q, C+1], mask [B, Q, h, w]); the mask
+                may be None for a set whose stride-4 masks the caller does not need, and then
+            attention_logits: gives that set's mask logits at the attended level's size, from which the next
+                layer's attention mask is taken (the head computes them from per-pixel embeddings resized to
+                that size: the same logits, since bilinear resizing is linear).
 
         Returns:
-            cls_per_set, mask_per_set: num_layers + 1 entries each; set 0 comes from the initial
-            queries, set i from layer i.
+            cls_per_set, mask_per_set: num_layers + 1 entries each (a mask None where predict gave none);
+            set 0 comes from the initial queries, set i from layer i.
         """
         levels = list(range(len(memories))) if self.feature_levels is None else self.feature_levels
         if max(levels) >= len(memories):
@@ -263,7 +284,14 @@ class M2FTransformerDecoder(BaseModule):
             mask_sets.append(mask)
             if not self.use_masked_attention:
                 return None
-            return attention_mask_from_logits(mask, memory_shapes[next_level])
+            size = tuple(memory_shapes[next_level])
+            if mask is None:
+                if attention_logits is None:
+                    raise ValueError('predict gave no mask for a set and no attention_logits was passed: the next '
+                                     'layer has no attention mask')
+                with torch.no_grad():
+                    return attention_mask_at_size(attention_logits(size))
+            return attention_mask_from_logits(mask, size)
 
         blocked = predict_and_mask(query, levels[0])
         for i, layer in enumerate(self.layers):

@@ -207,3 +207,51 @@ def test_criterion_num_classes_and_assigner_weights_come_from_the_head():
         (3.0, 5.0, 4.0)
     with pytest.raises(ValueError, match=r'criterion\.num_classes=9 but the head has 5 classes'):
         M2FHead(**_head_cfg(criterion=dict(type='M2FCriterion', num_classes=9)))
+
+
+def _attention_masks(head: M2FHead, feats, masks_of: str):
+    """The attention mask each decoder layer received, in order."""
+    seen = []
+    hooks = [layer.register_forward_hook(lambda m, args, out: seen.append(args[4])) for layer in
+             head.transformer_decoder.layers]
+    try:
+        with torch.no_grad():
+            cls_sets, mask_sets = head(feats, masks_of=masks_of)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return cls_sets, mask_sets, seen
+
+
+@pytest.mark.parametrize('size', [(64, 96), (96, 160)])
+def test_last_set_only_gives_every_set_and_attention_mask_of_the_dense_order_in_float64(size):
+    """Inference computes stride-4 masks for the final set only and takes the layers' attention masks
+    from the per-pixel embeddings resized to each level: exactly the dense order's (float64, random
+    non-degenerate weights), every attention mask, every class set and the final masks."""
+    torch.manual_seed(1)
+    head = M2FHead(**_head_cfg()).double()
+    head.init_weights()
+    with torch.no_grad():
+        for p in head.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    head.eval()
+    # the deformable-attention op runs in float32: the pixel decoder does, and hands float64 on
+    head.pixel_decoder.float()
+    head.pixel_decoder.register_forward_hook(lambda m, args, out: (out[0].double(), [x.double() for x in out[1]]))
+    feats = _feats(2, *size)
+    cls_all, masks_all, blocked_all = _attention_masks(head, feats, 'every_set')
+    cls_last, masks_last, blocked_last = _attention_masks(head, feats, 'last_set')
+    assert len(blocked_all) == len(blocked_last) == LAYERS
+    for a, b in zip(blocked_all, blocked_last):
+        assert a.dtype == torch.bool and torch.equal(a, b)
+        assert 0 < a.float().mean() < 1  # the masks block some keys and not others: the test can fail
+    for a, b in zip(cls_all, cls_last):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert all(m is None for m in masks_last[:-1])
+    torch.testing.assert_close(masks_all[-1], masks_last[-1], rtol=1e-12, atol=1e-12)
+    # what predict() returns: the final set, computed the cheap way
+    with torch.no_grad():
+        cls, mask = head.predict(feats)
+    torch.testing.assert_close(mask, masks_all[-1], rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="masks_of must be 'every_set' or 'last_set'"):
+        head(feats, masks_of='none')

@@ -338,7 +338,9 @@ def main():
         extra.append(f'train_cfg.max_iters={args.iters}')
     settings = data_settings(args.quick)
     reason = regenerate_reason(osp.join(REPO, args.data, 'meta.json'), settings)
-    if reason:
+    if args.finished_only:
+        pass  # trains nothing, so needs no data
+    elif reason:
         print(f'{args.data}: {reason}; generating it')
         run([py, 'tools/dataset_converters/make_synthetic_data.py', '--out', args.data,
              '--num-train', str(settings['num_train']), '--num-val', str(settings['num_val']),
