@@ -34,6 +34,8 @@ from torch import Tensor, nn
 
 from ..errors import M2FConfigError
 from ..registry import TASK_UTILS, register_model
+from .factored_masks import (FactoredMasks, MaskLogits, image_is_finite, image_mask_logits, image_point_logits,
+                             matched_mask_logits, per_image_finite_sums)
 from .matching import M2FHungarianMatcher  # noqa: F401  (registers the default assigner)
 from .point_sampling import importance_sample_points, sample_at_points, uniform_points
 
@@ -194,13 +196,15 @@ class M2FCriterion(nn.Module):
         self.match_on, self.loss_on = match_on, loss_on
         self.full_mask = match_on == loss_on == 'masks'
 
-    def forward(self, cls_logits_per_set: Sequence[Tensor], mask_logits_per_set: Sequence[Tensor],
+    def forward(self, cls_logits_per_set: Sequence[Tensor], mask_logits_per_set: Sequence[MaskLogits],
                 batch_gt_labels: List[Tensor], batch_gt_masks: List[Tensor]) -> Dict[str, Tensor]:
         """Losses of every set: ``loss_cls/mask/dice`` (last set), ``d{i}.loss_*`` (others).
 
         Args:
             cls_logits_per_set: S x ``Tensor[B, Q, C+1]``.
-            mask_logits_per_set: S x ``Tensor[B, Q, h, w]``.
+            mask_logits_per_set: S x ``Tensor[B, Q, h, w]``, or S x
+                :class:`~m2f_mm.models.factored_masks.FactoredMasks` (the same logits as their two
+                factors: the criterion then computes only the logits it uses; same losses).
             batch_gt_labels: B x ``LongTensor[G_b]`` in ``[0, C)``.
             batch_gt_masks: B x ``Tensor[G_b, H, W]`` (bool or 0/1).
         """
@@ -242,7 +246,7 @@ class M2FCriterion(nn.Module):
 
     # -- one prediction set -------------------------------------------------------------------
 
-    def _match_set(self, cls_logits: Tensor, mask_logits: Tensor, gt_labels: List[Tensor],
+    def _match_set(self, cls_logits: Tensor, mask_logits: MaskLogits, gt_labels: List[Tensor],
                    gt_masks: List[Tensor], set_index: int,
                    name: str) -> Tuple[List[Tuple[Tensor, Tensor]], Dict[int, str]]:
         """Per-image ``(query_idx, gt_idx)`` for one set, and the images with non-finite
@@ -254,13 +258,17 @@ class M2FCriterion(nn.Module):
                       for _ in range(batch_size)]  # mmdet's draw: rand((1, P, 2)) per image
             terms = []
             for b in range(batch_size):
-                pred_pts, gt_pts = self._sample(mask_logits[b].detach().float(), gt_masks[b],
-                                                coords[b], at_prediction=self.match_at == 'prediction')
+                if coords[b] is not None:
+                    pred_pts = image_point_logits(mask_logits, b, coords[b])
+                    gt_pts = sample_at_points(gt_masks[b], coords[b])
+                else:
+                    pred_pts, gt_pts = self._sample(image_mask_logits(mask_logits, b).detach(), gt_masks[b],
+                                                    None, at_prediction=self.match_at == 'prediction')
                 terms.append(self.assigner.cost_terms(cls_logits[b], pred_pts, gt_labels[b],
                                                       gt_pts))
             sums = torch.stack([  # [2, B]; a NaN/inf anywhere makes its image's sum non-finite
                 cls_logits.detach().sum(dim=(1, 2), dtype=torch.float32),
-                mask_logits.detach().sum(dim=(1, 2, 3), dtype=torch.float32)])
+                per_image_finite_sums(mask_logits)])
             flat = torch.cat([sums.flatten()] + [t.flatten() for t in terms]).cpu()
         bad = self._non_finite_images(flat[:2 * batch_size].view(2, batch_size), cls_logits,
                                       mask_logits, name)
@@ -309,17 +317,16 @@ class M2FCriterion(nn.Module):
                              f'{batch_gt_labels[b].tolist()}')
 
     @staticmethod
-    def _non_finite_images(sums: Tensor, cls_logits: Tensor, mask_logits: Tensor,
+    def _non_finite_images(sums: Tensor, cls_logits: Tensor, mask_logits: MaskLogits,
                            name: str) -> Dict[int, str]:
         """``sums: Tensor[2, B]`` (host) = per-image class- and mask-logit sums -> {image: what}."""
         bad = {}
         for b in range(sums.shape[1]):
-            for row, what, tensor in ((0, 'cls_logits', cls_logits),
-                                      (1, 'mask_logits', mask_logits)):
-                # A non-finite sum may be an fp32 overflow: confirm on the tensor itself.
-                if not torch.isfinite(sums[row, b]) and \
-                        not bool(torch.isfinite(tensor[b]).all()):
-                    bad.setdefault(b, what)
+            # A non-finite sum may be an fp32 overflow: confirm on the tensors themselves.
+            if not torch.isfinite(sums[0, b]) and not bool(torch.isfinite(cls_logits[b]).all()):
+                bad.setdefault(b, 'cls_logits')
+            if not torch.isfinite(sums[1, b]) and not image_is_finite(mask_logits, b):
+                bad.setdefault(b, 'mask_logits')
         for b, what in bad.items():
             M2FCriterion._warn_non_finite(b, what, name)
         return bad
@@ -329,7 +336,7 @@ class M2FCriterion(nn.Module):
         warnings.warn(f"non-finite (NaN/inf) {what} in prediction set '{name}', image {image}: not matched, "
                       "and the set's loss terms are NaN", RuntimeWarning, stacklevel=4)
 
-    def _loss_single_set(self, cls_logits: Tensor, mask_logits: Tensor, gt_labels: List[Tensor],
+    def _loss_single_set(self, cls_logits: Tensor, mask_logits: MaskLogits, gt_labels: List[Tensor],
                          gt_masks: List[Tensor], num_masks: float, set_index: int,
                          name: str) -> Tuple[Tensor, Tensor, Tensor]:
         """``(loss_cls, loss_mask, loss_dice)`` of one set, weighted."""
@@ -348,10 +355,11 @@ class M2FCriterion(nn.Module):
                                        self.no_object_weight) * self.cls_weight
         batch_idx = torch.cat(batch_idx)
         if batch_idx.numel() == 0:  # no GT in the whole batch: zero, but keep the graph
-            zero = mask_logits.sum(dtype=torch.float32) * 0.0
+            parts = tuple(mask_logits) if isinstance(mask_logits, FactoredMasks) else (mask_logits, )
+            zero = sum(part.sum(dtype=torch.float32) for part in parts) * 0.0
             return loss_cls + poison, zero + poison, zero + poison
         # [M, h, w], ordered by (image, query) like mmdet's mask_preds[mask_weights > 0]
-        matched = mask_logits[batch_idx, torch.cat([q for q, _ in matches])].float()
+        matched = matched_mask_logits(mask_logits, [query_idx for query_idx, _ in matches])
         if self.loss_on == 'masks':
             pred_pts, target_pts = self._sample(matched, torch.cat(gt_parts), None)
         else:

@@ -27,11 +27,14 @@ from mmengine.model import BaseModule, ModuleList, caffe2_xavier_init
 from torch import Tensor
 
 from m2f_mm.errors import M2FConfigError
+from m2f_mm.models.factored_masks import FactoredMasks
 from m2f_mm.models.mmdet_compat import require_class_counts, sine_encoding_kwargs
 from m2f_mm.models.transformer_decoder import M2FTransformerDecoder
 from m2f_mm.registry import MODELS, register_model
 
 MIN_INPUT_SIZE = 32  # the coarsest level has stride 32: smaller images leave it empty
+MASKS_OF = ('every_set', 'last_set', 'factors')
+TRAIN_MASK_ORDERS = {'factored': 'factors', 'dense': 'every_set'}  # train_mask_order -> forward's masks_of
 
 
 def check_input_size(height: int, width: int) -> None:
@@ -118,9 +121,14 @@ class M2FHead(BaseModule):
                  enforce_decoder_input_project: bool = False, transformer_decoder: Optional[Dict] = None,
                  positional_encoding: Optional[Dict] = None, criterion: Optional[Dict] = None,
                  strides: Optional[Sequence[int]] = None, ignore_index: int = 255,
-                 learnable_query_features: bool = True, train_cfg: Optional[Dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 learnable_query_features: bool = True, train_mask_order: str = 'factored',
+                 train_cfg: Optional[Dict] = None, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if train_mask_order not in TRAIN_MASK_ORDERS:
+            raise M2FConfigError(f"train_mask_order={train_mask_order!r}: use 'factored' (the criterion computes "
+                                 "the mask logits it uses from their factors) or 'dense' (every set's [B, Q, h, w] "
+                                 'first, as mmdet)')
+        self.train_masks_of = TRAIN_MASK_ORDERS[train_mask_order]
         self._set_classes_and_queries(num_things_classes, num_stuff_classes, num_queries, ignore_index, in_channels)
         self.num_transformer_feat_level = num_transformer_feat_level
         self.pixel_decoder = build_pixel_decoder(pixel_decoder, 'M2FPixelDecoder', in_channels, feat_channels,
@@ -237,20 +245,23 @@ class M2FHead(BaseModule):
         Args:
             feats: backbone maps [B, C_i, H_i, W_i], strides 4, 8, 16, 32.
             batch_data_samples: optional; only ``batch_input_shape`` is read (size check).
-            masks_of: ``'every_set'``: the stride-4 mask logits of every set (training: the criterion
-                supervises them all); ``'last_set'``: of the final set only (inference), the others None.
-                Then the attention masks of the decoder layers come from the per-pixel embeddings
-                resized once per attended size and dotted with each set's mask embeddings, instead of
-                from [B, Q, h, w] logits resized per layer: the same logits (resizing is linear and
-                commutes with the dot product), at 1/64, 1/16 and 1/4 of the stride-4 cost.
+            masks_of: ``'every_set'``: the stride-4 mask logits [B, Q, h, w] of every set (the dense
+                order); ``'last_set'``: of the final set only (inference), the others None; ``'factors'``:
+                every set as :class:`~m2f_mm.models.factored_masks.FactoredMasks` (its mask embeddings
+                and the per-pixel embeddings; training: the criterion computes only the logits it uses).
+                With ``'last_set'`` / ``'factors'`` the attention masks of the decoder layers come from
+                the per-pixel embeddings resized once per attended size and dotted with each set's mask
+                embeddings, instead of from [B, Q, h, w] logits resized per layer: the same logits
+                (resizing is linear and commutes with the dot product), at 1/64, 1/16 and 1/4 of the
+                stride-4 cost.
 
         Returns:
             cls_logits_per_set: num_decoder_layers + 1 tensors [B, Q, C+1].
-            mask_logits_per_set: num_decoder_layers + 1 tensors [B, Q, h, w] (None: see masks_of).
+            mask_logits_per_set: num_decoder_layers + 1 entries (see masks_of).
             Set 0 comes from the learnable queries before any layer; the last is the final layer.
         """
-        if masks_of not in ('every_set', 'last_set'):
-            raise ValueError(f"masks_of must be 'every_set' or 'last_set', got {masks_of!r}")
+        if masks_of not in MASKS_OF:
+            raise ValueError(f'masks_of must be one of {MASKS_OF}, got {masks_of!r}')
         self._check_batch(feats, batch_data_samples)
         mask_features, multi_scale = self.pixel_decoder(feats)
         batch = mask_features.shape[0]
@@ -277,8 +288,8 @@ class M2FHead(BaseModule):
 
         def predict(q: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
             embeds.append(self.mask_embed(q))
-            mask = (torch.einsum('bqc,bchw->bqhw', embeds[-1], mask_features) if len(embeds) == num_sets
-                    else None)
+            last = len(embeds) == num_sets and masks_of == 'last_set'
+            mask = torch.einsum('bqc,bchw->bqhw', embeds[-1], mask_features) if last else None
             return self.class_embed(q), mask
 
         def attention_logits(size: Tuple[int, int]) -> Tensor:
@@ -286,8 +297,11 @@ class M2FHead(BaseModule):
                 resized[size] = F.interpolate(mask_features.detach(), size=size, mode='bilinear', align_corners=False)
             return torch.einsum('bqc,bchw->bqhw', embeds[-1].detach(), resized[size])
 
-        return self.transformer_decoder(query, query_pos, memories, memory_pos, shapes, predict=predict,
-                                        attention_logits=attention_logits)
+        cls_sets, mask_sets = self.transformer_decoder(query, query_pos, memories, memory_pos, shapes,
+                                                       predict=predict, attention_logits=attention_logits)
+        if masks_of == 'factors':
+            mask_sets = [FactoredMasks(embed, mask_features) for embed in embeds]
+        return cls_sets, mask_sets
 
     # ------------------------------------------------------------------ training
     def get_targets(self, batch_data_samples, device: torch.device) -> Tuple[List[Tensor], List[Tensor]]:
@@ -323,7 +337,7 @@ class M2FHead(BaseModule):
 
     def loss(self, feats: Sequence[Tensor], batch_data_samples) -> Dict[str, Tensor]:
         """feats: backbone maps [B, C_i, H_i, W_i] -> dict of losses (mmdet's names, see CONTRACTS)."""
-        cls_sets, mask_sets = self(feats, batch_data_samples)
+        cls_sets, mask_sets = self(feats, batch_data_samples, masks_of=self.train_masks_of)
         labels, masks = self.get_targets(batch_data_samples, cls_sets[0].device)
         return self.supervised_losses(cls_sets, mask_sets, labels, masks)
 

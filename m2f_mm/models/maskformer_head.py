@@ -100,6 +100,7 @@ class M2FMaskFormerHead(M2FHead):
                  criterion: Optional[Dict] = None, strides: Optional[Sequence[int]] = None, ignore_index: int = 255,
                  train_cfg: Optional[Dict] = None, init_cfg: Optional[dict] = None) -> None:
         BaseModule.__init__(self, init_cfg=init_cfg)  # M2FHead's __init__ builds Mask2Former's modules
+        self.train_masks_of = 'every_set'  # MaskFormer's full-mask losses use every set's dense logits
         self._set_classes_and_queries(num_things_classes, num_stuff_classes, num_queries, ignore_index, in_channels)
         self.learnable_query_features = False  # zero query features, as DETR
         self.pixel_decoder = build_pixel_decoder(pixel_decoder, 'M2FMaskFormerPixelDecoder', in_channels,

@@ -84,7 +84,7 @@ class M2FSegHead(M2FHead):
         with ``ignore_index`` by mmseg's data preprocessor) -> mmdet-style loss dict. ``train_cfg``
         (mmseg's EncoderDecoder passes its own) must be empty: the settings live in ``criterion``."""
         refuse_training_keys(train_cfg, 'model.train_cfg')
-        cls_sets, mask_sets = self(x, batch_data_samples)
+        cls_sets, mask_sets = self(x, batch_data_samples, masks_of=self.train_masks_of)
         device = cls_sets[0].device
         labels, masks = [], []
         for index, sample in enumerate(batch_data_samples):

@@ -23,6 +23,7 @@ from mmengine.structures import InstanceData, PixelData
 
 from m2f_mm.models import criterion as criterion_module
 from m2f_mm.models.criterion import M2FCriterion
+from m2f_mm.models.factored_masks import FactoredMasks
 from m2f_mm.models.fpn_pixel_decoder import M2FFPNPixelDecoder
 from m2f_mm.models.semantic_fpn_pixel_decoder import M2FSemanticFPNPixelDecoder
 from m2f_mm.models.head import M2FHead, shift_set_index
@@ -172,7 +173,9 @@ def test_set_0_gets_no_gradient_from_the_loss_when_not_learnable():
 
     def perturbed(*args, **kwargs):
         cls_sets, mask_sets = forward(*args, **kwargs)
-        return [cls_sets[0] + 5.0] + cls_sets[1:], [-mask_sets[0]] + mask_sets[1:]
+        first = mask_sets[0]  # the mask logits negated, dense or as their factors
+        flipped = FactoredMasks(-first.embeds, first.pixels) if isinstance(first, FactoredMasks) else -first
+        return [cls_sets[0] + 5.0] + cls_sets[1:], [flipped] + mask_sets[1:]
 
     head.forward = perturbed
     torch.manual_seed(4)
