@@ -159,7 +159,7 @@ def ablation_table(groups: Dict[str, List[Dict]], variants: Dict[str, Variant], 
     reference_runs = groups.get(reference, [])
     for name, runs in groups.items():
         label, switch, paper = variants[name]
-        cells = [label, f'`{switch}`' if switch != '-' else '-']
+        cells = [label, f'`{switch}`' if '=' in switch else switch]  # a config key in code style, else prose
         cells += [summary([metric(r, k) for r in runs]) for _, k in metrics]
         if name == reference:
             cells += ['-', '-', 'reference']

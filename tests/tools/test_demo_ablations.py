@@ -5,6 +5,7 @@ the curves."""
 import argparse
 import importlib.util
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -408,3 +409,24 @@ def test_quick_runs_have_their_own_folders_and_data_is_reused_only_with_its_sett
     assert run_demo.regenerate_reason(str(meta), small) is None
     meta.write_text('{not json')
     assert run_demo.regenerate_reason(str(meta), small) == 'its meta.json is unreadable'
+
+
+@pytest.mark.slow
+def test_readme_ablation_table_is_what_finished_only_prints(tmp_path):
+    """The README's command, as written, in a folder holding the repository's tools/ and docs/ (the
+    recorded runs): it trains nothing, and the README holds exactly the tables it prints."""
+    readme = open(osp.join(REPO, 'README.md')).read()
+    command = next(line.strip() for line in readme.splitlines()
+                   if line.strip().startswith('python tools/demo/run_demo.py --ablations --iters 1000 --finished-only'))
+    for name in ('tools', 'docs'):
+        (tmp_path / name).symlink_to(osp.join(REPO, name))
+    result = subprocess.run([sys.executable] + command.split()[1:], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    printed = (tmp_path / 'outputs' / 'demo-1000it' / 'ablations.md').read_text()
+    block = readme.split('<!-- ABLATIONS-1000IT')[1].split('-->', 1)[1].split('<!-- /ABLATIONS-1000IT -->')[0]
+    assert block.strip() == printed.strip()
+    assert not (tmp_path / 'data').exists() and not (tmp_path / 'work_dirs').exists()  # nothing trained
+    recorded = [osp.relpath(osp.join(d, f), osp.join(REPO, 'docs', 'runs'))
+                for d, _, files in os.walk(osp.join(REPO, 'docs', 'runs')) for f in files]
+    assert recorded and all(f.endswith(('metrics.json', 'scalars.json')) for f in recorded)  # no checkpoints

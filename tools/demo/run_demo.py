@@ -223,19 +223,21 @@ def write_ablations(args, groups: Dict[str, List[Dict]], labels: Dict[str, str])
     if panoptic:
         plot_run_groups(report.curve_groups(panoptic, labels), osp.join(out, 'ablations.png'),
                         title='ablations (mean over seeds)')
-        sections += ['## Mask2Former\'s ablations (PQ)\n', report.ablation_table(panoptic, VARIANTS, 'masked'),
+        sections += ['**Mask2Former\'s ablations** (PQ):\n', report.ablation_table(panoptic, VARIANTS, 'masked'),
                      report.seed_table(groups, args.seeds, MAIN_PAIR, labels)]
     if semantic:
         plot_run_groups(report.curve_groups(semantic, labels), osp.join(out, 'semantic.png'), loss_keys=('loss', ),
                         metric_key='mIoU', title='semantic segmentation: per-pixel vs mask classification')
-        sections += ['## Semantic segmentation: per-pixel vs mask classification (mIoU)\n',
+        sections += ['**Semantic segmentation: per-pixel vs mask classification** (mIoU; reference: MaskFormer):\n',
                      report.ablation_table(semantic, SEMANTIC_VARIANTS, 'maskformer_semantic',
                                            report.SEMANTIC_METRICS, 'mIoU')]
     single = {label: groups.get(run, []) for label, _, run, _, _, _ in TASK_ROWS}
     if 'masked' in groups and any(single.values()):
         rows = [report.TaskRow(label, key, single_key, paper, delta)
                 for label, key, _, single_key, paper, delta in TASK_ROWS]
-        sections += ['## One model, three tasks\n', report.task_table(groups['masked'], single, rows)]
+        sections += ['**One model, three tasks** (the Mask2Former runs above, trained for panoptic segmentation, '
+                     'against the same model trained for one task):\n',
+                     report.task_table(groups['masked'], single, rows)]
     write_report(osp.join(args.out, 'ablations'), groups, '\n'.join(sections))
 
 
