@@ -132,10 +132,13 @@ class _Instance:
         if len(rows) == 0:
             return
         used = torch.unique(cols)
-        sub = logits[used]
-        positive = sub > 0
-        binary = positive.float()
-        mscore = (sub.sigmoid() * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
+        # One query at a time: the temporaries are one H' x W' map, not a chunk of them in float (at 3072 px,
+        # 16 queries: 0.6 GB each). Same formula: mean sigmoid over the mask's positive pixels.
+        positive = logits.new_empty((len(used), ) + logits.shape[-2:], dtype=torch.bool)
+        mscore = logits.new_empty(len(used), dtype=torch.float32)
+        for j, col in enumerate(used.tolist()):
+            torch.gt(logits[col], 0, out=positive[j])
+            mscore[j] = (logits[col].sigmoid().mul_(positive[j]).sum() / (positive[j].sum() + 1e-6)).float()
         pos = torch.searchsorted(used, cols)
         self.masks[rows] = positive[pos]
         self.mask_scores[rows] = mscore[pos]

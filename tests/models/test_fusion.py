@@ -160,3 +160,20 @@ def test_head_only_returns_enabled_tasks():
     (res, ) = head.predict(cls, masks, [dict(batch_input_shape=(24, 32), img_shape=(24, 32), ori_shape=(24, 32))])
     assert set(res) == {'ins_results'}
     assert res['ins_results'].bboxes.shape == (len(res['ins_results']), 4)
+
+
+def test_instance_mask_scores_are_the_mean_sigmoid_over_each_masks_positive_pixels():
+    """Computed one query at a time (temporaries of one map), the scores equal the formula over the whole
+    [Q, H, W] stack: class probability x mean sigmoid of the mask over its positive pixels."""
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        cls, masks = torch.randn(9, C + 1, generator=g) * 4, torch.randn(9, 37, 53, generator=g) * 4
+        got = instance_inference(cls, masks, NUM_THINGS, max_per_image=20, chunk=4)
+        binary = (masks > 0).float()
+        mask_score = (masks.sigmoid() * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
+        probs, idx = torch.softmax(cls, -1)[:, :-1].flatten().topk(20)
+        labels, query = idx % C, idx // C
+        thing = labels < NUM_THINGS
+        assert torch.equal(got.labels, labels[thing])
+        assert torch.equal(got.scores, probs[thing] * mask_score[query[thing]])
+        assert torch.equal(got.masks, masks[query[thing]] > 0)
