@@ -40,7 +40,7 @@ benchmarks: setup
 	$(PY) benchmarks/inference_memory.py
 	$(PY) benchmarks/pq_throughput.py
 
-## Speed and memory side by side with mmdet's / mmseg's in-tree Mask2Former (~15-20 min; docs/performance.md).
+## Speed and memory side by side with mmdet's / mmseg's in-tree Mask2Former, 1 and 2 threads (~30-40 min; docs/performance.md).
 benchmark-openmmlab: setup
 	$(PY) benchmarks/benchmark.py
 

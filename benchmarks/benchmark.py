@@ -151,9 +151,9 @@ def _fmt_ratio(ours, ref):
 def compare(args) -> None:
     from _bench_models import save_reference_weights
     phases = [p for p in ('train', 'infer') if p in args.phases.split(',')]
-    for task in args.task:
+    for threads, task in [(t, task) for t in args.threads for task in args.task]:
         base = dict(task=task, batch=args.batch, queries=args.queries, device=args.device, amp=args.amp,
-                    threads=args.threads, steps=args.steps, warmup=args.warmup, seed=0,
+                    threads=threads, steps=args.steps, warmup=args.warmup, seed=0,
                     things=args.things, stuff=args.stuff, **TASK_DEFAULTS[task])
         for key in ('size', 'classes', 'stuff_classes'):
             if getattr(args, key) is not None and (key != 'stuff_classes' or task == 'panoptic'):
@@ -301,7 +301,11 @@ def parse_args(argv=None):
         p.add_argument('--stuff', type=int, default=2, help='stuff segments per image (semantic: more segments)')
         p.add_argument('--device', default='cpu')
         p.add_argument('--amp', choices=['none', 'float16', 'bfloat16'], default='none')
-        p.add_argument('--threads', type=int, default=os.cpu_count() or 1)
+        if p is cmp_parser:
+            p.add_argument('--threads', type=int, nargs='+', default=[1, 2],
+                           help='torch threads; each count is a side-by-side of its own (default: 1 2)')
+        else:
+            p.add_argument('--threads', type=int, default=os.cpu_count() or 1)
         p.add_argument('--steps', type=int, default=3, help='timed steps per process')
         p.add_argument('--warmup', type=int, default=1, help='untimed steps per process')
         p.add_argument('--phases', default='train,infer', help='train, infer or both (comma-separated)')
