@@ -302,7 +302,9 @@ def test_quick_ablations_and_baseline_write_the_tables(tmp_path):
     out, data, work = tmp_path / 'out', tmp_path / 'data', tmp_path / 'work'
     common = ['--quick', '--data', str(data), '--out', str(out), '--work-root', str(work)]
     variants = ['--variants', 'masked', 'unmasked', 'full_mask']
-    for extra in (['--ablations', '--seeds', '0', '1'] + variants, ['--baseline', 'mmdet', '--seeds', '0', '--reuse']):
+    record = tmp_path / 'record'
+    for extra in (['--ablations', '--seeds', '0', '1', '--record', str(record)] + variants,
+                  ['--baseline', 'mmdet', '--seeds', '0', '--reuse']):
         result = subprocess.run([sys.executable, 'tools/demo/run_demo.py'] + common + extra, cwd=REPO,
                                 capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
@@ -338,6 +340,15 @@ def test_quick_ablations_and_baseline_write_the_tables(tmp_path):
     assert '| 2 | - | - | - |' in assembled and assembled.split('| seed |')[0] == table.split('| seed |')[0]
     baseline = (out / 'baseline.md').read_text()
     assert '| m2f_mm | mmdet 3.3.0 Mask2Former |' in baseline and '| training time per iteration |' in baseline
+    # --record kept metrics and logs only; the tables rebuild from them alone
+    kept = sorted(osp.relpath(osp.join(d, f), record) for d, _, files in os.walk(record) for f in files)
+    assert len([k for k in kept if k.endswith('metrics.json')]) == 6 and len(kept) == 12, kept
+    assert all('checkpoint' not in json.loads((record / k).read_text()) for k in kept if k.endswith('metrics.json'))
+    result = subprocess.run([sys.executable, 'tools/demo/run_demo.py', '--quick', '--out', str(tmp_path / 'again'),
+                             '--work-root', str(record), '--ablations', '--finished-only', '--seeds', '0', '1']
+                            + variants, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert (tmp_path / 'again' / 'ablations.md').read_text() == table
 
 
 def test_task_and_semantic_tables_pair_by_seed():

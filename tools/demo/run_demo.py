@@ -171,7 +171,11 @@ def record(args, name: str, work_dir: str) -> None:
         return
     source, dest = osp.join(REPO, work_dir), osp.join(REPO, args.record, name)
     os.makedirs(dest, exist_ok=True)
-    shutil.copyfile(osp.join(source, 'metrics.json'), osp.join(dest, 'metrics.json'))
+    with open(osp.join(source, 'metrics.json')) as f:
+        metrics = json.load(f)
+    metrics.pop('checkpoint', None)  # a path on the machine that trained it; checkpoints are not kept
+    with open(osp.join(dest, 'metrics.json'), 'w') as f:
+        json.dump(metrics, f, indent=1)
     for scalars in glob.glob(osp.join(source, '*', 'vis_data', 'scalars.json')):
         relative = osp.relpath(scalars, source)
         os.makedirs(osp.dirname(osp.join(dest, relative)), exist_ok=True)
