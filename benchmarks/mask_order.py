@@ -1,6 +1,6 @@
 """The head's two orders of mask arithmetic side by side, in one process, alternating (A/B):
 
-    python benchmarks/mask_order.py [--config CONFIG] [--rounds 5] [--threads 1]
+    python benchmarks/mask_order.py [--config CONFIG] [--size S] [--rounds 5] [--threads 1] [--phases train,infer]
 
 Training step (forward + loss + backward): ``M2FHead.train_masks_of`` 'every_set' (every set's dense [B, Q, h, w]
 logits, as mmdet) against 'factors' (the criterion computes the logits it uses from their factors). Inference:
@@ -9,8 +9,14 @@ and inputs, synthetic GT (6 rectangles per image). Prints each round and the med
 warm-up) and their ratio. Default: the COCO R50 panoptic config at 384 px, batch 2 (the synthetic config: 192 px,
 batch 8).
 
-Measured on the 2-core CPU machine, one thread, two training runs sharing it (so only the ratios mean anything):
-R50 training 11.6 against 11.8 s (0.985x), R50 inference head 2.63 against 2.85 s (0.92x).
+Measured on the 2-core CPU machine, one thread, two training runs sharing it (so only the ratios mean anything),
+R50 panoptic, batch 2 (factors / every_set, medians after the first round):
+
+- 384 px (matching through the dense logits: 12544 points > 9216 pixels): training 11.6 against 11.8 s (0.985x),
+  inference head 2.63 against 2.85 s (0.92x);
+- ``--size 512`` (matching through the points: 16384 pixels): training 21.4 against 20.8 s (1.03x, within the
+  rounds' spread);
+- ``--size 1024`` (65536 pixels): training 91.6 against 92.5 s (0.99x).
 """
 import argparse
 import statistics
@@ -22,6 +28,10 @@ def main() -> None:
     parser.add_argument('--config', default='configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py')
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--size', type=int, help='square input side (default: 384 for COCO configs, else 192); '
+                        'above 448 px the stride-4 map has more pixels than the 12544 loss points, so the '
+                        'factored order matches through the points')
+    parser.add_argument('--phases', default='train,infer', help='train, infer or both (comma-separated)')
     args = parser.parse_args()
 
     import numpy as np
@@ -38,6 +48,7 @@ def main() -> None:
     coco = 'coco' in args.config
     things, stuff = (80, 53) if coco else (4, 3)
     size, batch = (384, 2) if coco else (192, 8)
+    size = args.size or size
     for key in ('panoptic_head', 'panoptic_fusion_head'):
         cfg.model[key].update(num_things_classes=things, num_stuff_classes=stuff)
     cfg.model.backbone.init_cfg = None
@@ -75,8 +86,11 @@ def main() -> None:
     with torch.no_grad():
         model.eval()
         feats = model.extract_feat(images)
+    phases = args.phases.split(',')
     for name, step, orders in (('training step', train_step, ('every_set', 'factors')),
                                ('inference, head', head_inference, ('every_set', 'last_set'))):
+        if ('train' if step is train_step else 'infer') not in phases:
+            continue
         times = {order: [] for order in orders}
         for r in range(args.rounds):
             for order in orders:
