@@ -117,7 +117,8 @@ def _changed(a: dict, b: dict) -> set:
 
 def test_semantic_runs_differ_from_maskformer_only_in_the_head_or_matcher():
     """MaskFormer's semantic comparisons on the synthetic set: Mask2Former, PerPixelBaseline(+) swap the
-    decode head only; fixed matching swaps the matcher only. Same data, schedule, backbone, seed."""
+    decode head only; fixed matching swaps the matcher only; the no-dropout run changes the decoder's dropout
+    only. Same data, schedule, backbone, seed."""
     from m2f_mm.config import load_resolved
     from m2f_mm.datasets.synthetic_dataset import SYNTHETIC_METAINFO
 
@@ -126,19 +127,23 @@ def test_semantic_runs_differ_from_maskformer_only_in_the_head_or_matcher():
     reference = resolved(osp.join(REPO, run_demo.CONFIGS['maskformer_semantic']))
     assert reference['model.decode_head.type'] == 'M2FMaskFormerSegHead'
     heads = {'m2f_semantic': 'M2FSegHead', 'perpixel': 'M2FPerPixelHead', 'perpixel_plus': 'M2FPerPixelPlusHead',
-             'fixed_matching': 'M2FMaskFormerSegHead'}
+             'fixed_matching': 'M2FMaskFormerSegHead', 'maskformer_no_dropout': 'M2FMaskFormerSegHead'}
+    only = {'fixed_matching': 'model.decode_head.criterion.assigner',
+            'maskformer_no_dropout': 'model.decode_head.transformer_decoder.layer_cfg.dropout'}
     assert set(heads) == set(run_demo.SEMANTIC_VARIANTS) - {'maskformer_semantic'}
     for name, head in heads.items():
         variant = resolved(osp.join(REPO, run_demo.variant_config(name)))
         changed = _changed(reference, variant)
         assert variant['model.decode_head.type'] == head
-        within = 'model.decode_head.criterion.assigner' if name == 'fixed_matching' else 'model.decode_head'
+        within = only.get(name, 'model.decode_head')
         assert changed and all(k == within or k.startswith(within + '.') for k in changed), (name, sorted(changed))
         # the per-pixel baselines keep MaskFormer's pixel decoder (and PerPixelBaseline+ its transformer)
         if name.startswith('perpixel'):
             assert not {k for k in changed if k.startswith('model.decode_head.pixel_decoder.')}
         if name == 'perpixel_plus':
             assert not {k for k in changed if k.startswith('model.decode_head.transformer_decoder.')}
+        if name == 'maskformer_no_dropout':
+            assert (reference[within], variant[within]) == (0.1, 0.0)
 
 
 def test_instance_only_run_is_the_main_model_trained_on_the_things():

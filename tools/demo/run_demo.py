@@ -71,6 +71,8 @@ SEMANTIC_VARIANTS = {
                       '-2.6 (41.9 vs 44.5)'),
     'fixed_matching': ('MaskFormer with fixed matching (query c = class c)', "criterion.assigner.type='M2FFixedMatcher'",
                        '-0.5 (43.7 vs 44.2)'),
+    'maskformer_no_dropout': ('MaskFormer without dropout in its decoder (a diagnosis, not a paper row)',
+                              'transformer_decoder.layer_cfg.dropout=0.0', None),
 }
 # One model, three tasks (Mask2Former's limitations table, COCO): the panoptic-trained runs ('masked') evaluated
 # for instances and semantics against the same model trained for that task alone.
@@ -86,6 +88,7 @@ CONFIGS = {  # the runs that are not configs/ablations/<CONFIG stem>_<name>.py
     'perpixel': 'configs/ablations/maskformer_r18-q24_1xb8-2k_synthetic-semantic_perpixel.py',
     'perpixel_plus': 'configs/ablations/maskformer_r18-q24_1xb8-2k_synthetic-semantic_perpixel-plus.py',
     'fixed_matching': 'configs/ablations/maskformer_r18-q24_1xb8-2k_synthetic-semantic_fixed-matching.py',
+    'maskformer_no_dropout': 'configs/ablations/maskformer_r18-q24_1xb8-2k_synthetic-semantic_no-dropout.py',
 }
 ALL_RUNS = {**VARIANTS, **SEMANTIC_VARIANTS, **TASK_VARIANTS}
 MAIN_PAIR = ('masked', 'unmasked')  # the per-seed table's pair
