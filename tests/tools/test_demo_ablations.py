@@ -10,6 +10,8 @@ import os.path as osp
 import subprocess
 import sys
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from mmengine.config import Config, ConfigDict
@@ -380,6 +382,33 @@ def test_task_and_semantic_tables_pair_by_seed():
     assert 'ΔmIoU' in table[0]
     row = table[3].split(' | ')
     assert row[5] == '-9.5 ± 0.7 (n=2)' and row[6] == '-5.3 (39.2 vs 44.5)' and row[7] == 'reproduces (same direction)'
+
+
+def test_semantic_table_against_maskformer_without_dropout_when_it_has_runs(tmp_path, monkeypatch):
+    """write_ablations prints the semantic rows a second time against the no-dropout MaskFormer (paired by
+    seed, hand-computed) once that run exists, and not before."""
+    monkeypatch.setattr(run_demo, 'REPO', str(tmp_path))
+    monkeypatch.setattr(run_demo, 'write_report', lambda stem, groups, table: tables.append(table))
+    import m2f_mm.visualization.curves as curves  # the curves need logs; the tables only metrics
+    monkeypatch.setattr(curves, 'plot_run_groups', lambda *args, **kwargs: None)
+    monkeypatch.setattr(report, 'curve_groups', lambda *args, **kwargs: {})
+    args = SimpleNamespace(out='out', seeds=[0, 1])
+    groups = {'maskformer_semantic': [{'seed': 0, 'mIoU': 3.0}, {'seed': 1, 'mIoU': 5.0}],
+              'fixed_matching': [{'seed': 0, 'mIoU': 88.0}, {'seed': 1, 'mIoU': 89.0}]}
+    tables = []
+    run_demo.write_ablations(args, groups, {})
+    assert run_demo.SECOND_SEMANTIC_HEADING not in tables[0]
+    groups['maskformer_no_dropout'] = [{'seed': 0, 'mIoU': 86.0}, {'seed': 1, 'mIoU': 86.0}]
+    run_demo.write_ablations(args, groups, {})
+    first, second = tables[1].split(run_demo.SECOND_SEMANTIC_HEADING)
+    rows = {line.split(' | ')[0].lstrip('| '): line.split(' | ') for line in second.splitlines() if line.startswith('| ')}
+    label = run_demo.SEMANTIC_VARIANTS
+    assert rows[label['maskformer_no_dropout'][0]][7] == 'reference'
+    assert rows[label['fixed_matching'][0]][5] == '+2.5 ± 0.7 (n=2)'  # 88-86, 89-86
+    assert rows[label['maskformer_semantic'][0]][5] == '-82.0 ± 1.4 (n=2)'  # 3-86, 5-86
+    first_rows = {line.split(' | ')[0].lstrip('| '): line.split(' | ') for line in first.splitlines()
+                  if line.startswith('| ')}
+    assert first_rows[label['fixed_matching'][0]][5] == '+84.5 ± 0.7 (n=2)'  # against the paper's MaskFormer
 
 
 @pytest.mark.slow
