@@ -28,7 +28,8 @@ mmengine's Runner it
   and DataLoader workers die with a killed trainer (``engine/data_guard.py``);
 - stops or skips a step with a non-finite loss or gradient (``nonfinite_steps``,
   ``engine/hooks/nonfinite.py``) and checks class counts against the dataset before the first step
-  (``engine/hooks/class_check.py``).
+  (``engine/hooks/class_check.py``);
+- writes the test metrics JSON once, on the main process (``engine/hooks/logger.py``).
 
 Config keys it reads (all optional): ``partial_load`` (bool), ``nonfinite_steps`` ('raise' |
 'skip'), ``<split>_dataloader.bad_samples`` ('raise' | 'skip'; validation and test always raise),
@@ -41,7 +42,7 @@ from typing import Optional
 
 import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size, is_distributed
-from mmengine.hooks import CheckpointHook
+from mmengine.hooks import CheckpointHook, LoggerHook
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import Runner
 
@@ -53,7 +54,7 @@ from .distributed import check_world_fits, collective_timeout, ddp_wrapper_cfg, 
 from .durable import write_failure_message
 from ..errors import M2FCheckpointError, M2FError
 from ..registry import register_runner
-from .hooks import M2FCheckpointHook, M2FClassCheckHook, M2FNonFiniteGuardHook, M2FWatchdogHook
+from .hooks import M2FCheckpointHook, M2FClassCheckHook, M2FLoggerHook, M2FNonFiniteGuardHook, M2FWatchdogHook
 from .resume import (capture_rng_state, check_iterations_left, config_literals, restore_rng_state, resumable_checkpoint,
                      resumed_settings, rng_states_for_rank, setting_changes, skip_trained_batches)
 
@@ -226,6 +227,8 @@ class M2FRunner(Runner):
         super().register_hooks(default_hooks, custom_hooks)
         # mmengine's CheckpointHook -> the durable one, same settings (engine/hooks/checkpoint.py)
         self._hooks = [M2FCheckpointHook.from_hook(h) if type(h) is CheckpointHook else h for h in self._hooks]
+        # mmengine's LoggerHook -> one that writes the test metrics on the main process only (engine/hooks/logger.py)
+        self._hooks = [M2FLoggerHook.from_hook(h) if type(h) is LoggerHook else h for h in self._hooks]
         present = {type(hook) for hook in self.hooks}
         if M2FNonFiniteGuardHook not in present:
             self.register_hook(M2FNonFiniteGuardHook(self.nonfinite_steps))
