@@ -67,6 +67,8 @@ def model_config(spec: dict, side: str) -> dict:
     else:
         head.num_classes = classes
         model.data_preprocessor.size = (spec['size'], spec['size'])
+    if spec.get('num_cp'):  # activation checkpointing of the first num_cp encoder layers, on both sides
+        head.pixel_decoder.encoder.num_cp = spec['num_cp']
     if side == 'ref':
         head.loss_cls.class_weight = [1.0] * classes + [0.1]
     else:

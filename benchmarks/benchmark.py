@@ -2,6 +2,7 @@
 
     python benchmarks/benchmark.py                 # compare: panoptic (mmdet) + semantic (mmseg)
     python benchmarks/benchmark.py compare --task panoptic --rounds 3 --steps 3
+    python benchmarks/benchmark.py compare --task panoptic --size 1024 --batch 1 --phases train --num-cp 6
     python benchmarks/benchmark.py fps configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py --size 384
     python benchmarks/benchmark.py profile --side ref --task panoptic [--top 25]   # where the time goes
 
@@ -160,7 +161,7 @@ def compare(args) -> None:
     phases = [p for p in ('train', 'infer') if p in args.phases.split(',')]
     for threads, task in [(t, task) for t in args.threads for task in args.task]:
         base = dict(task=task, batch=args.batch, queries=args.queries, device=args.device, amp=args.amp,
-                    threads=threads, steps=args.steps, warmup=args.warmup, seed=0,
+                    threads=threads, steps=args.steps, warmup=args.warmup, seed=0, num_cp=args.num_cp,
                     things=args.things, stuff=args.stuff, **TASK_DEFAULTS[task])
         for key in ('size', 'classes', 'stuff_classes'):
             if getattr(args, key) is not None and (key != 'stuff_classes' or task == 'panoptic'):
@@ -190,10 +191,11 @@ def _report(task, spec, results, phases, elapsed, args) -> None:
         return statistics.median(values) if values else None
 
     mem = 'peak RSS (VmHWM)' if not spec['device'].startswith('cuda') else 'max_memory_allocated'
+    checkpointing = f", encoder checkpointing {spec['num_cp']} layers" if spec.get('num_cp') else ''
     print(f"\n{task}: R50, {spec['size']}x{spec['size']}, batch {spec['batch']}, {spec['queries']} queries, "
           f"{spec['classes']} classes, {spec['things']}+{spec['stuff']} GT/image, device {spec['device']}, "
-          f"amp {spec['amp']}, {spec['threads']} threads; medians of {args.rounds} processes x {args.steps} steps "
-          f"(after {args.warmup} warm-up); {elapsed / 60:.1f} min")
+          f"amp {spec['amp']}, {spec['threads']} threads{checkpointing}; medians of {args.rounds} processes x "
+          f"{args.steps} steps (after {args.warmup} warm-up); {elapsed / 60:.1f} min")
     ref_name = REF_NAME[task]
     print(f"| | {ref_name} | m2f_mm | ratio |\n|---|---|---|---|")
     rows = []
@@ -318,6 +320,9 @@ def parse_args(argv=None):
         p.add_argument('--steps', type=int, default=3, help='timed steps per process')
         p.add_argument('--warmup', type=int, default=1, help='untimed steps per process')
         p.add_argument('--phases', default='train,infer', help='train, infer or both (comma-separated)')
+        p.add_argument('--num-cp', type=int, default=0,
+                       help='recompute the first N pixel-decoder encoder layers in backward, both sides (mmdet\'s '
+                            'needs fairscale: pip install fairscale)')
     cmp_parser.add_argument('--rounds', type=int, default=3, help='fresh processes per side and phase')
     prof_parser.add_argument('--side', choices=['ours', 'ref'], default='ours')
     prof_parser.add_argument('--top', type=int, default=0, help='also list this many torch.profiler operators')
