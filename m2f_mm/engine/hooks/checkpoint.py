@@ -20,6 +20,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from ...errors import M2FCheckpointError
 from ...registry import register_hook
+from .replacing import ReplacesHook
 from ..durable import atomic_write_text, remove_durably, remove_stale_temp_files, write_failure_message
 
 
@@ -41,15 +42,8 @@ class _DeferredRemoval:
 
 
 @register_hook
-class M2FCheckpointHook(CheckpointHook):
+class M2FCheckpointHook(ReplacesHook, CheckpointHook):
     """mmengine's ``CheckpointHook`` (same arguments) with the order of writes described above."""
-
-    @classmethod
-    def from_hook(cls, hook: CheckpointHook) -> 'M2FCheckpointHook':
-        """This hook with the settings (and priority) of an already built ``CheckpointHook``."""
-        durable = cls.__new__(cls)
-        durable.__dict__.update(hook.__dict__)
-        return durable
 
     def before_train(self, runner) -> None:
         super().before_train(runner)

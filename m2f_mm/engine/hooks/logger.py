@@ -11,18 +11,12 @@ from typing import Dict, Optional
 from mmengine.dist import is_main_process
 from mmengine.hooks import LoggerHook
 from ...registry import register_hook
+from .replacing import ReplacesHook
 
 
 @register_hook
-class M2FLoggerHook(LoggerHook):
+class M2FLoggerHook(ReplacesHook, LoggerHook):
     """mmengine's ``LoggerHook`` (same arguments); the test epoch's log line and JSON come from the main process."""
-
-    @classmethod
-    def from_hook(cls, hook: LoggerHook) -> 'M2FLoggerHook':
-        """This hook with the settings (and priority) of an already built ``LoggerHook``."""
-        single = cls.__new__(cls)
-        single.__dict__.update(hook.__dict__)
-        return single
 
     def after_test_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
         if is_main_process():
