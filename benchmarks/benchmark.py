@@ -274,7 +274,8 @@ def profile(args) -> None:
     task = args.task[0]
     spec = dict(task=task, batch=args.batch, queries=args.queries, device=args.device, amp=args.amp,
                 threads=args.threads, steps=args.steps, warmup=args.warmup, seed=0, things=args.things,
-                stuff=args.stuff, side=args.side, phase=args.phases.split(',')[0], **TASK_DEFAULTS[task])
+                stuff=args.stuff, side=args.side, num_cp=args.num_cp, phase=args.phases.split(',')[0],
+                **TASK_DEFAULTS[task])
     for key in ('size', 'classes', 'stuff_classes'):
         if getattr(args, key) is not None:
             spec[key] = getattr(args, key)
