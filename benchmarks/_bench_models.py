@@ -7,7 +7,10 @@ Both sides are built from their own configs with the same sizes:
 - panoptic: mmdet 3.3.0's ``mask2former_r50_8xb2-lsj-50e_coco-panoptic.py`` (batch augment to
   1024 px removed) vs our ``configs/_base_/models/m2f_r50.py``;
 - semantic: mmseg 1.2.2's ``mask2former_r50_8xb2-160k_ade20k-512x512.py`` vs our
-  ``configs/_base_/models/m2f_r50_seg.py`` (SyncBN -> BN on both, one process).
+  ``configs/_base_/models/m2f_r50_seg.py`` (SyncBN -> BN on both, one process);
+- ``model='maskformer'``: mmdet's ``maskformer_r50_ms-16xb1-75e_coco.py`` vs our
+  ``maskformer_r50.py``, mmseg's ``maskformer_r50-d32_8xb2-160k_ade20k-512x512.py`` vs our
+  ``maskformer_r50_seg.py``.
 
 Weights: the reference model is built once with a fixed seed (its head parameters nudged so no
 layer is left at zero), saved, and loaded by both sides; ours goes through
@@ -23,19 +26,28 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def reference_config_path(task: str) -> str:
-    if task == 'panoptic':
-        import mmdet
-        return osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'mask2former',
-                        'mask2former_r50_8xb2-lsj-50e_coco-panoptic.py')
-    import mmseg
-    return osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs', 'mask2former',
-                    'mask2former_r50_8xb2-160k_ade20k-512x512.py')
+REFERENCE_CONFIGS = {
+    ('mask2former', 'panoptic'): ('mmdet', 'mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'),
+    ('mask2former', 'semantic'): ('mmseg', 'mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py'),
+    ('maskformer', 'panoptic'): ('mmdet', 'maskformer/maskformer_r50_ms-16xb1-75e_coco.py'),
+    ('maskformer', 'semantic'): ('mmseg', 'maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py'),
+}
+OUR_CONFIGS = {
+    ('mask2former', 'panoptic'): 'm2f_r50.py',
+    ('mask2former', 'semantic'): 'm2f_r50_seg.py',
+    ('maskformer', 'panoptic'): 'maskformer_r50.py',
+    ('maskformer', 'semantic'): 'maskformer_r50_seg.py',
+}
 
 
-def our_config_path(task: str) -> str:
-    name = 'm2f_r50.py' if task == 'panoptic' else 'm2f_r50_seg.py'
-    return osp.join(ROOT, 'configs', '_base_', 'models', name)
+def reference_config_path(task: str, model: str = 'mask2former') -> str:
+    import importlib
+    package, name = REFERENCE_CONFIGS[model, task]
+    return osp.join(osp.dirname(importlib.import_module(package).__file__), '.mim', 'configs', name)
+
+
+def our_config_path(task: str, model: str = 'mask2former') -> str:
+    return osp.join(ROOT, 'configs', '_base_', 'models', OUR_CONFIGS[model, task])
 
 
 def _num_classes(spec: dict) -> Tuple[int, int]:
@@ -48,7 +60,8 @@ def _num_classes(spec: dict) -> Tuple[int, int]:
 def model_config(spec: dict, side: str) -> dict:
     """The ``model`` config of one side, resized to the benchmark's settings."""
     from mmengine.config import Config
-    path = reference_config_path(spec['task']) if side == 'ref' else our_config_path(spec['task'])
+    arch = spec.get('model', 'mask2former')
+    path = reference_config_path(spec['task'], arch) if side == 'ref' else our_config_path(spec['task'], arch)
     model = copy.deepcopy(Config.fromfile(path).model)
     model.backbone.init_cfg = None  # no download: the weights come from the saved file
     model.backbone.norm_cfg = dict(type='BN', requires_grad=False)
@@ -67,6 +80,8 @@ def model_config(spec: dict, side: str) -> dict:
     else:
         head.num_classes = classes
         model.data_preprocessor.size = (spec['size'], spec['size'])
+    if spec.get('num_cp') and arch != 'mask2former':
+        raise SystemExit('--num-cp applies to Mask2Former\'s MSDeformAttn encoder only')
     if spec.get('num_cp'):  # activation checkpointing of the first num_cp encoder layers, on both sides
         head.pixel_decoder.encoder.num_cp = spec['num_cp']
     if side == 'ref':

@@ -1,6 +1,7 @@
 """Speed and memory of m2f_mm against OpenMMLab's in-tree Mask2Former, side by side; and an fps mode.
 
     python benchmarks/benchmark.py                 # compare: panoptic (mmdet) + semantic (mmseg)
+    python benchmarks/benchmark.py compare --model maskformer   # MaskFormer against mmdet's / mmseg's
     python benchmarks/benchmark.py compare --task panoptic --rounds 3 --steps 3
     python benchmarks/benchmark.py compare --task panoptic --size 1024 --batch 1 --phases train --num-cp 6
     python benchmarks/benchmark.py fps configs/m2f_r50_8xb2-lsj-50e_coco-panoptic.py --size 384
@@ -160,8 +161,8 @@ def compare(args) -> None:
     from _bench_models import save_reference_weights
     phases = [p for p in ('train', 'infer') if p in args.phases.split(',')]
     for threads, task in [(t, task) for t in args.threads for task in args.task]:
-        base = dict(task=task, batch=args.batch, queries=args.queries, device=args.device, amp=args.amp,
-                    threads=threads, steps=args.steps, warmup=args.warmup, seed=0, num_cp=args.num_cp,
+        base = dict(task=task, model=args.model, batch=args.batch, queries=args.queries, device=args.device,
+                    amp=args.amp, threads=threads, steps=args.steps, warmup=args.warmup, seed=0, num_cp=args.num_cp,
                     things=args.things, stuff=args.stuff, **TASK_DEFAULTS[task])
         for key in ('size', 'classes', 'stuff_classes'):
             if getattr(args, key) is not None and (key != 'stuff_classes' or task == 'panoptic'):
@@ -192,7 +193,8 @@ def _report(task, spec, results, phases, elapsed, args) -> None:
 
     mem = 'peak RSS (VmHWM)' if not spec['device'].startswith('cuda') else 'max_memory_allocated'
     checkpointing = f", encoder checkpointing {spec['num_cp']} layers" if spec.get('num_cp') else ''
-    print(f"\n{task}: R50, {spec['size']}x{spec['size']}, batch {spec['batch']}, {spec['queries']} queries, "
+    model = 'MaskFormer' if spec.get('model') == 'maskformer' else 'Mask2Former'
+    print(f"\n{model} {task}: R50, {spec['size']}x{spec['size']}, batch {spec['batch']}, {spec['queries']} queries, "
           f"{spec['classes']} classes, {spec['things']}+{spec['stuff']} GT/image, device {spec['device']}, "
           f"amp {spec['amp']}, {spec['threads']} threads{checkpointing}; medians of {args.rounds} processes x "
           f"{args.steps} steps (after {args.warmup} warm-up); {elapsed / 60:.1f} min")
@@ -272,8 +274,8 @@ def profile(args) -> None:
     import torch
     from _bench_models import save_reference_weights
     task = args.task[0]
-    spec = dict(task=task, batch=args.batch, queries=args.queries, device=args.device, amp=args.amp,
-                threads=args.threads, steps=args.steps, warmup=args.warmup, seed=0, things=args.things,
+    spec = dict(task=task, model=args.model, batch=args.batch, queries=args.queries, device=args.device,
+                amp=args.amp, threads=args.threads, steps=args.steps, warmup=args.warmup, seed=0, things=args.things,
                 stuff=args.stuff, side=args.side, num_cp=args.num_cp, phase=args.phases.split(',')[0],
                 **TASK_DEFAULTS[task])
     for key in ('size', 'classes', 'stuff_classes'):
@@ -304,6 +306,8 @@ def parse_args(argv=None):
     prof_parser = sub.add_parser('profile', help='where one side spends its step: module timers (+ top operators)')
     for p in (cmp_parser, prof_parser):
         p.add_argument('--task', nargs='+', choices=['panoptic', 'semantic'], default=['panoptic', 'semantic'])
+        p.add_argument('--model', choices=['mask2former', 'maskformer'], default='mask2former',
+                       help='the architecture on both sides (default mask2former)')
         p.add_argument('--size', type=int, help='square input side (default 384 panoptic, 512 semantic)')
         p.add_argument('--batch', type=int, default=2)
         p.add_argument('--queries', type=int, default=100)

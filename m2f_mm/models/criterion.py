@@ -67,6 +67,12 @@ def sigmoid_focal_loss(point_logits: Tensor, point_targets: Tensor, num_masks: f
     ``focal = alpha_t (1 - p_t)^gamma BCE``, ``p_t = p t + (1 - p)(1 - t)``,
     ``alpha_t = alpha t + (1 - alpha)(1 - t)``.
 
+    MaskFormer evaluates it on every pixel of every matched mask (P = H x W), where the textbook
+    expression keeps about eight ``[M, P]`` fp32 temporaries alive for backward. This one is fused:
+    the forward sums it block by block and the backward writes the closed-form gradient block by
+    block, so nothing but the inputs is kept and each block stays in cache (the memory footprint of
+    mmcv's CUDA ``sigmoid_focal_loss``, which mmdet's MaskFormer uses on GPU, on every device).
+
     Args:
         point_logits: ``Tensor[M, P]``; point_targets: ``Tensor[M, P]`` in ``[0, 1]``.
         num_masks: normaliser (GT count averaged over ranks).
@@ -74,13 +80,79 @@ def sigmoid_focal_loss(point_logits: Tensor, point_targets: Tensor, num_masks: f
     Returns:
         fp32 scalar.
     """
-    logits, targets = point_logits.float(), point_targets.float()
+    if point_targets.requires_grad:  # never the case in training; keep exact autograd for it
+        return _sigmoid_focal_loss_sum_unfused(point_logits, point_targets, alpha, gamma) / (
+            num_masks * max(point_logits.shape[1], 1))
+    total = _FusedSigmoidFocalLossSum.apply(point_logits, point_targets, float(alpha), float(gamma))
+    return total / (num_masks * max(point_logits.shape[1], 1))
+
+
+def _sigmoid_focal_loss_sum_unfused(logits: Tensor, targets: Tensor, alpha: float, gamma: float) -> Tensor:
+    logits, targets = logits.float(), targets.float()
     probs = logits.sigmoid()
     bce = F.binary_cross_entropy_with_logits(logits, targets, reduction='none')
     p_t = probs * targets + (1 - probs) * (1 - targets)
     alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
-    loss = alpha_t * (1 - p_t).pow(gamma) * bce
-    return loss.sum() / (num_masks * max(point_logits.shape[1], 1))
+    return (alpha_t * (1 - p_t).pow(gamma) * bce).sum()
+
+
+# Elements per block of the fused focal loss: 2^16 fp32 values (256 KiB) per temporary fit in L2.
+_FOCAL_BLOCK = 1 << 16
+
+
+def _focal_loss_and_grad(logits: Tensor, targets: Tensor, alpha: float, gamma: float,
+                         need_grad: bool) -> Tuple[Tensor, Optional[Tensor]]:
+    """Sum of the focal loss over one flat block and, if asked, its elementwise gradient.
+
+    ``d focal / dx = alpha_t [(1 - p_t)^gamma (p - t) - gamma (1 - p_t)^(gamma - 1) (2t - 1) p (1 - p) BCE]``
+    (``dp/dx = p(1 - p)``, ``dp_t/dx = (2t - 1) p(1 - p)``, ``dBCE/dx = p - t``).
+    """
+    x, t = logits.float(), targets.float()
+    p = x.sigmoid()
+    bce = F.binary_cross_entropy_with_logits(x, t, reduction='none')
+    one_minus_pt = p + t - 2 * p * t  # 1 - (p t + (1 - p)(1 - t))
+    alpha_t = (1 - alpha) + (2 * alpha - 1) * t
+    modulator = one_minus_pt.pow(gamma)
+    loss = (alpha_t * modulator * bce).sum()
+    if not need_grad:
+        return loss, None
+    if gamma == 2.0:
+        d_modulator = 2 * one_minus_pt
+    elif gamma == 0.0:
+        d_modulator = torch.zeros_like(one_minus_pt)
+    else:
+        d_modulator = gamma * one_minus_pt.pow(gamma - 1)
+    grad = alpha_t * (modulator * (p - t) - d_modulator * (2 * t - 1) * p * (1 - p) * bce)
+    return loss, grad
+
+
+class _FusedSigmoidFocalLossSum(torch.autograd.Function):
+    """``sum`` of the sigmoid focal loss over all elements; saves only its inputs (see
+    :func:`sigmoid_focal_loss`)."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, targets: Tensor, alpha: float, gamma: float) -> Tensor:
+        ctx.save_for_backward(logits, targets)
+        ctx.alpha, ctx.gamma = alpha, gamma
+        flat_x, flat_t = logits.reshape(-1), targets.reshape(-1)
+        total = logits.new_zeros((), dtype=torch.float32)
+        for start in range(0, flat_x.numel(), _FOCAL_BLOCK):
+            block = slice(start, start + _FOCAL_BLOCK)
+            total += _focal_loss_and_grad(flat_x[block], flat_t[block], alpha, gamma, need_grad=False)[0]
+        return total
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output: Tensor):
+        logits, targets = ctx.saved_tensors
+        grad = torch.empty_like(logits, memory_format=torch.contiguous_format)
+        flat_x, flat_t, flat_g = logits.reshape(-1), targets.reshape(-1), grad.view(-1)
+        scale = grad_output.float()
+        for start in range(0, flat_x.numel(), _FOCAL_BLOCK):
+            block = slice(start, start + _FOCAL_BLOCK)
+            flat_g[block] = _focal_loss_and_grad(flat_x[block], flat_t[block], ctx.alpha, ctx.gamma,
+                                                 need_grad=True)[1] * scale
+        return grad, None, None, None
 
 
 def dice_loss(point_logits: Tensor, point_targets: Tensor, num_masks: float,

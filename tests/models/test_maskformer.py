@@ -105,6 +105,62 @@ def test_focal_loss_and_cost_by_hand():
             assert cost[q, g].item() == pytest.approx(want, rel=1e-6)
 
 
+def _textbook_focal_sum(logits, targets, alpha, gamma):
+    # the expression as MaskFormer writes it, differentiated by autograd
+    probs = logits.sigmoid()
+    ce = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction='none')
+    p_t = probs * targets + (1 - probs) * (1 - targets)
+    return ((alpha * targets + (1 - alpha) * (1 - targets)) * (1 - p_t) ** gamma * ce).sum()
+
+
+@pytest.mark.parametrize('gamma', [2.0, 1.5, 0.0])
+def test_fused_focal_loss_value_and_gradient_equal_the_textbook_expression(gamma):
+    torch.manual_seed(0)
+    # 3 x 50001 elements: two full 2^16 blocks and a ragged one; soft targets and saturated logits
+    logits = torch.cat([torch.randn(2, 50001) * 6, torch.full((1, 50001), 40.0)]).requires_grad_()
+    targets = torch.cat([(torch.rand(1, 50001) > 0.6).float(), torch.rand(1, 50001), torch.ones(1, 50001)])
+    fused = sigmoid_focal_loss(logits, targets, num_masks=2.5, alpha=0.3, gamma=gamma)
+    (fused_grad, ) = torch.autograd.grad(fused * 7.0, logits)
+    x64 = logits.detach().double().requires_grad_()
+    want = _textbook_focal_sum(x64, targets.double(), 0.3, gamma) / (2.5 * 50001)
+    (want_grad, ) = torch.autograd.grad(want * 7.0, x64)
+    assert fused.dtype == torch.float32
+    assert fused.item() == pytest.approx(want.item(), rel=1e-5)
+    # fp32 against fp64: atol is 2e-6 of the largest gradient (7 / (2.5 * 50001))
+    torch.testing.assert_close(fused_grad.double(), want_grad, rtol=1e-4, atol=1e-10)
+
+
+def test_fused_focal_loss_keeps_only_its_inputs_for_backward():
+    # MaskFormer's loss covers every pixel of every matched mask: the textbook expression keeps
+    # several [M, P] temporaries for backward; the fused one must keep the logits and targets only.
+    logits = torch.randn(4, 3000, requires_grad=True)
+    targets = (torch.rand(4, 3000) > 0.5).float()
+
+    def saved_bytes(fn):
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel() * t.element_size()) or t,
+                                                      lambda t: t):
+            fn()
+        return sum(saved)
+
+    inputs = 2 * logits.numel() * 4
+    assert saved_bytes(lambda: sigmoid_focal_loss(logits, targets, 1.0)) <= inputs
+    assert saved_bytes(lambda: _textbook_focal_sum(logits, targets, 0.25, 2.0)) >= 4 * inputs
+
+
+def test_fused_focal_loss_under_half_precision_logits():
+    logits = (torch.randn(3, 700) * 3).half().requires_grad_()
+    targets = (torch.rand(3, 700) > 0.5).half()
+    loss = sigmoid_focal_loss(logits, targets, 3.0)
+    loss.backward()
+    want = _textbook_focal_sum(logits.detach().float(), targets.float(), 0.25, 2.0) / (3.0 * 700)
+    assert loss.dtype == torch.float32 and logits.grad.dtype == torch.float16
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    nan_logits = logits.detach().clone()
+    nan_logits[1, 5] = float('nan')
+    assert torch.isnan(sigmoid_focal_loss(nan_logits, targets, 3.0))
+
+
 def test_focal_cost_equals_mmdet_focal_loss_cost():
     from mmdet.models.task_modules.assigners.match_cost import FocalLossCost
     from mmengine.structures import InstanceData
