@@ -148,7 +148,7 @@ def test_fused_focal_loss_keeps_only_its_inputs_for_backward():
     assert saved_bytes(lambda: _textbook_focal_sum(logits, targets, 0.25, 2.0)) >= 4 * inputs
 
 
-def test_fused_focal_loss_under_half_precision_logits():
+def test_fused_focal_loss_half_precision_no_masks_and_nan():
     logits = (torch.randn(3, 700) * 3).half().requires_grad_()
     targets = (torch.rand(3, 700) > 0.5).half()
     loss = sigmoid_focal_loss(logits, targets, 3.0)
@@ -156,6 +156,10 @@ def test_fused_focal_loss_under_half_precision_logits():
     want = _textbook_focal_sum(logits.detach().float(), targets.float(), 0.25, 2.0) / (3.0 * 700)
     assert loss.dtype == torch.float32 and logits.grad.dtype == torch.float16
     assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    empty = torch.zeros(0, 700, requires_grad=True)
+    loss = sigmoid_focal_loss(empty, torch.zeros(0, 700), 1.0)
+    loss.backward()
+    assert loss.item() == 0.0 and empty.grad.shape == (0, 700)
     nan_logits = logits.detach().clone()
     nan_logits[1, 5] = float('nan')
     assert torch.isnan(sigmoid_focal_loss(nan_logits, targets, 3.0))
