@@ -69,6 +69,8 @@ def test_every_variant_is_one_switch_of_the_real_model(tmp_path):
         'queries_12': lambda h: h.num_queries == 12,
         'queries_48': lambda h: h.num_queries == 48,
         'maskformer': lambda h: type(h).__name__ == 'M2FMaskFormerHead' and h.criterion.full_mask,
+        'maskformer_no_dropout_panoptic': lambda h: type(h).__name__ == 'M2FMaskFormerHead' and {
+            layer.dropout for layer in h.transformer_decoder.layers} == {0.0},
     }
     assert set(expected) == set(VARIANTS)
     reference = _build(MAIN).state_dict()
@@ -92,7 +94,7 @@ def test_every_variant_is_one_switch_of_the_real_model(tmp_path):
             assert ours - keys == {'query_feat.weight'}
         elif name.startswith('queries_'):
             assert keys == ours  # the same parameters, other shapes: [Q, D] query tables
-        elif name == 'maskformer':
+        elif name.startswith('maskformer'):
             continue  # another head altogether; its config differs from the main job's only there (below)
         else:
             assert {k for k in ours ^ keys if not k.startswith('pixel_decoder.')} == set()
@@ -148,6 +150,17 @@ def test_semantic_runs_differ_from_maskformer_only_in_the_head_or_matcher():
             assert (reference[within], variant[within]) == (0.1, 0.0)
 
 
+def test_panoptic_maskformer_diagnosis_changes_only_the_decoder_dropout():
+    """The panoptic no-dropout run is the MaskFormer run with its DETR decoder's dropout 0.1 -> 0.0, nothing else."""
+    from m2f_mm.config import load_resolved
+    reference = _model_and_run_settings(load_resolved(osp.join(REPO, run_demo.CONFIGS['maskformer'])).to_dict())
+    variant = _model_and_run_settings(load_resolved(
+        osp.join(REPO, run_demo.variant_config('maskformer_no_dropout_panoptic'))).to_dict())
+    key = 'model.panoptic_head.transformer_decoder.layer_cfg.dropout'
+    assert _changed(reference, variant) == {key}
+    assert (reference[key], variant[key]) == (0.1, 0.0)
+
+
 def test_instance_only_run_is_the_main_model_trained_on_the_things():
     """One model, three tasks: the instance-only config trains the main job's model, schedule and optimizer on
     the COCO instances file (things only), evaluated with mask AP."""
@@ -186,18 +199,18 @@ def test_each_ablation_config_differs_from_the_main_job_only_in_its_switch():
                 'loss_masks': ('model.panoptic_head.criterion.match_on', 'model.panoptic_head.criterion.loss_on'),
                 'queries_12': 'model.panoptic_head.num_queries',
                 'queries_48': 'model.panoptic_head.num_queries',
-                'maskformer': 'model.panoptic_head'}
+                'maskformer': 'model.panoptic_head', 'maskformer_no_dropout_panoptic': 'model.panoptic_head'}
     assert run_demo.variant_config('masked') == run_demo.CONFIG
     assert set(switches) == set(VARIANTS) - {'masked'}
     for name, switch in switches.items():
         path = osp.join(REPO, run_demo.variant_config(name))
-        if name != 'maskformer':
+        if name not in run_demo.CONFIGS:
             assert osp.basename(path) == f'm2f_r18-q24_1xb8-2k_synthetic-panoptic_{name.replace("_", "-")}.py'
         variant = _model_and_run_settings(load_resolved(path).to_dict())
         changed = {k for k in set(main) | set(variant) if main.get(k, '<absent>') != variant.get(k, '<absent>')}
         keys = (switch,) if isinstance(switch, str) else switch
         assert changed and all(any(k == s or k.startswith(s + '.') for s in keys) for k in changed), (name, sorted(changed))
-        if name != 'maskformer' and (len(keys) == 1 or name.endswith('_masks')):  # the table names the same switch
+        if name not in run_demo.CONFIGS and (len(keys) == 1 or name.endswith('_masks')):  # the table names the same switch
             table_key = VARIANTS[name][1].split('=')[0]
             assert any(s.endswith(table_key) or s.endswith(table_key.rsplit('.', 1)[0]) for s in keys), (name, table_key)
 
