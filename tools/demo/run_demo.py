@@ -58,7 +58,7 @@ VARIANTS = {
     'queries_48': ('48 queries instead of 24', 'panoptic_head.num_queries=48', 'MaskFormer: more than 100 lower'),
     'maskformer': ('MaskFormer (its head; same backbone, data, schedule)', 'the MaskFormer head',
                    '-5.4 (46.5 vs 51.9, 300 vs 50 epochs)'),
-    # MaskFormer with the paper's decoder dropout relies on dropout's noise here (below); the same diagnosis as the
+    # MaskFormer with the paper's decoder dropout can rely on dropout's noise here (below); the same diagnosis as the
     # semantic table's, against the paper's Mask2Former-vs-MaskFormer figure
     'maskformer_no_dropout_panoptic': ('MaskFormer without dropout in its decoder (a diagnosis of the row above)',
                                        'the MaskFormer head, decoder dropout 0.0',
